@@ -1,0 +1,108 @@
+"""The ``wikipersona`` command line.
+
+Commands live next to the code they drive (``wiki/commands.py``, ``llm/commands.py``, ...) and are
+imported only when invoked, so ``wikipersona --help`` stays fast and one area's heavy imports
+(datasets, pyarrow) never slow another's commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from wikipersona_data import __version__
+from wikipersona_data.errors import WikipersonaError
+
+# command name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "scan": "wikipersona_data.wiki.commands:scan",
+    "show": "wikipersona_data.wiki.commands:show",
+    "llm-sim": "wikipersona_data.llm.commands:llm_sim",
+    "build": "wikipersona_data.stages.commands:build",
+    "estimate": "wikipersona_data.stages.commands:estimate",
+    "demo": "wikipersona_data.release.commands:demo",
+    "verify": "wikipersona_data.release.commands:verify",
+    "extend": "wikipersona_data.release.commands:extend",
+    "publish": "wikipersona_data.release.commands:publish",
+}
+
+SHORT_HELP: dict[str, str] = {
+    "scan": "One pass over a dump: every person page -> candidate table.",
+    "show": "Random access to one page by title (follows redirects).",
+    "llm-sim": "Run the simulated OpenAI-compatible server on loopback.",
+    "build": "Run every stage of a recipe (resumable) into a release folder.",
+    "estimate": "Count calls, tokens and cost of a recipe before spending anything.",
+    "demo": "Build the bundled demo recipe with the simulator, then load it.",
+    "verify": "Re-check a release folder (schema, counts, checksums, leaks).",
+    "extend": "Add personas to a release, paying only for new LLM calls.",
+    "publish": "Upload a release to the Hugging Face Hub and tag it vX.Y.Z.",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            return _not_yet_available(cmd_name)
+        command = getattr(module, attr, None)
+        return command if command is not None else _not_yet_available(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _not_yet_available(name: str) -> click.Command:
+    @click.command(name=name, help=SHORT_HELP.get(name, ""), context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def _cmd(args: tuple[str, ...]) -> None:
+        raise WikipersonaError(f"'wikipersona {name}' is not available in this version of wikipersona-data")
+
+    return _cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wikipersona")
+def cli() -> None:
+    """Build, verify, version and publish WikiPersona, a personalized-alignment
+    preference dataset grounded in Wikipedia."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one ``error:`` line on stderr and a non-zero exit."""
+    try:
+        result = cli.main(args=argv, prog_name="wikipersona", standalone_mode=False)
+    except WikipersonaError as err:
+        click.echo(f"error: {err}", err=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

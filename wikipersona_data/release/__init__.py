@@ -1,0 +1,1 @@
+"""The release folder: parquet export, card and manifest, verify, publish, extend."""

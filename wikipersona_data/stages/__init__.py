@@ -1,0 +1,1 @@
+"""Generation stages: personas, describe, questions, respond, judge, split, prefixes (one module each)."""

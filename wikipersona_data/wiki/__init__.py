@@ -1,0 +1,1 @@
+"""Wikipedia dumps -> Biography records: streaming, multistream index, parsing, person/living detection."""
