@@ -1,0 +1,308 @@
+"""The recipe: one declarative TOML file per dataset version (alignment-handbook style).
+
+A build is a function of (recipe, dump, LLM endpoints): the code holds no persona lists, paths, models
+or counts. Validation is strict (unknown keys are errors) because a typo in a recipe would otherwise
+silently fall back to a default and publish a different dataset. Every error is ONE line naming the
+recipe file and the key path, e.g. ``builders/demo.toml: stages.judge.model: field required``.
+
+Paths in ``[dump]`` are relative to the recipe file; ``package:demo`` names the bundled demo dump.
+The ``[filters]`` table belongs to the verification filters: if ``wikipersona_data.verify.config``
+defines ``FiltersConfig`` (a pydantic model) it validates the table, otherwise values are kept as given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wikipersona_data.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STAGE_NAMES = ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed")
+PACKAGE_PREFIX = "package:"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DumpSpec(_Strict):
+    path: str = Field(description="Dump file (.xml.bz2), relative to the recipe, or 'package:demo'.")
+    index: str = Field(description="Multistream index file, relative to the recipe, or 'package:demo'.")
+    name: str = Field(description="Dump name recorded in the manifest, e.g. 'enwiki-20261101'.")
+    date: str = Field(description="Dump date (YYYY-MM-DD), recorded in the manifest.")
+
+
+class EndpointSpec(_Strict):
+    base_url: str = Field(default="", description="'' with profile 'sim' = start an embedded simulator.")
+    profile: Literal["sim", "openai", "vllm", "ollama", "llamacpp"] = "openai"
+    api_key_env: str = "OPENAI_API_KEY"
+    alias: str | None = Field(default=None, description="Cache identity of the endpoint (defaults: 'sim' for sim).")
+    max_concurrency: int = Field(default=16, ge=1)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+class PriceSpec(_Strict):
+    """USD per 1M tokens."""
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    output: float = Field(ge=0)
+
+
+class StageSpec(_Strict):
+    endpoint: str
+    model: str
+    temperature: float = Field(default=1.0, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int = Field(default=1024, ge=1)
+    max_reasks: int = Field(default=2, ge=0, le=5)
+
+
+class EmbedSpec(_Strict):
+    endpoint: str
+    model: str
+
+
+class StagesSpec(_Strict):
+    personas: StageSpec | None = Field(default=None, description="Needed only if an axis uses auto_select.")
+    describe: StageSpec
+    questions: StageSpec
+    respond: StageSpec
+    judge: StageSpec
+    prefixes: StageSpec
+    embed: EmbedSpec
+
+
+class AutoSelectSpec(_Strict):
+    """Ask the LLM for candidate people per category; keep living, famous, evidenced ones."""
+
+    candidates: int = Field(default=5, ge=1, description="Titles asked for per category.")
+    keep: int = Field(default=1, ge=1, description="Personas kept per category.")
+    min_fame: float = Field(default=0.0, ge=0)
+
+
+class CategorySpec(_Strict):
+    name: str
+    personas: list[str] = Field(default_factory=list, description="Wikipedia titles (redirects are followed).")
+    key_terms: list[str] = Field(
+        default_factory=list, description="Words an evidence sentence must contain (auto selection); default: name."
+    )
+
+
+class AxisSpec(_Strict):
+    name: str
+    categories: list[CategorySpec] = Field(min_length=1)
+    auto_select: AutoSelectSpec | None = None
+
+    @model_validator(mode="after")
+    def _unique_categories(self) -> AxisSpec:
+        names = [c.name for c in self.categories]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate category names in axis {self.name!r}")
+        return self
+
+
+class CountsSpec(_Strict):
+    personal_questions: int = Field(default=100, ge=1)
+    divergent_questions: int = Field(default=100, ge=1)
+    question_batch: int = Field(default=20, ge=1)
+    max_question_batches: int = Field(default=0, ge=0, description="0 = 2 x the batches needed without losses.")
+    candidates_generated: int = Field(default=8, ge=2)
+    candidates_kept: int = Field(default=4, ge=2)
+    description_max_sentences: int = Field(default=80, ge=5, description="Article sentences shown to describe.")
+    inference_shots: int = Field(default=4, ge=1, description="Train pairs shown to the persona-inference call.")
+    fewshot_shots: int = Field(default=2, ge=1, description="Train (question, chosen) pairs in the few-shot prefix.")
+
+    @model_validator(mode="after")
+    def _kept_le_generated(self) -> CountsSpec:
+        if self.candidates_kept > self.candidates_generated:
+            raise ValueError("candidates_kept must be <= candidates_generated")
+        return self
+
+
+class SeedsSpec(_Strict):
+    split: int = 24
+    questions: int = 0
+    respond: int = 0
+    judge: int = 0
+    select: int = 0
+    prefixes: int = 0
+    folds: int = 0
+    sim: int = Field(default=0, description="Seed of the embedded simulator (profile 'sim' only).")
+
+
+class JudgeSpec(_Strict):
+    persona_view: Literal["name", "description", "both"] = "description"
+    rejected: Literal["random", "worst"] = "random"
+    both_orders: bool = True
+    allow_ties: bool = True
+
+
+class SplitSpec(_Strict):
+    personal_test_fraction: float = Field(default=0.5, gt=0, lt=1)
+    divergent_test_fraction: float = Field(default=0.5, gt=0, lt=1)
+    persona_folds: int = Field(default=5, ge=2)
+
+
+class Recipe(_Strict):
+    """A validated recipe. ``source`` / ``text`` / ``sha256`` are filled by :func:`load_recipe`."""
+
+    version: str
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    pretty_name: str
+    description: str = ""
+    license: str = "cc-by-sa-4.0"
+    dump: DumpSpec
+    endpoints: dict[str, EndpointSpec] = Field(min_length=1)
+    prices: dict[str, PriceSpec] = Field(default_factory=dict)
+    stages: StagesSpec
+    axes: list[AxisSpec] = Field(min_length=1)
+    counts: CountsSpec = CountsSpec()
+    seeds: SeedsSpec = SeedsSpec()
+    judge: JudgeSpec = JudgeSpec()
+    split: SplitSpec = SplitSpec()
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+    # filled by load_recipe, not part of the TOML
+    source: Path | None = Field(default=None, exclude=True)
+    text: str = Field(default="", exclude=True)
+    sha256: str = Field(default="", exclude=True)
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"must be a semantic version X.Y.Z, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Recipe:
+        for stage in STAGE_NAMES:
+            spec = getattr(self.stages, stage)
+            if spec is not None and spec.endpoint not in self.endpoints:
+                raise ValueError(f"stages.{stage}.endpoint: unknown endpoint {spec.endpoint!r}")
+        if any(a.auto_select for a in self.axes) and self.stages.personas is None:
+            raise ValueError("stages.personas: required when an axis uses auto_select")
+        names = [a.name for a in self.axes]
+        if len(set(names)) != len(names):
+            raise ValueError("axes: duplicate axis names")
+        for axis in self.axes:
+            if axis.auto_select is None and not any(c.personas for c in axis.categories):
+                raise ValueError(f"axes.{axis.name}: no personas listed and no auto_select")
+        return self
+
+    # -- derived views -------------------------------------------------
+    def stage(self, name: str) -> StageSpec:
+        spec = getattr(self.stages, name)
+        if spec is None:
+            raise ConfigError(f"{self.source}: stages.{name}: not configured")
+        return spec
+
+    def axis(self, name: str) -> AxisSpec:
+        for axis in self.axes:
+            if axis.name == name:
+                return axis
+        raise KeyError(name)
+
+    def dump_paths(self) -> tuple[Path, Path]:
+        return _resolve(self, "path"), _resolve(self, "index")
+
+
+def _resolve(recipe: Recipe, key: str) -> Path:
+    value: str = getattr(recipe.dump, key)
+    where = f"{recipe.source}: dump.{key}"
+    if value.startswith(PACKAGE_PREFIX):
+        bundle = value[len(PACKAGE_PREFIX) :]
+        if bundle != "demo":
+            raise ConfigError(f"{where}: unknown bundled dump {value!r} (known: 'package:demo')")
+        try:
+            paths = importlib.import_module("wikipersona_data.demo.paths")
+        except ModuleNotFoundError as err:
+            raise ConfigError(f"{where}: the bundled demo dump is not installed") from err
+        path = Path(paths.DEMO_DUMP if key == "path" else paths.DEMO_INDEX)
+    else:
+        base = recipe.source.parent if recipe.source else Path.cwd()
+        path = (base / value).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{where}: file not found: {path}")
+    return path
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "<root>"
+
+
+def _first_error(err: ValidationError) -> str:
+    """The first problem as 'key.path: message (got value)'; one line is enough to fix one thing at a time."""
+    first = err.errors()[0]
+    msg = first["msg"].removeprefix("Value error, ")
+    loc = _loc(first["loc"])
+    if first["type"] == "missing":
+        return f"{loc}: field required"
+    if first["type"] == "extra_forbidden":
+        return f"{loc}: unknown key"
+    if first["type"] == "value_error" and re.match(r"^[\w.]+: ", msg):  # a cross-field check names its own key
+        return msg if not first["loc"] else f"{loc}.{msg}"
+    value = first.get("input")
+    if isinstance(value, str | int | float | bool) and first["type"] != "value_error":
+        msg = f"{msg} (got {value!r})"
+    return f"{loc}: {msg}"
+
+
+def _validate_filters(recipe: Recipe, source: Path) -> None:
+    try:
+        module = importlib.import_module("wikipersona_data.verify.config")
+    except ModuleNotFoundError:
+        return
+    model = getattr(module, "FiltersConfig", None)
+    if model is None:
+        return
+    try:
+        validated = model.model_validate(recipe.filters)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: filters.{_first_error(err)}") from None
+    recipe.filters = validated.model_dump()
+
+
+def parse_recipe(text: str, source: Path) -> Recipe:
+    """Validate recipe text; ``source`` is used for messages and relative paths."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: invalid TOML: {err}") from None
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_first_error(err)}") from None
+    recipe.source = source
+    recipe.text = text
+    recipe.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    _validate_filters(recipe, source)
+    return recipe
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file, and check that the dump files it names exist."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{source}: cannot read recipe: {err}") from None
+    recipe = parse_recipe(text, source)
+    recipe.dump_paths()
+    return recipe
