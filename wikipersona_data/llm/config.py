@@ -1,0 +1,140 @@
+"""Endpoint and price configuration for the LLM client.
+
+An endpoint is *where* calls go (base URL, profile, limits, retry bounds); a price table is *what they
+cost*. Both are plain frozen values built from a recipe, so the client never reads globals and two
+endpoints serving the same model name never share cache entries unless the user gives them the same
+``alias`` on purpose.
+
+The API key is deliberately not a field: only the *name* of the environment variable is kept, and the
+client reads the variable at call time. That way no config object, repr, cache record or manifest can
+ever contain the secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from wikipersona_data.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_base_url(base_url: str) -> str:
+    """Canonical endpoint identity for the cache key.
+
+    ``HTTP://Localhost:80/v1/`` and ``http://localhost/v1`` are the same server, so they must give the
+    same key; the path keeps its case because servers route on it.
+    """
+    parts = urllib.parse.urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ConfigError(f"endpoint base_url {base_url!r} is not an http(s) URL with a host")
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise ConfigError(f"endpoint base_url {base_url!r} has an invalid port") from err
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return urllib.parse.urlunsplit((scheme, netloc, path, "", ""))
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One OpenAI-compatible server and how hard we may push it.
+
+    ``profile`` selects the server's quirks (see ``profiles.py``); ``alias`` replaces the base URL in
+    the cache key so that, e.g., a vLLM moved to a new host keeps its cache. Limits: at most
+    ``max_concurrency`` requests in flight (halved on 429 bursts, then grown back), optional ``rpm``
+    requests and ``tpm`` tokens per minute. Retries: at most ``max_attempts`` HTTP requests per call
+    and at most ``max_retry_seconds`` of waiting, whichever ends first.
+    """
+
+    name: str
+    base_url: str
+    profile: str = "openai"
+    api_key_env: str = "OPENAI_API_KEY"
+    alias: str | None = None
+    max_concurrency: int = 16
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout_s: float = 60.0
+    max_attempts: int = 6
+    max_retry_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        from wikipersona_data.llm.profiles import get_profile
+
+        get_profile(self.profile)  # unknown profile -> ConfigError naming it
+        normalise_base_url(self.base_url)
+        if self.max_concurrency < 1:
+            raise ConfigError(f"endpoint {self.name!r}: max_concurrency must be >= 1, got {self.max_concurrency}")
+        if self.max_attempts < 1:
+            raise ConfigError(f"endpoint {self.name!r}: max_attempts must be >= 1, got {self.max_attempts}")
+        for label, value in (("rpm", self.rpm), ("tpm", self.tpm)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"endpoint {self.name!r}: {label} must be > 0 or unset, got {value}")
+        if not self.timeout_s > 0 or not self.max_retry_seconds > 0:
+            raise ConfigError(f"endpoint {self.name!r}: timeout_s and max_retry_seconds must be > 0")
+        if not self.api_key_env or not self.api_key_env.replace("_", "").isalnum():
+            raise ConfigError(f"endpoint {self.name!r}: api_key_env must name an environment variable")
+
+    @property
+    def identity(self) -> str:
+        """What the cache key uses for this endpoint: the alias, else the normalised base URL."""
+        return self.alias if self.alias else normalise_base_url(self.base_url)
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per one million tokens. ``cached_input_per_m`` defaults to the input price when unknown."""
+
+    input_per_m: float
+    output_per_m: float
+    cached_input_per_m: float | None = None
+
+    def __post_init__(self) -> None:
+        for value in (self.input_per_m, self.output_per_m, self.cached_input_per_m):
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ConfigError(f"model price must be a finite non-negative number, got {value}")
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        """Cost of one call; cached prompt tokens are a subset of input tokens billed at the cached rate."""
+        cached = min(max(cached_tokens, 0), input_tokens)
+        cached_rate = self.input_per_m if self.cached_input_per_m is None else self.cached_input_per_m
+        return (
+            (input_tokens - cached) * self.input_per_m + cached * cached_rate + output_tokens * self.output_per_m
+        ) / 1e6
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """Prices per model name, supplied by the user (recipe or CLI); nothing is hard-coded here because
+    prices change and self-hosted models cost whatever the user says they cost."""
+
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+
+    def get(self, model: str) -> ModelPrice | None:
+        return self.prices.get(model)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Mapping[str, float]]) -> PriceTable:
+        """Build from ``{model: {input_per_m, output_per_m, cached_input_per_m?}}`` (a recipe table)."""
+        prices: dict[str, ModelPrice] = {}
+        for model, row in data.items():
+            unknown = set(row) - {"input_per_m", "output_per_m", "cached_input_per_m"}
+            if unknown:
+                raise ConfigError(f"price for model {model!r}: unknown field {sorted(unknown)[0]!r}")
+            try:
+                prices[model] = ModelPrice(**row)  # type: ignore[arg-type]
+            except TypeError as err:
+                raise ConfigError(f"price for model {model!r}: needs input_per_m and output_per_m") from err
+        return cls(prices)

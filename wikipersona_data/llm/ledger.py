@@ -1,0 +1,229 @@
+"""Who spent what: requests, cache hits, tokens, latency, errors and dollars per (stage, model).
+
+The ledger is the single place usage is counted, so the release manifest, the ``estimate`` command and
+the ``--max-usd`` guard all agree. Prices come from a user-supplied :class:`PriceTable`; a model
+without a price has cost ``None`` (unknown, with one warning), never a made-up number. Tokens an
+endpoint did not report are ``None``-valued calls counted in ``calls_without_usage``, never zeros.
+
+``summary()`` holds no keys, URLs or paths, so it can go straight into ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wikipersona_data.llm.config import PriceTable
+
+log = logging.getLogger(__name__)
+
+# chars per token of the estimate heuristic: OpenAI's rule of thumb for English text (~4 chars/token);
+# it over-counts code and under-counts CJK text, which is acceptable for a budget guard that also reserves
+# the full max_tokens of every call.
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per chat message
+
+
+def estimate_tokens(messages: Sequence[dict[str, Any]] | str) -> int:
+    """Rough prompt size (``ceil(chars / 4)`` plus a few tokens per message) for estimates and RPM/TPM.
+
+    Used only where the real count is not yet known: the pre-run estimate, the budget projection and the
+    TPM bucket. Real usage from the server replaces it as soon as a reply arrives.
+    """
+    if isinstance(messages, str):
+        return math.ceil(len(messages) / CHARS_PER_TOKEN)
+    total = 0
+    for message in messages:
+        content = message.get("content") or ""
+        if not isinstance(content, str):  # multi-part content: count the text parts
+            content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        total += math.ceil(len(content) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
+    return total
+
+
+@dataclass
+class _Line:
+    calls: int = 0
+    requests: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    calls_without_usage: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    cost_usd: float | None = 0.0
+    saved_usd: float | None = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        p95 = lat[min(len(lat) - 1, math.ceil(0.95 * len(lat)) - 1)] if lat else None
+        return {
+            "calls": self.calls,
+            "requests": self.requests,
+            "cache_hits": self.cache_hits,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "calls_without_usage": self.calls_without_usage,
+            "latency_s": {
+                "sum": round(sum(lat), 6),
+                "mean": round(sum(lat) / len(lat), 6) if lat else None,
+                "p95": round(p95, 6) if p95 is not None else None,
+            },
+            "errors": dict(sorted(self.errors.items())),
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+            "saved_usd": None if self.saved_usd is None else round(self.saved_usd, 6),
+        }
+
+
+def _tokens(usage: dict[str, Any] | None) -> tuple[int, int, int] | None:
+    """(input, output, cached-input) from an OpenAI usage object; None when the server sent none."""
+    if not usage or usage.get("prompt_tokens") is None:
+        return None
+    details = usage.get("prompt_tokens_details") or {}
+    return (
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+        int(details.get("cached_tokens") or 0),
+    )
+
+
+class Ledger:
+    """Counts every call by (stage, model) and prices it; ``Ledger(prices)``.
+
+    ``requests`` counts HTTP requests actually sent (retries included), so it matches what the server
+    saw; ``calls`` counts logical calls (cache hits included); ``errors`` counts failed requests and
+    rejected replies by kind (``http_429``, ``timeout``, ``invalid_json``, ...).
+    """
+
+    def __init__(self, prices: PriceTable | None = None) -> None:
+        self.prices = prices or PriceTable()
+        self._lines: dict[tuple[str, str], _Line] = {}
+        self._warned: set[str] = set()
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def _line(self, stage: str, model: str) -> _Line:
+        return self._lines.setdefault((stage, model), _Line())
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float | None:
+        """USD for these tokens, or None (with one warning per model) when the model has no price."""
+        price = self.prices.get(model)
+        if price is None:
+            if model not in self._warned:
+                self._warned.add(model)
+                log.warning("no price for model %r: its cost is reported as unknown", model)
+            return None
+        return price.cost(input_tokens, output_tokens, cached_tokens)
+
+    @property
+    def spent_usd(self) -> float:
+        """Known spend so far (unpriced models count as 0 here; the budget guard refuses them up front)."""
+        return sum(line.cost_usd or 0.0 for line in self._lines.values())
+
+    def record_request(self, stage: str, model: str) -> None:
+        """One HTTP request went out (called per attempt, before its outcome is known)."""
+        self._line(stage, model).requests += 1
+
+    def record_error(self, stage: str, model: str, kind: str) -> None:
+        self._line(stage, model).errors[kind] += 1
+
+    def record_call(
+        self,
+        stage: str,
+        model: str,
+        *,
+        usage: dict[str, Any] | None,
+        latency_s: float | None,
+        cached: bool,
+    ) -> None:
+        """One logical call got a reply, paid (``cached=False``) or replayed from the cache."""
+        line = self._line(stage, model)
+        line.calls += 1
+        tokens = _tokens(usage)
+        cost = self.cost(model, *tokens) if tokens is not None else None
+        if cached:
+            line.cache_hits += 1
+            self.cache_hits += 1
+            if tokens is not None:
+                line.saved_usd = None if cost is None or line.saved_usd is None else line.saved_usd + cost
+            return
+        self.cache_misses += 1
+        if latency_s is not None:
+            line.latencies.append(latency_s)
+        if tokens is None:
+            line.calls_without_usage += 1
+            return
+        line.input_tokens += tokens[0]
+        line.output_tokens += tokens[1]
+        line.cached_tokens += tokens[2]
+        line.cost_usd = None if cost is None or line.cost_usd is None else line.cost_usd + cost
+
+    def estimate(self, calls: Iterable[tuple[str, str, int, int]]) -> dict[str, Any]:
+        """Upper-bound plan for ``(stage, model, prompt_tokens, max_output_tokens)`` calls, before any spend.
+
+        Output is costed at ``max_output_tokens`` (the most a call can cost); a model without a price makes
+        its rows' and the total's cost ``None``.
+        """
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for stage, model, prompt_tokens, max_output in calls:
+            row = rows.setdefault(
+                (stage, model),
+                {
+                    "stage": stage,
+                    "model": model,
+                    "calls": 0,
+                    "input_tokens": 0,
+                    "max_output_tokens": 0,
+                    "cost_usd": 0.0,
+                },
+            )
+            row["calls"] += 1
+            row["input_tokens"] += prompt_tokens
+            row["max_output_tokens"] += max_output
+        total_cost: float | None = 0.0
+        for (_stage, model), row in rows.items():
+            row["cost_usd"] = self.cost(model, row["input_tokens"], row["max_output_tokens"])
+            if row["cost_usd"] is not None:
+                row["cost_usd"] = round(row["cost_usd"], 6)
+            total_cost = None if row["cost_usd"] is None or total_cost is None else total_cost + row["cost_usd"]
+        ordered = [rows[k] for k in sorted(rows)]
+        return {
+            "by_stage_model": ordered,
+            "totals": {
+                "calls": sum(r["calls"] for r in ordered),
+                "input_tokens": sum(r["input_tokens"] for r in ordered),
+                "max_output_tokens": sum(r["max_output_tokens"] for r in ordered),
+                "cost_usd": None if total_cost is None else round(total_cost, 6),
+            },
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Per stage and model, plus totals; deterministic ordering, JSON-ready, no secrets or paths."""
+        rows = []
+        total = _Line()
+        for (stage, model), line in sorted(self._lines.items()):
+            rows.append({"stage": stage, "model": model, **line.as_dict()})
+            total.calls += line.calls
+            total.requests += line.requests
+            total.cache_hits += line.cache_hits
+            total.input_tokens += line.input_tokens
+            total.output_tokens += line.output_tokens
+            total.cached_tokens += line.cached_tokens
+            total.calls_without_usage += line.calls_without_usage
+            total.latencies.extend(line.latencies)
+            total.errors.update(line.errors)
+            total.cost_usd = None if line.cost_usd is None or total.cost_usd is None else total.cost_usd + line.cost_usd
+            total.saved_usd = (
+                None if line.saved_usd is None or total.saved_usd is None else total.saved_usd + line.saved_usd
+            )
+        return {
+            "by_stage_model": rows,
+            "totals": total.as_dict(),
+            "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+        }

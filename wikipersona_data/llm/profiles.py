@@ -1,0 +1,81 @@
+"""What differs between OpenAI-compatible servers, in one table.
+
+"OpenAI-compatible" hides real differences that silently change results if ignored, so the client asks
+the endpoint's profile instead of guessing:
+
+* ``enforces_json_schema``: whether ``response_format={"type": "json_schema", ...}`` is honoured by
+  constrained decoding. Where it is not, the client instead states the schema in the system message
+  (with the marker line ``Respond with JSON for schema "<name>"``) and extracts JSON tolerantly.
+  Output is validated locally with pydantic in every case.
+* ``reports_usage``: whether token usage normally comes back. Absent usage is recorded as ``None``
+  (unknown), never ``0``.
+* ``max_tokens_param``: recipes always say ``max_tokens``; OpenAI deprecated it in favour of
+  ``max_completion_tokens`` (required by its reasoning models) while compatible servers expect
+  ``max_tokens``.
+* ``supports_seed``: ``seed`` is dropped from the request where a server rejects it (it stays in the
+  cache key: it is part of what the user asked for).
+* ``requires_key``: local servers accept any bearer token, so a dummy is sent if the variable is unset;
+  OpenAI needs the real key and the client says which variable to set.
+
+Known quirks per server (ecosystem.md section 4):
+
+* **openai**: ``seed`` is best-effort (same seed does not guarantee the same output; check
+  ``system_fingerprint``); reasoning models reject ``temperature``/``top_p`` other than default and
+  ``max_tokens``; strict schemas need ``additionalProperties: false`` and every property required.
+  ``Retry-After`` headers are sent on 429.
+* **vllm**: ``json_schema`` enforced through guided decoding (xgrammar/outlines backends); the served
+  model name is whatever ``--served-model-name`` says; no ``/v1/batches`` (``vllm run-batch`` reads the
+  same JSONL instead); usage always reported.
+* **ollama**: the OpenAI endpoint enforces ``json_schema`` locally via a grammar only since v0.5.0 and
+  Ollama Cloud accepts it *without* enforcing (ollama#12362), so we treat it as not enforced;
+  ``max_tokens`` maps to ``num_predict``; a model that is not pulled gives 404.
+* **llamacpp**: ``llama-server`` accepts ``json_schema`` but has had conversion bugs
+  (llama.cpp#11847 "Either json_schema or grammar..."), so we instruct and validate instead; the
+  ``model`` field is ignored (one model per server); usage reported for non-streamed calls.
+* **sim**: our simulator (``wikipersona_data.llm.sim``); enforces schemas unless configured not to,
+  reports usage, honours ``seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from wikipersona_data.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Capability flags of one kind of server (see the module docstring for why each matters)."""
+
+    name: str
+    enforces_json_schema: bool
+    reports_usage: bool
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"]
+    supports_seed: bool
+    requires_key: bool
+
+    def request_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Translate recipe sampling params into this server's request fields."""
+        out = {name: value for name, value in params.items() if value is not None}
+        if "max_tokens" in out and self.max_tokens_param != "max_tokens":
+            out[self.max_tokens_param] = out.pop("max_tokens")
+        if not self.supports_seed:
+            out.pop("seed", None)
+        return out
+
+
+PROFILES: dict[str, Profile] = {
+    "openai": Profile("openai", True, True, "max_completion_tokens", True, True),
+    "vllm": Profile("vllm", True, True, "max_tokens", True, False),
+    "ollama": Profile("ollama", False, True, "max_tokens", True, False),
+    "llamacpp": Profile("llamacpp", False, True, "max_tokens", True, False),
+    "sim": Profile("sim", True, True, "max_tokens", True, False),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(f"unknown endpoint profile {name!r}; choose one of {', '.join(sorted(PROFILES))}") from None
