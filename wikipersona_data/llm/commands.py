@@ -1,0 +1,115 @@
+"""``wikipersona llm-sim``: the simulator as a foreground process for the demo and manual runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import click
+
+from wikipersona_data.errors import ConfigError
+from wikipersona_data.llm.sim.config import FAULT_KINDS, JSON_STYLES, SimConfig
+
+
+@click.command(name="llm-sim")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback unless --allow-remote)."
+)
+@click.option("--port", default=0, show_default=True, type=int, help="Port; 0 picks a free one.")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added latency per request.")
+@click.option("--jitter-ms", default=0.0, show_default=True, type=float, help="Uniform ± jitter around the latency.")
+@click.option("--fault-rate", default=0.0, show_default=True, type=float, help="Probability of a fault per request.")
+@click.option(
+    "--faults", default=",".join(FAULT_KINDS), show_default=True, help="Comma-separated fault kinds to draw from."
+)
+@click.option("--script", default="", help="Comma-separated forced outcomes for the first requests, e.g. 429,ok,401.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed: same seed + same request -> same reply.")
+@click.option("--api-key-env", default=None, metavar="VAR", help="Require `Authorization: Bearer $VAR` on API calls.")
+@click.option(
+    "--json-style",
+    type=click.Choice(JSON_STYLES),
+    default="plain",
+    show_default=True,
+    help="How JSON is wrapped without response_format json_schema.",
+)
+@click.option(
+    "--no-enforce-schema", is_flag=True, help="Behave like an endpoint that accepts but does not enforce json_schema."
+)
+@click.option(
+    "--violation-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="With --no-enforce-schema: share of schema-violating replies.",
+)
+@click.option("--slow-s", default=30.0, show_default=True, type=float, help="Stall of a 'slow' fault, in seconds.")
+@click.option(
+    "--retry-after-s", default=0.05, show_default=True, type=float, help="Retry-After sent with simulated 429s."
+)
+@click.option("--allow-remote", is_flag=True, help="Permit a non-loopback --host (the simulator has no real auth).")
+def llm_sim(
+    host: str,
+    port: int,
+    latency_ms: float,
+    jitter_ms: float,
+    fault_rate: float,
+    faults: str,
+    script: str,
+    seed: int,
+    api_key_env: str | None,
+    json_style: str,
+    no_enforce_schema: bool,
+    violation_rate: float,
+    slow_s: float,
+    retry_after_s: float,
+    allow_remote: bool,
+) -> None:
+    """Run the simulated OpenAI-compatible server until SIGINT/SIGTERM.
+
+    The first stdout line is the base URL (e.g. http://127.0.0.1:PORT/v1) so a parent process can
+    read it and point OPENAI_BASE_URL at it. Streaming is not supported (400).
+    """
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {api_key_env}: environment variable is not set or empty")
+    cfg = SimConfig(
+        seed=seed,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        fault_rate=fault_rate,
+        faults=_split(faults),
+        script=_split(script),
+        retry_after_s=retry_after_s,
+        api_key=api_key,
+        json_style=json_style,
+        enforce_schema=not no_enforce_schema,
+        violation_rate=violation_rate,
+        host=host,
+        port=port,
+        allow_remote=allow_remote,
+        slow_s=slow_s,
+    )
+    asyncio.run(_serve(cfg))
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+async def _serve(cfg: SimConfig) -> None:
+    from wikipersona_data.llm.sim.server import start_runner
+
+    runner, _, base_url = await start_runner(cfg)
+    click.echo(base_url)  # the first line is the contract: flush before anything else can block
+    click.get_text_stream("stdout").flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,90 @@
+"""Settings of one simulator instance.
+
+Frozen so a running server can share it between requests without locks; everything that makes a
+response differ (seed, faults, JSON style) lives here, so two servers built from equal configs answer
+the same request body with the same bytes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from wikipersona_data.errors import ConfigError
+
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "drop", "slow", "malformed", "length", "refusal")
+"""Faults the random injector can pick; ``script`` may also use ``ok`` and ``401``."""
+
+SCRIPT_OUTCOMES: tuple[str, ...] = ("ok", "401", *FAULT_KINDS)
+JSON_STYLES: tuple[str, ...] = ("plain", "fenced", "preamble")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for names and addresses that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How the simulator behaves; see ``wikipersona llm-sim --help`` for the same knobs on the CLI."""
+
+    seed: int = 0
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    fault_rate: float = 0.0
+    faults: tuple[str, ...] = FAULT_KINDS
+    script: tuple[str, ...] = ()
+    retry_after_s: float = 0.05
+    api_key: str | None = None
+    json_style: str = "plain"
+    enforce_schema: bool = True
+    violation_rate: float = 0.0
+    models: tuple[str, ...] = ("sim-small", "sim-large", "sim-embed")
+    host: str = "127.0.0.1"
+    port: int = 0
+    allow_remote: bool = False
+    slow_s: float = 30.0
+    """How long a "slow" fault stalls: longer than any sane client timeout."""
+    served_model_suffix: str = "-2026-11"
+    """Appended to the requested model in replies, the way real endpoints report a dated snapshot."""
+    embedding_dim: int = 256
+    cache_min_tokens: int = 1024
+    """A repeated system prompt at least this long is reported as cached (OpenAI caches from 1024 tokens)."""
+
+    def __post_init__(self) -> None:
+        # Tuples may arrive as lists from callers; normalise so the config stays hashable.
+        for name in ("faults", "script", "models"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject settings that would make the simulator silently do something else than asked."""
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ConfigError(f"fault_rate must be within [0, 1], got {self.fault_rate}")
+        if not 0.0 <= self.violation_rate <= 1.0:
+            raise ConfigError(f"violation_rate must be within [0, 1], got {self.violation_rate}")
+        if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_s < 0 or self.retry_after_s < 0:
+            raise ConfigError("latency_ms, jitter_ms, slow_s and retry_after_s must not be negative")
+        for fault in self.faults:
+            if fault not in FAULT_KINDS:
+                raise ConfigError(f"unknown fault {fault!r}; known: {', '.join(FAULT_KINDS)}")
+        if self.fault_rate > 0 and not self.faults:
+            raise ConfigError("fault_rate > 0 needs at least one fault kind in faults")
+        for outcome in self.script:
+            if outcome not in SCRIPT_OUTCOMES:
+                raise ConfigError(f"unknown script outcome {outcome!r}; known: {', '.join(SCRIPT_OUTCOMES)}")
+        if self.json_style not in JSON_STYLES:
+            raise ConfigError(f"unknown json_style {self.json_style!r}; known: {', '.join(JSON_STYLES)}")
+        if not self.models:
+            raise ConfigError("models must name at least one model")
+        if not 8 <= self.embedding_dim <= 4096:
+            raise ConfigError(f"embedding_dim must be within [8, 4096], got {self.embedding_dim}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be within [0, 65535], got {self.port}")
+        if not self.allow_remote and not is_loopback_host(self.host):
+            raise ConfigError(f"refusing to listen on non-loopback host {self.host!r} without --allow-remote")

@@ -1,0 +1,88 @@
+"""The responder registry: who writes the JSON for a given structured-output schema name.
+
+Stage code teaches the simulator plausible answers (``stage_responders.py``) without touching the
+server; names without a responder get valid random JSON from ``schema_fill``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wikipersona_data.llm.sim.textgen import last_user_text, message_text
+
+SCHEMA_MARKER = re.compile(r'^\s*Respond with JSON for schema "([^"]+)"', re.MULTILINE)
+"""The line a client puts in its system message when the endpoint has no ``response_format``."""
+
+
+@dataclass
+class ResponderRequest:
+    """What a responder sees of one chat request (one choice of it when ``n`` > 1)."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    schema: dict[str, Any] | None
+    schema_name: str | None
+    rng: random.Random
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+    choice_index: int = 0
+
+    @property
+    def user_text(self) -> str:
+        """The last user message's text, where the task usually is."""
+        return last_user_text(self.messages)
+
+    @property
+    def system_text(self) -> str:
+        return "\n".join(message_text(m) for m in self.messages if m.get("role") in ("system", "developer"))
+
+
+Responder = Callable[[ResponderRequest], Any]
+
+_REGISTRY: dict[str, Responder] = {}
+
+
+def register_responder(schema_name: str) -> Callable[[Responder], Responder]:
+    """Decorator: ``fn(req) -> dict`` answers chat requests for ``schema_name`` (a later registration wins)."""
+
+    def decorate(fn: Responder) -> Responder:
+        _REGISTRY[schema_name] = fn
+        return fn
+
+    return decorate
+
+
+def unregister_responder(schema_name: str) -> None:
+    """Forget a responder (tests use it to leave the registry as they found it)."""
+    _REGISTRY.pop(schema_name, None)
+
+
+def get_responder(schema_name: str | None) -> Responder | None:
+    return _REGISTRY.get(schema_name) if schema_name else None
+
+
+def registered_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def find_schema_marker(messages: list[dict[str, Any]]) -> str | None:
+    """The schema name from a ``Respond with JSON for schema "<name>"`` line of a system/developer message."""
+    for message in messages:
+        if message.get("role") in ("system", "developer"):
+            match = SCHEMA_MARKER.search(message_text(message))
+            if match:
+                return match.group(1)
+    return None
+
+
+def load_stage_responders() -> None:
+    """Import the stage responders if that module exists yet; a bug inside it must still surface."""
+    try:
+        import wikipersona_data.llm.sim.stage_responders  # noqa: F401
+    except ModuleNotFoundError as err:
+        if err.name != "wikipersona_data.llm.sim.stage_responders":
+            raise
