@@ -208,6 +208,8 @@ class Ledger:
         rows = []
         total = _Line()
         for (stage, model), line in sorted(self._lines.items()):
+            if self.prices.get(model) is None:  # unknown price: no cost and no savings can be stated
+                line.cost_usd = line.saved_usd = None
             rows.append({"stage": stage, "model": model, **line.as_dict()})
             total.calls += line.calls
             total.requests += line.requests

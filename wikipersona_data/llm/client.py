@@ -1,0 +1,622 @@
+"""The one way stages talk to an LLM: cache -> budget -> limits -> retries -> HTTP -> cache -> parse.
+
+Usage (every stage uses exactly this)::
+
+    client = LLMClient(endpoints={"local": EndpointConfig(name="local", base_url=url, profile="vllm")},
+                       cache=CallCache(work / "cache", mode="use"), ledger=Ledger(prices), max_usd=None)
+    r = await client.chat_json(stage="describe", endpoint="local", model="m", messages=[...],
+                               schema=Description, schema_name="description",
+                               params={"temperature": 0.0, "max_tokens": 800, "seed": 7},
+                               sample_idx=0, max_reasks=2)
+    if r.ok: use(r.value)            # a validated pydantic instance
+    else: reject(r.failure)          # "invalid_json", "schema_violation: ...", "length", "refusal: ...",
+                                     # "exhausted_retries: 503", "http_400: ..."
+    await client.aclose()            # or: async with LLMClient(...) as client:
+
+Why it is built this way:
+
+* **One retry owner.** The openai SDK runs with ``max_retries=0``; :mod:`retry` (tenacity) decides, so
+  429s are seen by the adaptive limiter and attempts are bounded once, not multiplied.
+* **Nothing paid is lost, nothing failed is stored as data.** The raw JSON body is written to the cache
+  *before* it is parsed; a rerun replays it (``cached=True``) and re-parses. A reply that fails
+  validation is re-asked as a new call (``attempt`` + 1 in the key, plus a message saying what was
+  wrong), and after ``max_reasks`` the result is ``ok=False`` with the reason: never a default.
+* **The key never leaves the environment.** It is read from ``EndpointConfig.api_key_env`` at each
+  request and sent only as the ``Authorization`` header; the SDK object holds a placeholder, and server
+  messages are scrubbed of the key before they reach a log, error record or exception.
+* **Raised vs returned.** Problems every call would hit raise :class:`LLMError` at once (401 bad key,
+  403, 404 unknown model/URL, cache miss in ``only`` mode, missing key for the ``openai`` profile);
+  spending past ``max_usd`` raises :class:`BudgetExceeded` once in-flight calls have finished. Problems
+  of one request are *returned* as ``ok=False`` (400/422 for that prompt, retries exhausted, a reply
+  that never validated) so one bad row cannot abort a build of thousands.
+* **Identical concurrent calls are made once**: a second caller of an in-flight key waits for the first
+  and is served as a cache hit.
+
+Different samples of one prompt: ``sample_idx`` separates their cache entries, but a deterministic
+server (the simulator, or ``temperature=0``) answers an identical request identically, so stages that
+want distinct samples should also vary ``seed`` (or the prompt) per sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import pydantic
+from tenacity import RetryCallState
+
+from wikipersona_data.errors import BudgetExceeded, ConfigError, LLMError
+from wikipersona_data.llm.cache import CallCache, call_key
+from wikipersona_data.llm.config import EndpointConfig
+from wikipersona_data.llm.ledger import Ledger, estimate_tokens
+from wikipersona_data.llm.limits import EndpointLimits
+from wikipersona_data.llm.profiles import Profile, get_profile
+from wikipersona_data.llm.retry import ErrorInfo, RetryableCallError, classify, retry_after_seconds, retrying
+from wikipersona_data.llm.structured import (
+    Reply,
+    parse_json_reply,
+    reask_messages,
+    reply_failure,
+    schema_instruction,
+    strict_schema,
+)
+
+log = logging.getLogger(__name__)
+
+SEMANTIC_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "seed",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "reasoning_effort",
+    }
+)
+# values equal to the API default that mean "not set" (temperature/top_p are kept: servers differ on defaults)
+_NEUTRAL = {"n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": False}
+DUMMY_KEY = "sk-no-key-required"  # local servers want *a* bearer token, not a real one
+PLACEHOLDER_KEY = "sk-read-from-env-per-request"  # what the SDK object holds instead of the real key
+DEFAULT_OUTPUT_TOKENS = 1024  # budget projection for a call without max_tokens
+
+
+@dataclass(frozen=True)
+class JsonResult:
+    """Outcome of :meth:`LLMClient.chat_json`.
+
+    ``value`` is the validated pydantic instance when ``ok``; otherwise ``failure`` says why. ``call_keys``
+    lists every attempt's cache key (provenance for the row), ``raw_text`` is the last reply's text,
+    ``cached`` is True when every attempt was replayed, ``usage`` sums the attempts' reported tokens
+    (``None`` when the server reported none).
+    """
+
+    ok: bool
+    value: Any
+    failure: str | None
+    call_keys: tuple[str, ...]
+    raw_text: str | None
+    served_model: str | None
+    cached: bool
+    usage: dict[str, int] | None
+
+
+@dataclass(frozen=True)
+class TextResult:
+    """Outcome of :meth:`LLMClient.chat_text` (``text`` only when ``ok``; see :class:`JsonResult`)."""
+
+    ok: bool
+    text: str | None
+    failure: str | None
+    call_keys: tuple[str, ...]
+    served_model: str | None
+    cached: bool
+    usage: dict[str, int] | None
+    finish_reason: str | None
+
+
+@dataclass
+class _Fetched:
+    response: dict[str, Any]
+    cached: bool
+
+
+class _CallFailed(Exception):
+    """A failure of this one request (returned to the stage as ``ok=False``, not raised)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def semantic_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The sampling params that enter the cache key: known names only, unset/neutral values dropped."""
+    out: dict[str, Any] = {}
+    for name, value in (params or {}).items():
+        if name not in SEMANTIC_PARAMS:
+            raise ConfigError(f"unknown LLM param {name!r}; allowed: {', '.join(sorted(SEMANTIC_PARAMS))}")
+        if value is None or (name in _NEUTRAL and value == _NEUTRAL[name]) or (name == "stop" and not value):
+            continue
+        out[name] = value
+    if out.get("n", 1) != 1:
+        raise ConfigError("LLM param n must be 1: ask for several samples with sample_idx (one cached call each)")
+    return out
+
+
+def _sum_usage(total: dict[str, int] | None, usage: dict[str, Any] | None) -> dict[str, int] | None:
+    if not usage or usage.get("prompt_tokens") is None:
+        return total
+    total = dict(total or {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
+    total["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+    total["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+    total["cached_tokens"] += int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    return total
+
+
+class LLMClient:
+    """Chat (JSON or text) and embeddings over any OpenAI-compatible endpoint; see the module docstring."""
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, EndpointConfig],
+        cache: CallCache | None = None,
+        ledger: Ledger | None = None,
+        max_usd: float | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ConfigError("LLMClient needs at least one endpoint")
+        if max_usd is not None and not max_usd >= 0:
+            raise ConfigError(f"max_usd must be >= 0, got {max_usd}")
+        self.endpoints = dict(endpoints)
+        self.cache = cache if cache is not None else CallCache(".", mode="off")
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.max_usd = max_usd
+        self._sdk: dict[str, openai.AsyncOpenAI] = {}
+        self._limits: dict[str, EndpointLimits] = {}
+        self._pending: dict[str, asyncio.Future[_Fetched]] = {}
+        self._reserved_usd = 0.0
+        self._paid_in_flight = 0
+        self._idle: asyncio.Event | None = None
+        self._refused: str | None = None
+
+    def __repr__(self) -> str:
+        return f"LLMClient(endpoints={sorted(self.endpoints)}, cache={self.cache!r}, max_usd={self.max_usd})"
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close HTTP connections and fsync the cache (the cache's owner closes it)."""
+        for sdk in self._sdk.values():
+            await sdk.close()
+        self._sdk.clear()
+        self.cache.sync()
+
+    def limits(self, endpoint: str) -> EndpointLimits:
+        """The live limiter of an endpoint (peak concurrency, current AIMD limit) for reports and tests."""
+        ep, _ = self._endpoint(endpoint)
+        return self._limits_for(ep)
+
+    # ------------------------------------------------------------------ public calls
+    async def chat_json(
+        self,
+        *,
+        stage: str,
+        endpoint: str,
+        model: str,
+        messages: Sequence[dict[str, Any]],
+        schema: type[pydantic.BaseModel],
+        schema_name: str,
+        params: Mapping[str, Any] | None = None,
+        sample_idx: int = 0,
+        max_reasks: int = 2,
+    ) -> JsonResult:
+        """One validated JSON object, re-asking up to ``max_reasks`` times when a reply is unusable."""
+        ep, profile = self._endpoint(endpoint)
+        sem = semantic_params(params)
+        json_schema = strict_schema(schema)
+        base = [dict(m) for m in messages]
+        extra: dict[str, Any] = {}
+        if profile.enforces_json_schema:
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": json_schema, "strict": True},
+            }
+        else:
+            base = _with_instruction(base, schema_instruction(schema_name, json_schema))
+        keys: list[str] = []
+        usage: dict[str, int] | None = None
+        all_cached = True
+        conversation = base
+        failure = "no_attempt"
+        reply: Reply | None = None
+        for attempt in range(max_reasks + 1):
+            spec = {
+                "api": "chat",
+                "endpoint": ep.identity,
+                "model": model,
+                "messages": conversation,
+                "params": sem,
+                "schema": {"name": schema_name, "json": json_schema},
+                "sample_idx": sample_idx,
+                "attempt": attempt,
+            }
+            key = call_key(spec)
+            keys.append(key)
+            try:
+                fetched = await self._chat(stage, ep, profile, model, key, spec, conversation, sem, extra)
+            except _CallFailed as err:
+                return JsonResult(False, None, err.reason, tuple(keys), None, None, False, usage)
+            all_cached = all_cached and fetched.cached
+            reply = Reply.from_response(fetched.response)
+            usage = _sum_usage(usage, reply.usage)
+            value, why = parse_json_reply(reply, schema)
+            if value is not None:
+                return JsonResult(True, value, None, tuple(keys), reply.content, reply.served_model, all_cached, usage)
+            failure = why or "invalid"
+            self.ledger.record_error(stage, model, failure.split(":", 1)[0])
+            conversation = base + reask_messages(reply.content, failure)
+        raw = reply.content if reply else None
+        served = reply.served_model if reply else None
+        return JsonResult(False, None, failure, tuple(keys), raw, served, all_cached, usage)
+
+    async def chat_text(
+        self,
+        *,
+        stage: str,
+        endpoint: str,
+        model: str,
+        messages: Sequence[dict[str, Any]],
+        params: Mapping[str, Any] | None = None,
+        sample_idx: int = 0,
+        max_reasks: int = 0,
+    ) -> TextResult:
+        """Free text; truncated (``length``), refused or empty replies are failures, re-asked if allowed."""
+        ep, profile = self._endpoint(endpoint)
+        sem = semantic_params(params)
+        conversation = [dict(m) for m in messages]
+        keys: list[str] = []
+        usage: dict[str, int] | None = None
+        all_cached = True
+        failure = "no_attempt"
+        reply: Reply | None = None
+        for attempt in range(max_reasks + 1):
+            spec = {
+                "api": "chat",
+                "endpoint": ep.identity,
+                "model": model,
+                "messages": conversation,
+                "params": sem,
+                "schema": None,
+                "sample_idx": sample_idx,
+                "attempt": attempt,
+            }
+            key = call_key(spec)
+            keys.append(key)
+            try:
+                fetched = await self._chat(stage, ep, profile, model, key, spec, conversation, sem, {})
+            except _CallFailed as err:
+                return TextResult(False, None, err.reason, tuple(keys), None, False, usage, None)
+            all_cached = all_cached and fetched.cached
+            reply = Reply.from_response(fetched.response)
+            usage = _sum_usage(usage, reply.usage)
+            why = reply_failure(reply)
+            if why is None:
+                return TextResult(
+                    True, reply.content, None, tuple(keys), reply.served_model, all_cached, usage, reply.finish_reason
+                )
+            failure = why
+            self.ledger.record_error(stage, model, failure.split(":", 1)[0])
+        served = reply.served_model if reply else None
+        finish = reply.finish_reason if reply else None
+        return TextResult(False, None, failure, tuple(keys), served, all_cached, usage, finish)
+
+    async def embed(self, *, stage: str, endpoint: str, model: str, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in order. Failures raise :class:`LLMError` (there is no row to reject)."""
+        ep, _profile = self._endpoint(endpoint)
+        spec = {"api": "embed", "endpoint": ep.identity, "model": model, "input": list(texts), "attempt": 0}
+        key = call_key(spec)
+        request = {"model": model, "input": list(texts), "encoding_format": "float"}
+        prompt_tokens = sum(estimate_tokens(t) for t in texts)
+
+        async def send(sdk: openai.AsyncOpenAI, headers: dict[str, str]) -> Any:
+            return await sdk.embeddings.with_raw_response.create(**request, extra_headers=headers)
+
+        try:
+            fetched = await self._fetch(stage, ep, model, key, spec, send, prompt_tokens, 0)
+        except _CallFailed as err:
+            raise LLMError(f"embedding call of stage {stage} (model {model}) failed: {err.reason}") from None
+        data = sorted(fetched.response.get("data") or [], key=lambda item: item.get("index", 0))
+        if len(data) != len(texts):
+            raise LLMError(f"embedding endpoint {ep.name!r} returned {len(data)} vectors for {len(texts)} texts")
+        return [list(item["embedding"]) for item in data]
+
+    # ------------------------------------------------------------------ plumbing
+    def _endpoint(self, name: str) -> tuple[EndpointConfig, Profile]:
+        ep = self.endpoints.get(name)
+        if ep is None:
+            raise ConfigError(f"unknown endpoint {name!r}; configured: {', '.join(sorted(self.endpoints))}")
+        return ep, get_profile(ep.profile)
+
+    def _limits_for(self, ep: EndpointConfig) -> EndpointLimits:
+        limits = self._limits.get(ep.name)
+        if limits is None:
+            limits = EndpointLimits(ep.max_concurrency, ep.rpm, ep.tpm)
+            self._limits[ep.name] = limits
+        return limits
+
+    def _sdk_for(self, ep: EndpointConfig) -> openai.AsyncOpenAI:
+        sdk = self._sdk.get(ep.name)
+        if sdk is None:
+            sdk = openai.AsyncOpenAI(api_key=PLACEHOLDER_KEY, base_url=ep.base_url, max_retries=0, timeout=ep.timeout_s)
+            self._sdk[ep.name] = sdk
+        return sdk
+
+    def _api_key(self, ep: EndpointConfig, profile: Profile) -> str:
+        value = os.environ.get(ep.api_key_env, "").strip()
+        if value:
+            return value
+        if profile.requires_key:
+            raise LLMError(
+                f"endpoint {ep.name!r} ({ep.profile}) needs an API key: set the environment variable {ep.api_key_env}"
+            )
+        return DUMMY_KEY
+
+    def _scrub(self, text: str, ep: EndpointConfig) -> str:
+        """One line, bounded, with the API key removed (servers sometimes echo what they were sent)."""
+        key = os.environ.get(ep.api_key_env, "").strip()
+        if key:
+            text = text.replace(key, "***")
+            if len(key) > 8:
+                text = text.replace(key[-4:], "***")
+        text = " ".join(text.split())
+        return text if len(text) <= 300 else text[:299] + "…"
+
+    async def _chat(
+        self,
+        stage: str,
+        ep: EndpointConfig,
+        profile: Profile,
+        model: str,
+        key: str,
+        spec: dict[str, Any],
+        messages: list[dict[str, Any]],
+        sem: dict[str, Any],
+        extra: dict[str, Any],
+    ) -> _Fetched:
+        request = {"model": model, "messages": messages, **profile.request_params(sem), **extra}
+
+        async def send(sdk: openai.AsyncOpenAI, headers: dict[str, str]) -> Any:
+            return await sdk.chat.completions.with_raw_response.create(**request, extra_headers=headers)
+
+        max_out = int(sem.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+        return await self._fetch(stage, ep, model, key, spec, send, estimate_tokens(messages), max_out)
+
+    async def _fetch(
+        self,
+        stage: str,
+        ep: EndpointConfig,
+        model: str,
+        key: str,
+        spec: dict[str, Any],
+        send: Any,
+        prompt_tokens: int,
+        max_out: int,
+    ) -> _Fetched:
+        record = self.cache.get(key)
+        if record is not None:
+            self.ledger.record_call(stage, model, usage=record.get("usage"), latency_s=None, cached=True)
+            return _Fetched(record["response"], cached=True)
+        pending = self._pending.get(key)
+        if pending is not None:  # the same call is in flight: share its answer instead of paying twice
+            fetched = await asyncio.shield(pending)
+            self.ledger.record_call(stage, model, usage=None, latency_s=None, cached=True)
+            return _Fetched(fetched.response, cached=True)
+        if self.cache.mode == "only":
+            raise LLMError(
+                f"cache miss in --cache only mode for stage {stage} (model {model}, call {key[:12]}): "
+                "rerun with --cache use to make this call"
+            )
+        future: asyncio.Future[_Fetched] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            reserved = await self._reserve(stage, model, prompt_tokens, max_out)
+            try:
+                fetched = await self._send_with_retries(stage, ep, model, key, spec, send, prompt_tokens + max_out)
+            finally:
+                self._unreserve(reserved)
+        except BaseException as err:
+            future.set_exception(err)
+            future.exception()  # mark retrieved: nobody may be waiting
+            raise
+        else:
+            future.set_result(fetched)
+            return fetched
+        finally:
+            self._pending.pop(key, None)
+
+    async def _send_with_retries(
+        self,
+        stage: str,
+        ep: EndpointConfig,
+        model: str,
+        key: str,
+        spec: dict[str, Any],
+        send: Any,
+        estimated_tokens: int,
+    ) -> _Fetched:
+        profile = get_profile(ep.profile)
+        sdk = self._sdk_for(ep)
+        limits = self._limits_for(ep)
+        attempts = 0
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.info(
+                "stage %s model %s: %s, retrying in %.2fs (attempt %d/%d)",
+                stage, model, getattr(getattr(exc, "info", None), "kind", exc), state.upcoming_sleep,
+                state.attempt_number + 1, ep.max_attempts,
+            )  # fmt: skip
+
+        try:
+            async for attempt in retrying(
+                max_attempts=ep.max_attempts, max_seconds=ep.max_retry_seconds, before_sleep=before_sleep
+            ):
+                with attempt:
+                    attempts += 1
+                    headers = {"Authorization": f"Bearer {self._api_key(ep, profile)}"}
+                    async with limits.slot(estimated_tokens) as epoch:
+                        self.ledger.record_request(stage, model)
+                        started = time.perf_counter()
+                        try:
+                            raw = await send(sdk, headers)
+                        except openai.APIError as exc:
+                            raise self._failure(stage, ep, model, key, spec, exc, epoch, attempts) from None
+                        latency = time.perf_counter() - started
+                    try:
+                        body = json.loads(raw.content)
+                        if not isinstance(body, dict):
+                            raise ValueError("not an object")
+                    except ValueError:
+                        self.ledger.record_error(stage, model, "invalid_body")
+                        info = ErrorInfo("invalid_body", raw.status_code, True)
+                        raise RetryableCallError(info, None, "reply body is not a JSON object", attempts) from None
+                    limits.concurrency.on_success()
+        except RetryableCallError as err:
+            kind = err.info.kind.removeprefix("http_")
+            self.cache.put_error(
+                key, spec, "exhausted_retries", f"{err.info.kind}: {err.detail}", status=err.info.status
+            )
+            self.ledger.record_error(stage, model, "exhausted_retries")
+            raise _CallFailed(f"exhausted_retries: {kind}") from None
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
+        choices = body.get("choices") or [{}]
+        finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+        self.cache.put(
+            key,
+            spec,
+            body,
+            served_model=body.get("model"),
+            usage=usage,
+            finish_reason=finish,
+            latency_s=round(latency, 6),
+            http_attempts=attempts,
+            request_id=raw.request_id,
+        )
+        limits.settle_tokens(estimated_tokens, (usage or {}).get("total_tokens"))
+        self.ledger.record_call(stage, model, usage=usage, latency_s=latency, cached=False)
+        return _Fetched(body, cached=False)
+
+    def _failure(
+        self,
+        stage: str,
+        ep: EndpointConfig,
+        model: str,
+        key: str,
+        spec: dict[str, Any],
+        exc: openai.APIError,
+        epoch: int,
+        attempt: int,
+    ) -> Exception:
+        """Turn one failed HTTP attempt into: a retry, a returned per-request failure, or a raised LLMError."""
+        info = classify(exc)
+        self.ledger.record_error(stage, model, info.kind)
+        response = getattr(exc, "response", None)
+        detail = self._scrub(_server_message(exc), ep)
+        if info.status == 429:
+            self._limits_for(ep).concurrency.on_rate_limited(epoch)
+        if info.retryable:
+            wait = retry_after_seconds(response.headers if response is not None else None)
+            return RetryableCallError(info, wait, detail, attempt)
+        self.cache.put_error(key, spec, info.kind, detail, status=info.status)
+        where = f"endpoint {ep.name!r}"
+        if info.status == 401:
+            state = "is set" if os.environ.get(ep.api_key_env) else "is not set, a dummy key was sent"
+            return LLMError(
+                f"{where} rejected the API key (HTTP 401): check the key in the environment variable "
+                f"{ep.api_key_env} ({state})"
+            )
+        if info.status == 403:
+            return LLMError(
+                f"{where} denied access to model {model!r} (HTTP 403): check {ep.api_key_env}'s permissions"
+            )
+        if info.status == 404:
+            return LLMError(f"{where} has no model {model!r} or no such path (HTTP 404): {detail}")
+        if info.status in (400, 422):
+            return _CallFailed(f"{info.kind}: {detail}")
+        return LLMError(f"{where} failed for stage {stage} (model {model}): {info.kind}: {detail}")
+
+    # ------------------------------------------------------------------ budget
+    async def _reserve(self, stage: str, model: str, prompt_tokens: int, max_out: int) -> float:
+        """Project the spend of one more paid call; refuse (after draining in-flight calls) past ``max_usd``."""
+        if self.max_usd is None:
+            return 0.0
+        price = self.ledger.prices.get(model)
+        if price is None:
+            raise ConfigError(f"max_usd is set but the price table has no price for model {model!r}")
+        estimate = price.cost(prompt_tokens, max_out)
+        if self._refused is None and self.ledger.spent_usd + self._reserved_usd + estimate > self.max_usd:
+            self._refused = f"a call of stage {stage} (model {model}, estimated ${estimate:.6f})"
+        if self._refused is not None:
+            await self._drained()
+            raise BudgetExceeded(
+                f"spending cap ${self.max_usd:.4f} reached: ${self.ledger.spent_usd:.6f} spent; refused "
+                f"{self._refused} and every uncached call after it (completed calls are cached; raise --max-usd "
+                "to continue)"
+            )
+        self._reserved_usd += estimate
+        self._paid_in_flight += 1
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._idle.clear()
+        return estimate
+
+    def _unreserve(self, estimate: float) -> None:
+        if self.max_usd is None:
+            return
+        self._reserved_usd -= estimate
+        self._paid_in_flight -= 1
+        if self._paid_in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def _drained(self) -> None:
+        if self._paid_in_flight and self._idle is not None:
+            await self._idle.wait()
+
+
+def _with_instruction(messages: list[dict[str, Any]], instruction: str) -> list[dict[str, Any]]:
+    """Append the schema instruction to the first system message (or add one)."""
+    for index, message in enumerate(messages):
+        if message.get("role") == "system" and isinstance(message.get("content"), str):
+            out = list(messages)
+            out[index] = {**message, "content": f"{message['content']}\n\n{instruction}"}
+            return out
+    return [{"role": "system", "content": instruction}, *messages]
+
+
+def _server_message(exc: openai.APIError) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        message = inner.get("message")
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(exc, openai.APITimeoutError):
+        return "request timed out"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection failed or was closed"
+    return str(exc.message if hasattr(exc, "message") else exc)

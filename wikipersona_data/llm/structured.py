@@ -1,0 +1,153 @@
+"""From a raw chat completion to a validated pydantic value, or a named reason why not.
+
+Parsing is kept apart from calling: the client caches the raw response first and only then runs
+:func:`parse_json_reply`, so fixing a parser re-parses cached responses without paying again. Every
+rejection has a short, stable reason (``invalid_json``, ``schema_violation: <field>: <msg>``,
+``length``, ``refusal: <text>``, ``content_filter``, ``empty``) that ends up in the ledger and the
+stage's rejects; nothing is ever replaced by a default value.
+
+Where the server does not enforce the schema the model is *told* the schema (:func:`schema_instruction`)
+and its reply is read tolerantly: a bare JSON value, a fenced code block, or JSON after a preamble and
+before trailing chatter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+SCHEMA_MARKER = 'Respond with JSON for schema "{name}"'
+"""Agreed with the simulator: tells a non-enforcing endpoint which schema the reply must follow."""
+
+_FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
+_MAX_REASON = 300
+
+
+def strict_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The JSON schema sent as ``response_format`` (strict mode: no extra keys, every field required).
+
+    Uses the openai package's own converter so we match exactly what OpenAI's strict mode accepts.
+    """
+    from openai.lib._pydantic import to_strict_json_schema
+
+    return to_strict_json_schema(model)
+
+
+def schema_instruction(name: str, schema: dict[str, Any]) -> str:
+    """System-message block for endpoints that do not enforce ``json_schema``."""
+    return (
+        f"{SCHEMA_MARKER.format(name=name)}\n"
+        f"{json.dumps(schema, ensure_ascii=False, sort_keys=True)}\n"
+        "Reply with exactly one JSON object that validates against this schema: no prose, no code fences, "
+        "no keys other than those in the schema."
+    )
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def extract_json(text: str) -> Any:
+    """The JSON value in a reply, tolerating code fences, preambles and trailing text.
+
+    Raises ``ValueError`` when no JSON object or array can be found. Candidates are tried in order of how
+    deliberate they look: the whole text, each fenced block, then the first decodable ``{``/``[`` onwards.
+    """
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    for match in _FENCE.finditer(text):
+        try:
+            return json.loads(match.group(1).strip())
+        except ValueError:
+            continue
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[\[{]", text):
+        try:
+            value, _end = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        if isinstance(value, (dict, list)):
+            return value
+    raise ValueError("no JSON value found")
+
+
+def validation_reason(err: pydantic.ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "<root>"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return _one_line(f"schema_violation: {where}: {first.get('msg', 'invalid')}{more}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The parts of a chat completion the client needs, read from the raw JSON body."""
+
+    content: str | None
+    refusal: str | None
+    finish_reason: str | None
+    served_model: str | None
+    usage: dict[str, Any] | None
+
+    @classmethod
+    def from_response(cls, response: dict[str, Any]) -> Reply:
+        choices = response.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") or {}
+        usage = response.get("usage")
+        return cls(
+            content=message.get("content"),
+            refusal=message.get("refusal"),
+            finish_reason=choice.get("finish_reason"),
+            served_model=response.get("model"),
+            usage=usage if isinstance(usage, dict) else None,
+        )
+
+
+def reply_failure(reply: Reply) -> str | None:
+    """Why a reply cannot be used at all (before looking at its content), or None."""
+    if reply.refusal:
+        return _one_line(f"refusal: {reply.refusal}")
+    if reply.finish_reason == "length":
+        return "length"
+    if reply.finish_reason == "content_filter":
+        return "content_filter"
+    if reply.content is None or not reply.content.strip():
+        return "empty"
+    return None
+
+
+def parse_json_reply(reply: Reply, schema: type[pydantic.BaseModel]) -> tuple[pydantic.BaseModel | None, str | None]:
+    """``(value, None)`` for a usable reply, else ``(None, reason)``."""
+    failure = reply_failure(reply)
+    if failure:
+        return None, failure
+    assert reply.content is not None
+    try:
+        data = extract_json(reply.content)
+    except ValueError:
+        return None, "invalid_json"
+    try:
+        return schema.model_validate(data), None
+    except pydantic.ValidationError as err:
+        return None, validation_reason(err)
+
+
+def reask_messages(raw_text: str | None, failure: str) -> list[dict[str, str]]:
+    """What a re-ask appends: the rejected reply and why, so the model can correct itself."""
+    why = "it was cut off by the token limit" if failure == "length" else failure
+    return [
+        {"role": "assistant", "content": raw_text or ""},
+        {
+            "role": "user",
+            "content": f"Your previous reply could not be used ({why}). "
+            "Reply again with only the JSON object that follows the schema.",
+        },
+    ]
