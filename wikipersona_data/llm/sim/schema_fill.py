@@ -48,6 +48,13 @@ def check_schema(schema: Any) -> str | None:
     """None when ``schema`` is a usable JSON schema, else a one-line reason."""
     if not isinstance(schema, dict):
         return "json_schema.schema must be an object"
+    return _schema_problem(canonical(schema))
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(canonical_schema: str) -> str | None:
+    # Checking against the metaschema costs ~2 ms; clients send the same few schemas thousands of times.
+    schema = json.loads(canonical_schema)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
