@@ -1,0 +1,238 @@
+"""Render the release card (README.md) from the ``dataset_card.md`` template and the manifest.
+
+Every number on the card comes from the manifest or the written tables, never from prose, so the
+card cannot drift from the data. The YAML front matter is computed (configs that match the files,
+complete ``dataset_info`` from the pyarrow schemas and the parquet files) and parsed back with
+``huggingface_hub.DatasetCard`` before it is written, so a card the Hub cannot read never ships.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pyarrow as pa
+import yaml
+from datasets import Features
+from datasets.info import DatasetInfo, DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
+from huggingface_hub import DatasetCard
+
+from wikipersona_data.errors import ConfigError
+from wikipersona_data.release.manifest import Manifest
+from wikipersona_data.release.tables import CONFIGS, split_glob
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "dataset_card.md"
+PLACEHOLDER_REPO = "ORG/NAME"
+_EXAMPLE_CHARS = 300
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return label
+    return "1M<n<10M" if n < 10_000_000 else "n>10M"
+
+
+def front_matter(manifest: Manifest, split_bytes: dict[tuple[str, str], int]) -> dict[str, Any]:
+    """The computed part of the YAML header: configs, dataset_info and size category.
+
+    ``split_bytes`` maps (config, split) to the Arrow size of that split (``num_bytes`` as
+    ``datasets`` reports it); row counts and download sizes come from ``manifest.data.files``.
+    """
+    files = manifest.data.files
+    configs = [
+        {
+            "config_name": "pairs",
+            "default": True,
+            "data_files": [{"split": s, "path": split_glob("pairs", s)} for s in ("train", "test")],
+        },
+        {"config_name": "personas", "data_files": [{"split": "train", "path": split_glob("personas", "train")}]},
+    ]
+    infos = DatasetInfosDict()
+    for config, contract in CONFIGS.items():
+        splits = SplitDict()
+        download = 0
+        for (cfg, split), num_bytes in sorted(split_bytes.items()):
+            if cfg != config:
+                continue
+            prefix = f"data/{config}/{split}-"
+            entries = [e for path, e in files.items() if path.startswith(prefix)]
+            splits.add(SplitInfo(name=split, num_bytes=num_bytes, num_examples=sum(e.rows or 0 for e in entries)))
+            download += sum(e.bytes for e in entries)
+        infos[config] = DatasetInfo(
+            features=Features.from_arrow_schema(contract),
+            splits=splits,
+            download_size=download,
+            dataset_size=sum(s.num_bytes for s in splits.values()),
+        )
+    card_data: dict[str, Any] = {}
+    infos.to_dataset_card_data(card_data)
+    n_pairs = manifest.data.counts.get("pairs_train", 0) + manifest.data.counts.get("pairs_test", 0)
+    return {"size_categories": [size_category(n_pairs)], "configs": configs, "dataset_info": card_data["dataset_info"]}
+
+
+def render_card(
+    manifest: Manifest,
+    *,
+    pairs: dict[str, pa.Table],
+    personas: pa.Table,
+    split_bytes: dict[tuple[str, str], int],
+    charts: dict[str, str],
+    template_path: Path | None = None,
+) -> str:
+    """Return README.md text; raises ConfigError if the template is missing or renders an unreadable card."""
+    path = template_path or TEMPLATE_PATH
+    try:
+        template_text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the card template ({err.strerror})") from None
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
+    env.filters["num"] = _num
+    env.filters["cell"] = _cell
+    d = manifest.data
+    context = {
+        "d": d,
+        "tag": manifest.tag,
+        "repo_id": d.repo_id or PLACEHOLDER_REPO,
+        "computed_yaml": yaml.safe_dump(
+            front_matter(manifest, split_bytes), sort_keys=False, allow_unicode=True, width=1000
+        ).rstrip("\n"),
+        "counts": d.counts,
+        "n_pairs": d.counts.get("pairs_train", 0) + d.counts.get("pairs_test", 0),
+        "example": _example(pairs),
+        "models": [(stage, use.requested, ", ".join(use.served) or "n/a") for stage, use in sorted(d.models.items())],
+        "templates": sorted(d.templates.items()),
+        "filters": _filter_rows(d.filter_report),
+        "ledger_totals": _ledger_totals(d.ledger),
+        "ledger_tables": _ledger_tables(d.ledger),
+        "divergence": sorted(d.divergence.items()),
+        "personas": _persona_rows(personas),
+        "charts": charts,
+        "changelog": sorted(d.changelog, key=lambda e: tuple(int(x) for x in e.version.split(".")), reverse=True),
+        "endpoints": d.endpoints,
+    }
+    try:
+        text = env.from_string(template_text).render(**context)
+    except jinja2.TemplateError as err:
+        raise ConfigError(f"{path}: card template error: {err}") from None
+    _check_parses(text, path)
+    return text
+
+
+def _check_parses(text: str, template: Path) -> None:
+    data = DatasetCard(text).data.to_dict()
+    names = sorted(c.get("config_name") for c in data.get("configs") or [])
+    if names != ["pairs", "personas"]:
+        raise ConfigError(f"{template}: rendered card front matter has configs {names}, expected pairs and personas")
+
+
+def _cell(value: Any) -> str:
+    """A markdown table cell: pipes escaped, one line."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".") if value else "0"
+    return str(value)
+
+
+def _example(pairs: dict[str, pa.Table]) -> str:
+    """The first train pair as JSON, long texts cut (marked with an ellipsis) so the card stays readable."""
+    table = pairs.get("train")
+    if table is None or table.num_rows == 0:
+        table = next((t for t in pairs.values() if t.num_rows), None)
+    if table is None:
+        return "{}"
+    row = table.slice(0, 1).to_pylist()[0]
+    return json.dumps(_shorten(row), indent=2, ensure_ascii=False)
+
+
+def _shorten(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _EXAMPLE_CHARS:
+        return value[:_EXAMPLE_CHARS] + "…"
+    if isinstance(value, dict):
+        return {k: _shorten(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v) for v in value]
+    return value
+
+
+def _filter_rows(report: dict[str, dict[str, Any]]) -> list[tuple[str, str, int, int, str]]:
+    rows = []
+    for stage, filters in sorted(report.items()):
+        for name, counts in sorted(filters.items()):
+            dropped = sum(counts.dropped.values())
+            reasons = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(counts.dropped.items())) or "none"
+            rows.append((stage, name, counts.kept, dropped, reasons))
+    return rows
+
+
+def _ledger_totals(ledger: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in sorted(ledger.items()) if isinstance(v, (int, float, str))]
+
+
+def _ledger_tables(ledger: dict[str, Any]) -> list[dict[str, Any]]:
+    """Nested ledger sections ({group: {row: {metric: value}}}) as tables with one column per metric."""
+    tables = []
+    for group, section in sorted(ledger.items()):
+        if not isinstance(section, dict) or not section:
+            continue
+        rows = {name: _flatten(v) for name, v in sorted(section.items()) if isinstance(v, dict)}
+        if not rows:
+            continue
+        columns = sorted({c for metrics in rows.values() for c in metrics})
+        lines = ["| | " + " | ".join(_cell(c) for c in columns) + " |", "|---|" + "---:|" * len(columns)]
+        lines += [
+            f"| {_cell(name)} | " + " | ".join(_cell(_num(metrics.get(c, ""))) for c in columns) + " |"
+            for name, metrics in rows.items()
+        ]
+        tables.append({"title": group, "lines": lines})
+    return tables
+
+
+def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict):
+            flat.update(_flatten(item, f"{name}."))
+        elif isinstance(item, (int, float, str)):
+            flat[name] = item
+    return flat
+
+
+def _persona_rows(personas: pa.Table) -> list[dict[str, Any]]:
+    rows = personas.select(
+        ["persona_id", "name", "wiki_title", "wiki_revision_id", "wiki_url", "axes", "grounding_score", "persona_fold"]
+    ).to_pylist()
+    out = []
+    for r in sorted(rows, key=lambda r: r["name"] or ""):
+        axes = "; ".join(f"{a['axis']}: {a['category']}" for a in r["axes"] or [])
+        revision = (
+            f"[{r['wiki_revision_id']}](https://en.wikipedia.org/w/index.php?oldid={r['wiki_revision_id']})"
+            if r["wiki_revision_id"]
+            else "n/a"
+        )
+        grounding = "n/a" if r["grounding_score"] is None else f"{r['grounding_score']:.2f}"
+        out.append(
+            {
+                "name": r["name"],
+                "title": r["wiki_title"],
+                "url": r["wiki_url"],
+                "axes": axes or "none",
+                "grounding": grounding,
+                "revision": revision,
+                "fold": r["persona_fold"],
+            }
+        )
+    return out

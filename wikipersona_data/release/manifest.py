@@ -1,0 +1,229 @@
+"""The release manifest: every fact the card, ``verify`` and ``publish`` rely on, in one JSON file.
+
+It is split in two on purpose. ``data`` holds only facts that follow from the inputs (recipe, dump,
+templates, seeds, cached LLM answers, the rows themselves), so rebuilding the same recipe gives the
+same ``data`` byte for byte and ``publish`` can tell "already published" from "different content".
+``run`` holds what changes on every build (timestamps, wall time, library versions).
+
+A manifest is uploaded to a public repo, so it must never carry an API key or a path of the build
+machine: the model refuses both at construction time, not at upload time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wikipersona_data.errors import InputError
+
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+
+# A path segment starting right after a separator (start, space, quote, '=', '(' ...) that is itself
+# followed by another segment: "/home/x", "/tmp/y", 'dump = "/work/..."'. URLs do not match because
+# their "/" follows a host name character.
+_ABS_POSIX = re.compile(r"(?:^|[\s\"'=(\[,:;<>`])(/[A-Za-z0-9._~-]+/[^\s\"'`)]*)")
+_ABS_HOME = re.compile(r"(?:^|[\s\"'=(\[,;<>`])(~/[^\s\"'`)]+)")
+_ABS_WINDOWS = re.compile(r"(?:^|[\s\"'=(\[,;<>`])([A-Za-z]:\\[^\s\"'`]*)")
+_FILE_URL = re.compile(r"file://\S+")
+_KEYS = (
+    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI-style
+    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face tokens
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub tokens
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access keys
+    re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}"),  # Slack
+)
+_SECRET_FIELD_NAMES = {"api_key", "apikey", "token", "hf_token", "access_token", "secret", "password", "authorization"}
+
+
+def find_leaks(text: str) -> list[str]:
+    """Return what in ``text`` looks like a local absolute path or a credential (empty if clean).
+
+    Shared by the manifest model and ``verify`` (which re-scans the card text too), so both
+    apply the same rule.
+    """
+    found: list[str] = []
+    for pattern in (_ABS_POSIX, _ABS_HOME, _ABS_WINDOWS):
+        found += [f"absolute path {m.group(1)!r}" for m in pattern.finditer(text)]
+    found += [f"local file URL {m.group(0)!r}" for m in _FILE_URL.finditer(text)]
+    for pattern in _KEYS:
+        # never echo a credential back: show only its first characters
+        found += [f"key-looking string {m.group(0)[:6]!r}..." for m in pattern.finditer(text)]
+    return found
+
+
+def _walk(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield where, str(key)
+            if str(key).lower() in _SECRET_FIELD_NAMES and item not in (None, ""):
+                yield f"{where}.{key}", "\x00secret-field"
+            yield from _walk(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{where}[{i}]")
+
+
+def _refuse_leaks(payload: dict[str, Any], root: str) -> None:
+    for where, text in _walk(payload, root):
+        if text == "\x00secret-field":
+            raise ValueError(f"{where}: a field named like a secret cannot be part of the manifest")
+        leaks = find_leaks(text)
+        if leaks:
+            raise ValueError(f"{where}: {leaks[0]}; the manifest is published, keep it free of local paths and keys")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Recipe(_Strict):
+    name: str
+    sha256: str
+    text: str
+
+
+class Dump(_Strict):
+    name: str
+    date: str
+
+
+class Endpoint(_Strict):
+    name: str
+    profile: str
+    base_url_redacted: str  # "scheme://host" for public hosts, "local" for loopback
+
+
+class ModelUse(_Strict):
+    requested: str
+    served: list[str] = Field(default_factory=list)
+
+
+class FilterCounts(_Strict):
+    kept: int
+    dropped: dict[str, int] = Field(default_factory=dict)
+
+
+class FileEntry(_Strict):
+    sha256: str
+    bytes: int
+    rows: int | None = None
+
+
+class ChangelogEntry(_Strict):
+    version: str
+    date: str | None = None
+    summary: str
+    counts_added: dict[str, int] = Field(default_factory=dict)
+
+
+class ManifestData(_Strict):
+    """The deterministic part: equal inputs give equal ``data``."""
+
+    name: str = "WikiPersona"
+    version: str
+    recipe: Recipe
+    dump: Dump
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    models: dict[str, ModelUse] = Field(default_factory=dict)
+    templates: dict[str, str] = Field(default_factory=dict)
+    seeds: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict)
+    filter_report: dict[str, dict[str, FilterCounts]] = Field(default_factory=dict)
+    ledger: dict[str, Any] = Field(default_factory=dict)
+    divergence: dict[str, float] = Field(default_factory=dict)
+    grounding: dict[str, float] = Field(default_factory=dict)
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+    changelog: list[ChangelogEntry] = Field(default_factory=list)
+    license: str = "cc-by-sa-4.0"
+    source_url: str = "https://en.wikipedia.org"
+    repo_id: str | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        if not SEMVER.match(value):
+            raise ValueError(f"version {value!r} is not semantic (X.Y.Z)")
+        return value
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", value):
+            raise ValueError(f"repo_id {value!r} is not ORG/NAME")
+        return value
+
+
+class RunInfo(_Strict):
+    """Volatile facts of one build; excluded from content comparisons."""
+
+    built_at: str | None = None
+    wall_seconds: float | None = None
+    package_version: str | None = None
+    python: str | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+    durations: dict[str, float] = Field(default_factory=dict)
+
+
+class Manifest(_Strict):
+    data: ManifestData
+    run: RunInfo = Field(default_factory=RunInfo)
+
+    @model_validator(mode="after")
+    def _no_paths_or_keys(self) -> Manifest:
+        _refuse_leaks(self.model_dump(mode="json"), "manifest")
+        return self
+
+    @property
+    def version(self) -> str:
+        return self.data.version
+
+    @property
+    def tag(self) -> str:
+        return f"v{self.data.version}"
+
+    def data_json(self) -> str:
+        """Canonical JSON of ``data``: what "same content" means for publish."""
+        return json.dumps(self.data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def data_sha256(self) -> str:
+        return hashlib.sha256(self.data_json().encode("utf-8")).hexdigest()
+
+    def to_json(self) -> str:
+        """The manifest.json text: sorted keys, indent 2, trailing newline, stable across runs."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        """Read manifest.json; any problem becomes one line naming the file."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"{path}: manifest.json is missing") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(f"{path}: cannot read manifest ({err})") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "<root>"
+            raise InputError(f"{path}: invalid manifest at {loc}: {first['msg']}") from None
+
+
+def redact_base_url(base_url: str) -> str:
+    """``scheme://host`` for public endpoints, ``local`` for loopback, so no port/path/key is published."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if host in {"localhost", "::1"} or host.startswith("127.") or host == "0.0.0.0":
+        return "local"
+    return f"{parts.scheme}://{host}" if host else "unknown"

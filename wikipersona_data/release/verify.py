@@ -1,0 +1,421 @@
+"""Re-check a release folder before anyone trusts or uploads it.
+
+Every check is independent and reports ok/FAIL with a one-line detail, so one broken file does not
+hide the other problems. Checks that need something unreadable (no manifest, an unreadable
+parquet) fail with the reason instead of crashing. ``publish`` runs this first and refuses a
+release with any failure.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from wikipersona_data.errors import WikipersonaError
+from wikipersona_data.release.manifest import Manifest, find_leaks
+from wikipersona_data.release.tables import CONFIGS, SPLITS, schema_mismatch, split_glob
+
+PAIR_COLUMNS = ["pair_id", "persona_id", "question_id", "question_type", "axis", "prompt", "chosen", "rejected"]
+PAIR_COLUMNS += ["judge_agreement"]
+PERSONA_COLUMNS = ["persona_id", "name"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    release: Path
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def lines(self) -> list[str]:
+        width = max((len(c.name) for c in self.checks), default=0)
+        out = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<{width}}  {c.detail}" for c in self.checks]
+        verdict = "release OK" if self.ok else f"release FAILED: {len(self.failures)} of {len(self.checks)} checks"
+        return [*out, f"{verdict} ({self.release})"]
+
+
+class _Fail(Exception):
+    """A check's failure detail."""
+
+
+@dataclass
+class _Release:
+    """What the checks share: the manifest and the rows, loaded once (only the columns checks need)."""
+
+    root: Path
+    manifest: Manifest | None = None
+    manifest_error: str | None = None
+    files: dict[str, list[str]] = field(default_factory=dict)  # (config/split) -> relative parquet paths
+    pairs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    personas: list[dict[str, Any]] | None = None
+    read_errors: dict[str, str] = field(default_factory=dict)
+
+
+def verify_release(path: Path) -> VerifyReport:
+    """Run every check on the release folder at ``path``."""
+    root = Path(path)
+    report = VerifyReport(release=root)
+    if not root.is_dir():
+        report.checks.append(Check("release folder", False, f"{root} is not a directory"))
+        return report
+    rel = _load(root)
+    checks: list[tuple[str, Callable[[_Release], str]]] = [
+        ("manifest", _check_manifest),
+        ("checksums", _check_checksums),
+        ("schema", _check_schema),
+        ("row counts", _check_counts),
+        ("unique pair_id", _check_unique_ids),
+        ("personas referenced", _check_personas_exist),
+        ("message shapes", _check_shapes),
+        ("column values", _check_values),
+        ("chosen != rejected", _check_chosen_differs),
+        ("identity leaks", _check_leaks),
+        ("duplicate questions", _check_duplicate_questions),
+        ("split disjointness", _check_split_disjoint),
+        ("card", _check_card),
+        ("no paths or keys", _check_no_secrets),
+    ]
+    for name, check in checks:
+        try:
+            detail = check(rel)
+            report.checks.append(Check(name, True, detail))
+        except _Fail as err:
+            report.checks.append(Check(name, False, str(err)))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _load(root: Path) -> _Release:
+    rel = _Release(root=root)
+    try:
+        rel.manifest = Manifest.load(root / "manifest.json")
+    except WikipersonaError as err:
+        rel.manifest_error = str(err)
+    for config, splits in SPLITS.items():
+        for split in splits:
+            rel.files[f"{config}/{split}"] = sorted(
+                p.relative_to(root).as_posix() for p in root.glob(split_glob(config, split))
+            )
+    for split in SPLITS["pairs"]:
+        rows = _read(rel, f"pairs/{split}", PAIR_COLUMNS)
+        if rows is not None:
+            rel.pairs[split] = rows
+    rel.personas = _read(rel, "personas/train", PERSONA_COLUMNS)
+    return rel
+
+
+def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] | None:
+    rows: list[dict[str, Any]] = []
+    for name in rel.files[key]:
+        try:
+            rows += pq.read_table(rel.root / name, columns=columns).to_pylist()
+        except Exception as err:  # any pyarrow/OS error: the file is unusable, say which and why
+            rel.read_errors[name] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            return None
+    return rows
+
+
+def _need_manifest(rel: _Release) -> Manifest:
+    if rel.manifest is None:
+        raise _Fail("skipped: no valid manifest.json")
+    return rel.manifest
+
+
+def _need_rows(rel: _Release) -> tuple[dict[str, list[dict]], list[dict]]:
+    if rel.read_errors:
+        name, err = next(iter(rel.read_errors.items()))
+        raise _Fail(f"cannot read {name}: {err}")
+    if rel.personas is None or set(rel.pairs) != set(SPLITS["pairs"]):
+        raise _Fail("skipped: data files missing")
+    return rel.pairs, rel.personas
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def _check_manifest(rel: _Release) -> str:
+    if rel.manifest is None:
+        raise _Fail(rel.manifest_error or "manifest.json missing")
+    return f"version {rel.manifest.version}, {len(rel.manifest.data.files)} files listed"
+
+
+def _check_checksums(rel: _Release) -> str:
+    from wikipersona_data.release.writer import sha256_file
+
+    manifest = _need_manifest(rel)
+    listed = manifest.data.files
+    on_disk = {
+        p.relative_to(rel.root).as_posix()
+        for sub in ("data", "charts")
+        for p in (rel.root / sub).rglob("*")
+        if p.is_file()
+    }
+    for name, entry in sorted(listed.items()):
+        path = rel.root / name
+        if not path.is_file():
+            raise _Fail(f"{name}: listed in manifest.json but missing")
+        size = path.stat().st_size
+        if size != entry.bytes:
+            raise _Fail(f"{name}: {size} bytes, manifest says {entry.bytes} (truncated or replaced)")
+        if sha256_file(path) != entry.sha256:
+            raise _Fail(f"{name}: sha256 differs from manifest.json (file corrupted or modified)")
+    extra = sorted(on_disk - set(listed))
+    if extra:
+        raise _Fail(f"{extra[0]}: file not listed in manifest.json")
+    if not any(name.startswith("data/") for name in listed):
+        raise _Fail("manifest.json lists no data files")
+    return f"{len(listed)} files match sha256 and size"
+
+
+def _check_schema(rel: _Release) -> str:
+    checked = 0
+    for key, names in sorted(rel.files.items()):
+        config = key.split("/")[0]
+        if not names:
+            raise _Fail(f"no parquet file for {key} (expected {split_glob(*key.split('/'))})")
+        for name in names:
+            try:
+                schema = pq.read_schema(rel.root / name)
+            except Exception as err:
+                raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__})") from None
+            problem = schema_mismatch(schema, CONFIGS[config])
+            if problem:
+                raise _Fail(f"{name}: {problem}")
+            checked += 1
+    return f"{checked} parquet files have the contract columns and types"
+
+
+def _check_counts(rel: _Release) -> str:
+    manifest = _need_manifest(rel)
+    pairs, personas = _need_rows(rel)
+    for names in rel.files.values():
+        for name in names:
+            rows = pq.ParquetFile(rel.root / name).metadata.num_rows
+            listed = manifest.data.files.get(name)
+            if listed is not None and listed.rows != rows:
+                raise _Fail(f"{name}: {rows} rows, manifest says {listed.rows}")
+    counts = manifest.data.counts
+    types = Counter(r["question_type"] for rows in pairs.values() for r in rows)
+    actual = {
+        "personas": len(personas),
+        "pairs_train": len(pairs["train"]),
+        "pairs_test": len(pairs["test"]),
+        "personal": types["personal"],
+        "divergent": types["divergent"],
+    }
+    for key, value in actual.items():
+        if counts.get(key) != value:
+            raise _Fail(f"counts.{key} in manifest.json is {counts.get(key)}, data has {value}")
+    return ", ".join(f"{k} {v}" for k, v in actual.items())
+
+
+def _check_unique_ids(rel: _Release) -> str:
+    pairs, personas = _need_rows(rel)
+    seen: dict[str, str] = {}
+    for split, rows in sorted(pairs.items()):
+        for r in rows:
+            if r["pair_id"] in seen:
+                raise _Fail(f"pair_id {r['pair_id']!r} appears twice ({seen[r['pair_id']]} and {split})")
+            seen[r["pair_id"]] = split
+    dup = [pid for pid, n in Counter(p["persona_id"] for p in personas).items() if n > 1]
+    if dup:
+        raise _Fail(f"persona_id {dup[0]!r} appears twice in personas")
+    return f"{len(seen)} pair ids, {len(personas)} persona ids, all unique"
+
+
+def _check_personas_exist(rel: _Release) -> str:
+    pairs, personas = _need_rows(rel)
+    known = {p["persona_id"] for p in personas}
+    for split, rows in sorted(pairs.items()):
+        for r in rows:
+            if r["persona_id"] not in known:
+                raise _Fail(f"pair {r['pair_id']!r} ({split}) references unknown persona_id {r['persona_id']!r}")
+    return f"every pair's persona_id is in personas ({len(known)})"
+
+
+def _check_shapes(rel: _Release) -> str:
+    pairs, _ = _need_rows(rel)
+    for split, rows in sorted(pairs.items()):
+        for r in rows:
+            where = f"pair {r['pair_id']!r} ({split})"
+            prompt = r["prompt"] or []
+            if not prompt or prompt[-1]["role"] != "user" or any(m["role"] not in ("system", "user") for m in prompt):
+                raise _Fail(f"{where}: prompt must be user messages (optionally after a system message)")
+            for column in ("chosen", "rejected"):
+                messages = r[column] or []
+                if not messages or any(m["role"] != "assistant" for m in messages):
+                    raise _Fail(f"{where}: {column} must be [{{role: assistant, content}}]")
+            for column in ("prompt", "chosen", "rejected"):
+                if any(not (m["content"] or "").strip() for m in r[column]):
+                    raise _Fail(f"{where}: empty content in {column}")
+    return "prompt = user turns, chosen/rejected = assistant turns, no empty content"
+
+
+def _check_values(rel: _Release) -> str:
+    pairs, _ = _need_rows(rel)
+    for split, rows in sorted(pairs.items()):
+        for r in rows:
+            where = f"pair {r['pair_id']!r} ({split})"
+            if r["question_type"] not in ("personal", "divergent"):
+                raise _Fail(f"{where}: question_type {r['question_type']!r} is not personal or divergent")
+            if (r["question_type"] == "divergent") != bool(r["axis"]):
+                raise _Fail(f"{where}: axis {r['axis']!r} must be set exactly for divergent questions")
+            agreement = r["judge_agreement"]
+            if agreement is None or not 0.0 <= agreement <= 1.0:
+                raise _Fail(f"{where}: judge_agreement {agreement!r} is not in 0..1")
+    return "question_type, axis and judge_agreement are in range"
+
+
+def _check_chosen_differs(rel: _Release) -> str:
+    pairs, _ = _need_rows(rel)
+    for split, rows in sorted(pairs.items()):
+        for r in rows:
+            if _norm(_text(r["chosen"])) == _norm(_text(r["rejected"])):
+                raise _Fail(f"pair {r['pair_id']!r} ({split}): chosen and rejected are the same text")
+    return "chosen and rejected differ in every pair"
+
+
+def _check_leaks(rel: _Release) -> str:
+    pairs, personas = _need_rows(rel)
+    patterns = {p["persona_id"]: _name_pattern(p["name"] or "") for p in personas}
+    for split, rows in sorted(pairs.items()):
+        for r in rows:
+            pattern = patterns.get(r["persona_id"])
+            prompt = _text(r["prompt"])
+            if pattern is not None and (match := pattern.search(prompt)):
+                raise _Fail(f"pair {r['pair_id']!r} ({split}): prompt names the persona ({match.group(0)!r})")
+    return "no prompt contains its persona's name or surname"
+
+
+def _check_duplicate_questions(rel: _Release) -> str:
+    pairs, _ = _need_rows(rel)
+    for split, rows in sorted(pairs.items()):
+        seen: dict[tuple[str, str], str] = {}
+        for r in rows:
+            key = (r["persona_id"], _norm(_text(r["prompt"])))
+            if key in seen:
+                raise _Fail(
+                    f"persona {r['persona_id']!r} has the same question twice in {split} "
+                    f"(pairs {seen[key]!r} and {r['pair_id']!r})"
+                )
+            seen[key] = r["pair_id"]
+    return "no persona has a question twice within a split"
+
+
+def _check_split_disjoint(rel: _Release) -> str:
+    pairs, _ = _need_rows(rel)
+    by_question: dict[str, set[str]] = defaultdict(set)
+    for split, rows in pairs.items():
+        for r in rows:
+            by_question[r["question_id"]].add(split)
+    both = sorted(q for q, splits in by_question.items() if len(splits) > 1)
+    if both:
+        raise _Fail(f"question_id {both[0]!r} is in both train and test ({len(both)} questions overlap)")
+    return f"{len(by_question)} questions, none in both train and test"
+
+
+def _check_card(rel: _Release) -> str:
+    from huggingface_hub import DatasetCard
+
+    path = rel.root / "README.md"
+    if not path.is_file():
+        raise _Fail("README.md missing")
+    try:
+        data = DatasetCard(path.read_text(encoding="utf-8")).data.to_dict()
+    except Exception as err:
+        raise _Fail(f"README.md front matter does not parse: {str(err).splitlines()[0]}") from None
+    configs = {c.get("config_name"): c for c in data.get("configs") or []}
+    if set(configs) != {"pairs", "personas"}:
+        raise _Fail(f"README.md configs are {sorted(configs)}, expected pairs and personas")
+    if not configs["pairs"].get("default"):
+        raise _Fail("README.md: config pairs is not marked default: true")
+    for config, entry in configs.items():
+        data_files = entry.get("data_files")
+        specs = data_files if isinstance(data_files, list) else [{"split": "train", "path": data_files}]
+        declared = {s.get("split", "train"): s.get("path") for s in specs}
+        if set(declared) != set(SPLITS[config]):
+            raise _Fail(f"README.md config {config}: splits {sorted(declared)}, expected {list(SPLITS[config])}")
+        for split, pattern in declared.items():
+            patterns = pattern if isinstance(pattern, list) else [pattern]
+            matched = sorted(
+                p.relative_to(rel.root).as_posix()
+                for p in (rel.root / "data").rglob("*.parquet")
+                if any(fnmatch.fnmatchcase(p.relative_to(rel.root).as_posix(), pat) for pat in patterns)
+            )
+            if matched != rel.files[f"{config}/{split}"] or not matched:
+                raise _Fail(f"README.md config {config}/{split}: {patterns} matches {matched or 'no files'}")
+    infos = data.get("dataset_info") or []
+    infos = infos if isinstance(infos, list) else [infos]
+    for info in infos:
+        config = info.get("config_name")
+        if config not in configs:
+            raise _Fail(f"README.md dataset_info for unknown config {config!r}")
+        for split in info.get("splits") or []:
+            files = rel.files.get(f"{config}/{split.get('name')}", [])
+            rows = sum(pq.ParquetFile(rel.root / f).metadata.num_rows for f in files)
+            if split.get("num_examples") != rows:
+                raise _Fail(
+                    f"README.md dataset_info {config}/{split.get('name')}: num_examples "
+                    f"{split.get('num_examples')}, files have {rows}"
+                )
+    if {i.get("config_name") for i in infos} != set(configs):
+        raise _Fail("README.md dataset_info does not describe every config")
+    return "front matter parses; configs pairs (default) and personas match the files; dataset_info counts match"
+
+
+def _check_no_secrets(rel: _Release) -> str:
+    for name in ("manifest.json", "README.md"):
+        path = rel.root / name
+        if not path.is_file():
+            continue
+        leaks = find_leaks(path.read_text(encoding="utf-8", errors="replace"))
+        if leaks:
+            raise _Fail(f"{name}: {leaks[0]}")
+    return "manifest.json and README.md carry no absolute paths or key-looking strings"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _text(messages: list[dict] | None) -> str:
+    return "\n".join((m.get("content") or "") for m in messages or [])
+
+
+def _norm(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def _name_pattern(name: str) -> re.Pattern[str] | None:
+    """Full name, or the surname alone when it is distinctive enough (3+ letters), as whole words."""
+    parts = [p for p in re.split(r"\s+", name.strip()) if p]
+    if not parts:
+        return None
+    options = {" ".join(parts)}
+    surname = parts[-1].strip(".,")
+    if len(parts) > 1 and len(surname) >= 3:
+        options.add(surname)
+    alternatives = "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)

@@ -1,0 +1,158 @@
+"""Write a release folder (DESIGN.md 3.4): parquet shards, charts, README.md card, manifest.json.
+
+Everything is written into a temporary folder beside ``out_dir`` and renamed into place at the
+end, so a crash or a bad row never leaves a half-written folder that looks like a release. The
+same rows and manifest give byte-identical files: rows are sorted by id, parquet is written with
+fixed options (pyarrow stores no timestamps), charts drop their software tag, JSON keys are sorted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wikipersona_data.errors import InputError
+from wikipersona_data.release.card import render_card
+from wikipersona_data.release.charts import render_charts
+from wikipersona_data.release.manifest import FileEntry, Manifest
+from wikipersona_data.release.tables import DEFAULT_MAX_SHARD_BYTES, SPLITS, shard_name, to_table
+from wikipersona_data.release.versions import with_entry
+
+ROW_GROUP_SIZE = 10_000
+
+
+def write_release(
+    out_dir: Path,
+    *,
+    pairs: dict[str, list[dict]],
+    personas: list[dict],
+    manifest: Manifest,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    template_path: Path | None = None,
+) -> Path:
+    """Write the release for ``pairs`` ({"train": rows, "test": rows}) and ``personas``; return ``out_dir``.
+
+    Counts of what is in the files (personas, pairs per split, personal/divergent), grounding
+    mean/min, ``files`` and a changelog entry for this version (if the caller gave none) are
+    filled in here from the rows, so they cannot disagree with the data; all other manifest facts
+    are the caller's.
+    """
+    out_dir = Path(out_dir)
+    unknown = sorted(set(pairs) - set(SPLITS["pairs"]))
+    if unknown:
+        raise InputError(f"pairs: unknown split {unknown[0]!r} (expected {', '.join(SPLITS['pairs'])})")
+    pair_tables = {split: to_table("pairs", split, pairs.get(split, [])) for split in SPLITS["pairs"]}
+    persona_table = to_table("personas", "train", personas)
+    _refuse_to_clobber(out_dir)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would make the release unreadable to other users
+        files: dict[str, FileEntry] = {}
+        split_bytes: dict[tuple[str, str], int] = {}
+        for split, table in pair_tables.items():
+            split_bytes[("pairs", split)] = _write_split(tmp, "pairs", split, table, files, max_shard_bytes)
+        split_bytes[("personas", "train")] = _write_split(tmp, "personas", "train", persona_table, files, 2**62)
+        charts = render_charts(tmp, pair_tables, persona_table)
+        for rel in sorted(charts.values()):
+            files[rel] = _entry(tmp / rel, rows=None)
+
+        data = manifest.data.model_copy(
+            update={
+                "counts": {**manifest.data.counts, **_counts(pair_tables, persona_table)},
+                "grounding": _grounding(persona_table) or manifest.data.grounding,
+                "files": dict(sorted(files.items())),
+            }
+        )
+        if not any(e.version == data.version for e in data.changelog):
+            summary = "Initial release." if not data.changelog else "New release."
+            data = with_entry(data, summary=summary)
+        final = Manifest.model_validate({"data": data.model_dump(), "run": manifest.run.model_dump()})
+
+        card = render_card(
+            final,
+            pairs=pair_tables,
+            personas=persona_table,
+            split_bytes=split_bytes,
+            charts=charts,
+            template_path=template_path,
+        )
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        (tmp / "manifest.json").write_text(final.to_json(), encoding="utf-8")
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _write_split(
+    root: Path, config: str, split: str, table: pa.Table, files: dict[str, FileEntry], max_shard_bytes: int
+) -> int:
+    """Write ``table`` as push_to_hub-style shards; return the split's Arrow size (``num_bytes``)."""
+    shards = min(max(1, table.num_rows), int(table.nbytes / max_shard_bytes) + 1)
+    bounds = [round(i * table.num_rows / shards) for i in range(shards + 1)]
+    num_bytes = 0
+    for i in range(shards):
+        rel = shard_name(config, split, i, shards)
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = table.slice(bounds[i], bounds[i + 1] - bounds[i])
+        pq.write_table(part, path, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+        num_bytes += pq.read_table(path).nbytes
+        files[rel] = _entry(path, rows=part.num_rows)
+    return num_bytes
+
+
+def _entry(path: Path, rows: int | None) -> FileEntry:
+    return FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size, rows=rows)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _counts(pairs: dict[str, pa.Table], personas: pa.Table) -> dict[str, int]:
+    types = [t for table in pairs.values() for t in table.column("question_type").to_pylist()]
+    return {
+        "personas": personas.num_rows,
+        "pairs_train": pairs["train"].num_rows,
+        "pairs_test": pairs["test"].num_rows,
+        "personal": types.count("personal"),
+        "divergent": types.count("divergent"),
+    }
+
+
+def _grounding(personas: pa.Table) -> dict[str, float]:
+    scores = [s for s in personas.column("grounding_score").to_pylist() if s is not None]
+    if not scores:
+        return {}
+    return {"mean": round(sum(scores) / len(scores), 6), "min": round(min(scores), 6)}
+
+
+def _refuse_to_clobber(out_dir: Path) -> None:
+    """Only an empty folder or a previous release may be replaced: never delete a user's other files."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / "manifest.json").exists()):
+        raise InputError(f"{out_dir}: exists and is not a release folder (no manifest.json); choose another --out")
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        tmp.rename(out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+    out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
