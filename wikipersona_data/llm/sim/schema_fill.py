@@ -178,8 +178,11 @@ class _Filler:
 
     def _array(self, schema: dict[str, Any], depth: int) -> list[Any]:
         prefix = schema.get("prefixItems", [])
-        low = max(schema.get("minItems", 0), len(prefix) if schema.get("items") is False else 0)
+        closed = schema.get("items") is False  # nothing allowed after the prefix
+        low = schema.get("minItems", 0)
         high = schema.get("maxItems", low + 4)
+        if closed:
+            high = min(high, len(prefix))
         count = low if depth >= MAX_DEPTH else self.rng.randint(min(max(low, 1), high), min(high, low + 4))
         items_schema = schema.get("items", {})
         if items_schema is False:

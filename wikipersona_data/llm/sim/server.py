@@ -121,7 +121,9 @@ async def _accounting(request: web.Request, handler: Handler) -> web.StreamRespo
             )
         return await handler(request)
     state.requests += 1
-    state.by_route[request.path if request.match_info.route.resource is not None else "unmatched"] += 1
+    resource = request.match_info.route.resource
+    # The route pattern, not the raw path: junk URLs must not grow the stats without bound.
+    state.by_route[resource.canonical if resource is not None else "unmatched"] += 1
     state.in_flight += 1
     state.peak = max(state.peak, state.in_flight)
     try:
@@ -133,8 +135,6 @@ async def _accounting(request: web.Request, handler: Handler) -> web.StreamRespo
         if not isinstance(response, _DroppedResponse):
             state.by_status[response.status] += 1
         return response
-    except ConnectionResetError:
-        raise
     finally:
         state.in_flight -= 1
 
@@ -307,6 +307,7 @@ async def sim_reset(request: web.Request) -> web.StreamResponse:
 
 
 async def _not_found(request: web.Request) -> web.StreamResponse:
+    _state(request).by_outcome["404"] += 1
     return _error(RequestError(404, f"Unknown route {request.method} {request.path}", "not_found"))
 
 
