@@ -1,0 +1,183 @@
+"""The fame signal: how prominent a page is, computed from the dump itself in the same pass as the scan.
+
+pages-articles carries no page views, so prominence is estimated from what the dump does contain
+(wikipedia.md section 1). Per person page the scan reports:
+
+* ``inbound_links``: number of ns-0 article pages that link to the page's title (each linking page
+  counted once, whatever the number of links it holds; links through a redirect count for the
+  redirect's title, not the target's);
+* ``redirects_in``: number of ns-0 redirect pages whose target is the page;
+* ``wikitext_bytes``: length of the wikitext (``<text bytes=...>``);
+* ``ref_count``: number of ``<ref`` tags (citations);
+* ``section_count``: number of ``==headings==``.
+
+They are combined as::
+
+    fame_score = 1.0 * log1p(inbound_links) + 0.5 * log1p(redirects_in)
+               + 0.25 * log1p(wikitext_bytes / 1000) + 0.25 * log1p(ref_count) + 0.1 * log1p(section_count)
+
+rounded to 4 decimals. Log scales because all five are heavy-tailed; inbound links dominate because
+they measure how much of the encyclopedia points at a person, which tracks fame better than how much
+was written about them; the page-local terms separate people with equally few links.
+
+Bounded memory. Counting links to every title of a 7-million-article dump in a dict would cost GBs,
+so link targets (and redirect targets) are counted in a count-min sketch: ``depth`` rows of ``width``
+uint32 counters, indexed by ``depth`` hashes of the normalised title (BLAKE2b-64, double hashing).
+Memory is fixed (default 4 x 2^22 x 4 B = 64 MiB per sketch) whatever the dump size. Sketches are
+added cell by cell, so workers, and shards, merge exactly. A count-min sketch never underestimates;
+with total count N it overestimates any key by more than ``e / width * N`` with probability at most
+``exp(-depth)``: for enwiki (~6.8 M articles, each linking page counted once per target, N ~ 2e8) the
+default gives an over-count above ~130 with probability < 2 %. Small counts (obscure pages) are the
+noisiest; famous people have tens of thousands of inbound links, far above the noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from wikipersona_data.wiki.titles import normalize_title, strip_fragment
+
+DEFAULT_WIDTH = 1 << 22
+DEFAULT_DEPTH = 4
+
+# [[Target]], [[Target|label]], [[Target#Section]]: capture the target up to | # ] (bounded length).
+LINK_RE = re.compile(r"\[\[([^\[\]\|#{}<>\n]{1,255})")
+REF_RE = re.compile(r"<ref[\s>/]", re.IGNORECASE)
+SECTION_RE = re.compile(r"^==+[^=\n].*?==+\s*$", re.MULTILINE)
+
+
+def title_hash(key: str) -> int:
+    """A 64-bit hash of a normalised title that is the same in every process (``hash()`` is salted)."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def link_targets(text: str) -> set[str]:
+    """Distinct raw link targets of one page (one page counts once per target)."""
+    return set(LINK_RE.findall(text))
+
+
+def hash_article_targets(raw: Counter[str], skip_prefixes: frozenset[str]) -> dict[int, int]:
+    """Normalise raw link/redirect targets, drop other namespaces, return ``{title_hash: count}``."""
+    out: dict[int, int] = {}
+    for target, count in raw.items():
+        key = normalize_title(strip_fragment(target))
+        if not key:
+            continue
+        if ":" in key:
+            prefix = key.split(":", 1)[0].strip().lower()
+            if prefix in skip_prefixes:
+                continue
+        h = title_hash(key)
+        out[h] = out.get(h, 0) + count
+    return out
+
+
+class CountMinSketch:
+    """Fixed-size approximate counter keyed by 64-bit title hashes; see the module docstring for the bound."""
+
+    def __init__(self, width: int = DEFAULT_WIDTH, depth: int = DEFAULT_DEPTH) -> None:
+        self.width = width
+        self.depth = depth
+        self.table = np.zeros((depth, width), dtype=np.uint32)
+        self.total = 0
+
+    def _cells(self, hashes: np.ndarray) -> np.ndarray:
+        h1 = hashes & np.uint64(0xFFFFFFFF)
+        h2 = (hashes >> np.uint64(32)) | np.uint64(1)
+        rows = np.arange(self.depth, dtype=np.uint64)[:, None]
+        return ((h1[None, :] + rows * h2[None, :]) % np.uint64(self.width)).astype(np.int64)
+
+    def add(self, counts: dict[int, int]) -> None:
+        if not counts:
+            return
+        hashes = np.fromiter(counts.keys(), dtype=np.uint64, count=len(counts))
+        values = np.fromiter(counts.values(), dtype=np.uint32, count=len(counts))
+        cells = self._cells(hashes)
+        for row in range(self.depth):
+            np.add.at(self.table[row], cells[row], values)
+        self.total += int(values.sum(dtype=np.uint64))
+
+    def query(self, hashes: Iterable[int]) -> list[int]:
+        arr = np.fromiter(hashes, dtype=np.uint64)
+        if arr.size == 0:
+            return []
+        cells = self._cells(arr)
+        est = np.min(np.stack([self.table[row][cells[row]] for row in range(self.depth)]), axis=0)
+        return [int(v) for v in est]
+
+    def merge(self, other: CountMinSketch) -> None:
+        if (other.width, other.depth) != (self.width, self.depth):
+            raise ValueError("cannot merge count-min sketches of different shapes")
+        self.table += other.table
+        self.total += other.total
+
+
+def page_features(text: str, text_bytes: int) -> dict[str, int]:
+    """The page-local fame inputs."""
+    return {
+        "wikitext_bytes": text_bytes,
+        "ref_count": len(REF_RE.findall(text)),
+        "section_count": len(SECTION_RE.findall(text)),
+    }
+
+
+def fame_score(inbound_links: int, redirects_in: int, wikitext_bytes: int, ref_count: int, section_count: int) -> float:
+    """The documented combination (module docstring)."""
+    score = (
+        1.0 * math.log1p(inbound_links)
+        + 0.5 * math.log1p(redirects_in)
+        + 0.25 * math.log1p(wikitext_bytes / 1000)
+        + 0.25 * math.log1p(ref_count)
+        + 0.1 * math.log1p(section_count)
+    )
+    return round(score, 4)
+
+
+class FameSketches:
+    """The two dump-wide counters (inbound links, redirects), saved next to a shard's table for ``--combine``."""
+
+    def __init__(self, width: int = DEFAULT_WIDTH, depth: int = DEFAULT_DEPTH) -> None:
+        self.links = CountMinSketch(width, depth)
+        self.redirects = CountMinSketch(width, depth)
+
+    def merge(self, other: FameSketches) -> None:
+        self.links.merge(other.links)
+        self.redirects.merge(other.redirects)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                links=self.links.table,
+                redirects=self.redirects.table,
+                totals=np.array([self.links.total, self.redirects.total], dtype=np.uint64),
+            )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> FameSketches:
+        with np.load(path) as data:
+            links, redirects, totals = data["links"], data["redirects"], data["totals"]
+        sketches = cls(width=links.shape[1], depth=links.shape[0])
+        sketches.links.table = links.astype(np.uint32)
+        sketches.redirects.table = redirects.astype(np.uint32)
+        sketches.links.total, sketches.redirects.total = int(totals[0]), int(totals[1])
+        return sketches
+
+    def fill(self, row: dict) -> dict:  # type: ignore[type-arg]
+        """Set the dump-wide fame fields of one table row."""
+        key = title_hash(normalize_title(row["title"]))
+        row["inbound_links"] = self.links.query([key])[0]
+        row["redirects_in"] = self.redirects.query([key])[0]
+        row["fame_score"] = fame_score(
+            row["inbound_links"], row["redirects_in"], row["wikitext_bytes"], row["ref_count"], row["section_count"]
+        )
+        return row

@@ -1,0 +1,307 @@
+"""Random access by title: a compact on-disk title lookup and :class:`DumpReader`.
+
+The enwiki index has ~23 M lines; a Python dict of it costs GBs and minutes to load on every call. The
+lookup is instead built once into SQLite (one row per index line: normalised title, case-folded
+title, stream offset, page id; B-tree indexes on both titles) and then opened in milliseconds. It is
+stored next to the index (``<index>.lookup.sqlite``) or, if that folder is read-only, in
+``$WIKIPERSONA_CACHE`` (default ``~/.cache/wikipersona/lookup``); it is rebuilt when the index file's
+size or mtime changes. Building writes a temporary file and renames it, so a crash or a concurrent
+build never leaves a half-built lookup behind.
+
+Titles are normalised the MediaWiki way (titles.py), so ``Andre_agassi``-style input finds
+``Andre agassi``; if no page has that exact normalised title but exactly one has it up to letter
+case (``Andre Agassi``), that page is used. Otherwise the error suggests close titles, chosen with
+``difflib`` among a bounded candidate set (titles sharing the first letters, case-insensitively).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import sqlite3
+import stat
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from wikipersona_data.errors import InputError
+from wikipersona_data.wiki.biography import Biography
+from wikipersona_data.wiki.dump import Page, open_binary
+from wikipersona_data.wiki.multistream import decompress_streams, iter_index, parse_stream_pages, read_header
+from wikipersona_data.wiki.titles import fold_title, normalize_title, strip_fragment
+
+SCHEMA_VERSION = "1"
+BATCH = 50_000
+MAX_REDIRECTS = 10
+SUGGESTION_POOL = 2000
+
+
+def cache_root() -> Path:
+    env = os.environ.get("WIKIPERSONA_CACHE")
+    if env:
+        return Path(env) / "lookup"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "wikipersona" / "lookup"
+
+
+def _writable(folder: Path) -> bool:
+    """Honour the folder's permission bits even as root (who may write anywhere): r-x means "leave it alone"."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_IWUSR) and os.access(folder, os.W_OK)
+
+
+def _candidate_paths(index: Path) -> list[Path]:
+    """Where a lookup may live: next to the index if that folder is writable, else in the cache dir."""
+    digest = hashlib.sha256(str(index.resolve()).encode()).hexdigest()[:16]
+    cached = cache_root() / f"{index.name}-{digest}.sqlite"
+    if _writable(index.parent):
+        return [index.with_name(index.name + ".lookup.sqlite"), cached]
+    return [cached]
+
+
+def _stamp(index: Path) -> dict[str, str]:
+    st = index.stat()
+    return {"version": SCHEMA_VERSION, "size": str(st.st_size), "mtime_ns": str(st.st_mtime_ns)}
+
+
+def _read_meta(db: Path) -> dict[str, str] | None:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return dict(con.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _build(index: Path, db: Path, stamp: dict[str, str]) -> None:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(f"{db.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    con = sqlite3.connect(tmp)
+    try:
+        con.executescript(
+            """
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE pages (key TEXT NOT NULL, fold TEXT NOT NULL, offset INTEGER NOT NULL, page_id INTEGER);
+            CREATE TABLE streams (offset INTEGER PRIMARY KEY);
+            """
+        )
+        batch: list[tuple[str, str, int, int]] = []
+        offsets: set[int] = set()
+        for entry in iter_index(index):
+            key = normalize_title(entry.title)
+            batch.append((key, key.casefold(), entry.offset, entry.page_id))
+            offsets.add(entry.offset)
+            if len(batch) >= BATCH:
+                con.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)", batch)
+                batch.clear()
+        con.executemany("INSERT INTO pages VALUES (?, ?, ?, ?)", batch)
+        if not offsets:
+            raise InputError(f"empty index: {index} lists no pages")
+        con.executemany("INSERT INTO streams VALUES (?)", ((o,) for o in sorted(offsets)))
+        con.execute("CREATE INDEX pages_key ON pages (key)")
+        con.execute("CREATE INDEX pages_fold ON pages (fold)")
+        con.executemany("INSERT INTO meta VALUES (?, ?)", sorted(stamp.items()))
+        con.commit()
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    os.replace(tmp, db)
+
+
+def open_lookup(index: str | Path) -> TitleLookup:
+    """Open the lookup for ``index``, building (or rebuilding a stale one) first if needed."""
+    index = Path(index)
+    if not index.is_file():
+        raise InputError(f"{index}: no such index file")
+    stamp = _stamp(index)
+    candidates = _candidate_paths(index)
+    for db in candidates:
+        if db.is_file() and _read_meta(db) == stamp:
+            return TitleLookup(db, index)
+    last_error: OSError | None = None
+    for db in candidates:
+        try:
+            _build(index, db, stamp)
+            return TitleLookup(db, index)
+        except (OSError, sqlite3.OperationalError) as err:  # read-only folder: try the cache dir
+            last_error = err if isinstance(err, OSError) else OSError(str(err))
+    raise InputError(f"cannot write a title lookup for {index} next to it or in {cache_root()}: {last_error}")
+
+
+class TitleLookup:
+    """Read-only queries on a built lookup."""
+
+    def __init__(self, db: Path, index: Path) -> None:
+        self.path = db
+        self.index = index
+        self.con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def find(self, title: str) -> tuple[str, int, int] | None:
+        """``(normalised title, stream offset, page id)``: exact match, else a unique case-insensitive one."""
+        key = normalize_title(title)
+        row = self.con.execute("SELECT key, offset, page_id FROM pages WHERE key = ? LIMIT 1", (key,)).fetchone()
+        if row is None:
+            rows = self.con.execute(
+                "SELECT key, offset, page_id FROM pages WHERE fold = ? LIMIT 2", (key.casefold(),)
+            ).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return (row[0], row[1], row[2]) if row else None
+
+    def stream_end(self, offset: int) -> int | None:
+        row = self.con.execute("SELECT MIN(offset) FROM streams WHERE offset > ?", (offset,)).fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def first_offset(self) -> int:
+        row = self.con.execute("SELECT MIN(offset) FROM streams").fetchone()
+        return int(row[0])
+
+    def suggestions(self, title: str, n: int = 5) -> list[str]:
+        """Close titles among at most ``SUGGESTION_POOL`` sharing the first letters (case-insensitive)."""
+        fold = fold_title(title)
+        pool: list[str] = []
+        for width in (3, 2, 1):
+            prefix = fold[:width]
+            if not prefix:
+                break
+            pool = [
+                r[0]
+                for r in self.con.execute(
+                    "SELECT key FROM pages WHERE fold >= ? AND fold < ? LIMIT ?",
+                    (prefix, prefix + "\U0010ffff", SUGGESTION_POOL),
+                )
+            ]
+            if pool:
+                break
+        by_fold = {p.casefold(): p for p in pool}
+        close = difflib.get_close_matches(fold, list(by_fold), n=n, cutoff=0.6)
+        return [by_fold[c] for c in close]
+
+
+class DumpReader:
+    """Pages and Biographies of a multistream dump by title, for ``show`` and later stages.
+
+    Opening is cheap (one SQLite connection; the dump is opened on first read), so it can be created
+    per call. The last few decompressed streams are kept, because neighbouring lookups often share one.
+    """
+
+    def __init__(self, dump_path: str | Path, index_path: str | Path, *, cached_streams: int = 2) -> None:
+        self.dump = Path(dump_path)
+        raw, is_bz2 = open_binary(self.dump)
+        raw.close()
+        if not is_bz2:
+            raise InputError(f"{self.dump}: random access needs a multistream .xml.bz2 dump")
+        self.index = Path(index_path)
+        self.lookup = open_lookup(self.index)
+        self._file: Any = None
+        self._streams: OrderedDict[int, list[Page]] = OrderedDict()
+        self._cached = cached_streams
+        self._url_base: str | None = None
+
+    def close(self) -> None:
+        self.lookup.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> DumpReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> Any:
+        if self._file is None:
+            self._file = open(self.dump, "rb")  # noqa: SIM115 - closed by close()
+        return self._file
+
+    def url_base(self) -> str:
+        """From the dump's ``<siteinfo>`` (read once), so URLs point at the wiki the dump came from."""
+        if self._url_base is None:
+            self._url_base = read_header(self._open(), self.dump, self.lookup.first_offset(), self.index).url_base()
+        return self._url_base
+
+    def _stream_pages(self, offset: int) -> list[Page]:
+        pages = self._streams.get(offset)
+        if pages is not None:
+            self._streams.move_to_end(offset)
+            return pages
+        self._open()
+        end = self.lookup.stream_end(offset)
+        if end is None:
+            end = os.fstat(self._file.fileno()).st_size
+        data = decompress_streams(self._file, self.dump, offset, end, first_only=True, index=self.index)
+        pages = parse_stream_pages(data, self.dump, offset)
+        self._streams[offset] = pages
+        while len(self._streams) > self._cached:
+            self._streams.popitem(last=False)
+        return pages
+
+    def _locate(self, title: str) -> tuple[str, int, int]:
+        found = self.lookup.find(title)
+        if found is None:
+            close = self.lookup.suggestions(title)
+            hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+            raise InputError(f"unknown title {title!r} in index {self.index}{hint}")
+        return found
+
+    def _page(self, title: str) -> Page:
+        key, offset, page_id = self._locate(title)
+        for page in self._stream_pages(offset):
+            if page.page_id == page_id:
+                return page
+        raise InputError(
+            f"index {self.index} does not match dump {self.dump}: page id {page_id} ({key!r}) "
+            f"is not in the stream at offset {offset}"
+        )
+
+    def follow(self, title: str) -> tuple[Page, list[str]]:
+        """The final page and the chain of titles visited (``[title]`` when there was no redirect)."""
+        page = self._page(title)
+        chain = [page.title]
+        seen = {normalize_title(page.title)}
+        while page.redirect is not None:
+            target = strip_fragment(page.redirect)
+            key = normalize_title(target)
+            if key in seen or len(chain) > MAX_REDIRECTS:
+                raise InputError(f"redirect loop: {' -> '.join([*chain, target])}")
+            seen.add(key)
+            if self.lookup.find(target) is None:
+                raise InputError(f"redirect target {target!r} (from {' -> '.join(chain)}) is not in index {self.index}")
+            page = self._page(target)
+            chain.append(page.title)
+        return page, chain
+
+    def resolve(self, title: str) -> tuple[str, int]:
+        page, _ = self.follow(title)
+        return page.title, page.page_id
+
+    def get_wikitext(self, title: str) -> str:
+        return self.follow(title)[0].text
+
+    def biography(self, page: Page) -> Biography:
+        """Full parse of one page read from this dump."""
+        from wikipersona_data.wiki.parse import parse_biography
+
+        return parse_biography(
+            page.text, title=page.title, page_id=page.page_id, revision_id=page.revision_id, url_base=self.url_base()
+        )
+
+    def get(self, title: str) -> Biography:
+        """The full-parse Biography of ``title`` (redirects followed)."""
+        return self.biography(self.follow(title)[0])

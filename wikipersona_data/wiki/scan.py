@@ -1,0 +1,589 @@
+"""The one-pass scan: every person page of a dump -> a candidate table with a fame signal.
+
+How the work is split (wikipedia.md sections 5.3 and 12): with a multistream index, the stream offsets
+are grouped into runs of consecutive streams and each run is one task for a worker process, which
+seeks, decompresses and parses its own streams; the main process only merges small results (rows,
+counters of hashed link targets), so throughput scales with cores. Without an index (single-stream
+``.xml.bz2`` or plain ``.xml``), one reader (the main process) must decompress everything in order and
+hands batches of pages to the workers; that caps the scan at one core's bz2 speed (~30 MB/s of XML).
+
+Per page, in the worker: every ns-0 article feeds the inbound-link counter and every ns-0 redirect the
+redirect counter (fame.py); an article passing the cheap ``looks_like_person`` prefilter is parsed
+with ``parse_biography(full=False)``; a person becomes a row.
+
+Robustness: never trust one page. Pages above ``max_page_bytes`` are not parsed, a parse is cut after
+``page_timeout`` seconds (``setitimer`` in the worker), any exception is caught; each such page is
+counted in ``errors=`` and logged with its title. Workers are recycled every ``TASKS_PER_CHILD`` tasks
+(memory a parser leaks is returned), and a worker that dies (OOM kill, crash) breaks only its task:
+in-flight tasks are retried one at a time and a task that kills a worker again is logged and counted
+as an error instead of killing the scan. Bad input (truncated bz2, malformed XML, an index that does not
+match the dump) still stops the scan with one clear ``InputError``.
+
+Memory is bounded whatever the dump size: a bounded number of tasks in flight, streamed XML, fixed-size
+count-min sketches, and rows spilled to a temporary file (then sorted by page id through an index of
+offsets) rather than kept in memory. Output is written to ``FILE.tmp`` and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from wikipersona_data.errors import InputError
+from wikipersona_data.wiki import fame
+from wikipersona_data.wiki.dump import DEFAULT_URL_BASE, Page, SequentialReader, SiteInfo, open_binary
+from wikipersona_data.wiki.multistream import (
+    decompress_streams,
+    index_streams,
+    mismatch,
+    parse_stream_pages,
+    read_header,
+    stream_bounds,
+)
+from wikipersona_data.wiki.table import read_table
+from wikipersona_data.wiki.titles import strip_fragment
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PAGE_BYTES = 4_000_000  # the longest enwiki articles are ~1.5 MB of wikitext
+DEFAULT_PAGE_TIMEOUT = 20.0
+TASK_BYTES = 4 << 20  # compressed bytes per task (~16 MB of XML, ~0.5 s of work)
+PAGES_PER_TASK = 200  # sequential path
+TASKS_PER_CHILD = 64
+
+# Column order of the candidate table (Biography scalar fields, then the fame fields).
+BIO_COLUMNS = (
+    "page_id",
+    "title",
+    "revision_id",
+    "url",
+    "is_person",
+    "is_living",
+    "birth_date",
+    "birth_year",
+    "death_year",
+    "short_description",
+    "infobox_template",
+    "categories",
+)
+FAME_COLUMNS = ("inbound_links", "redirects_in", "wikitext_bytes", "ref_count", "section_count", "fame_score")
+COLUMNS = BIO_COLUMNS + FAME_COLUMNS
+DUMP_WIDE_COLUMNS = ("inbound_links", "redirects_in", "fame_score")  # need every page of the dump
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    workers: int = 2
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    page_timeout: float = DEFAULT_PAGE_TIMEOUT
+    sketch_width: int = fame.DEFAULT_WIDTH
+    sketch_depth: int = fame.DEFAULT_DEPTH
+    progress: bool = True
+
+
+@dataclass
+class ChunkResult:
+    """What a worker sends back for one task: small, whatever the size of the pages it read."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stats: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    links: dict[int, int] = field(default_factory=dict)
+    redirects: dict[int, int] = field(default_factory=dict)
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    """What workers need from ``<siteinfo>``: namespace names (to skip ``File:`` links) and the URL base."""
+
+    prefixes: frozenset[str] = frozenset()
+    url_base: str = DEFAULT_URL_BASE
+
+    @classmethod
+    def of(cls, site: SiteInfo) -> SiteContext:
+        return cls(site.namespace_prefixes(), site.url_base())
+
+
+@dataclass(frozen=True)
+class StreamTask:
+    dump: str
+    index: str
+    streams: tuple[tuple[int, int, int, int], ...]  # (start, end, expected page count, expected sum of page ids)
+    site: SiteContext
+    options: ScanOptions
+
+    @property
+    def label(self) -> str:
+        return f"streams at compressed offsets {self.streams[0][0]}..{self.streams[-1][1]}"
+
+
+@dataclass(frozen=True)
+class PagesTask:
+    dump: str
+    pages: tuple[Page, ...]
+    site: SiteContext
+    options: ScanOptions
+    bytes_in: int
+
+    @property
+    def label(self) -> str:
+        return f"pages {self.pages[0].title!r}..{self.pages[-1].title!r}"
+
+
+@dataclass
+class ScanSummary:
+    pages: int = 0
+    articles: int = 0
+    redirects: int = 0
+    people: int = 0
+    living: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"pages={self.pages} articles={self.articles} redirects={self.redirects} people={self.people} "
+            f"living={self.living} errors={self.errors} seconds={self.seconds:.1f}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- worker side
+
+
+class _PageTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _PageTimeout
+
+
+def _parse_person(page: Page, options: ScanOptions, url_base: str) -> Any:
+    """``parse_biography(full=False)`` under the per-page time limit (a SIGALRM in this worker)."""
+    from wikipersona_data.wiki.parse import parse_biography
+
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, options.page_timeout)
+        try:
+            return parse_biography(
+                page.text,
+                title=page.title,
+                page_id=page.page_id,
+                revision_id=page.revision_id,
+                full=False,
+                url_base=url_base,
+            )
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _row(bio: Any, page: Page) -> dict[str, Any]:
+    row = {name: getattr(bio, name) for name in BIO_COLUMNS if name not in ("infobox_template", "categories")}
+    row["infobox_template"] = bio.infobox.template if bio.infobox is not None else None
+    row["categories"] = list(bio.categories)
+    row.update(fame.page_features(page.text, page.text_bytes))
+    row.update(inbound_links=0, redirects_in=0, fame_score=0.0)  # filled in once every page was counted
+    return {name: row[name] for name in COLUMNS}
+
+
+def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, result: ChunkResult) -> None:
+    """Count, prefilter and parse one batch of pages into ``result``."""
+    from wikipersona_data.wiki.person import looks_like_person
+
+    raw_links: Counter[str] = Counter()
+    raw_redirects: Counter[str] = Counter()
+    stats = result.stats
+    for page in pages:
+        stats["pages"] += 1
+        if page.redirect is not None:
+            stats["redirects"] += 1
+            if page.ns == 0:
+                raw_redirects[strip_fragment(page.redirect)] += 1
+            continue
+        if page.ns != 0:
+            continue
+        stats["articles"] += 1
+        raw_links.update(fame.link_targets(page.text))
+        if not looks_like_person(page.text):
+            continue
+        if page.text_bytes > options.max_page_bytes:
+            stats["errors"] += 1
+            result.errors.append(
+                f"skipped page {page.title!r} (id {page.page_id}): {page.text_bytes} bytes of wikitext "
+                f"exceed the per-page cap of {options.max_page_bytes}"
+            )
+            continue
+        try:
+            bio = _parse_person(page, options, site.url_base)
+        except _PageTimeout:
+            stats["errors"] += 1
+            result.errors.append(
+                f"skipped page {page.title!r} (id {page.page_id}): parse exceeded {options.page_timeout:g} s"
+            )
+            continue
+        except (Exception, RecursionError) as err:  # never trust one page
+            stats["errors"] += 1
+            result.errors.append(
+                f"skipped page {page.title!r} (id {page.page_id}): {type(err).__name__}: {str(err)[:200]}"
+            )
+            continue
+        if not bio.is_person:
+            continue
+        stats["people"] += 1
+        stats["living"] += int(bool(bio.is_living))
+        result.rows.append(_row(bio, page))
+    for target, count in fame.hash_article_targets(raw_links, site.prefixes).items():
+        result.links[target] = result.links.get(target, 0) + count
+    for target, count in fame.hash_article_targets(raw_redirects, site.prefixes).items():
+        result.redirects[target] = result.redirects.get(target, 0) + count
+
+
+def run_stream_task(task: StreamTask) -> ChunkResult:
+    """Worker: seek to each stream of the run, decompress, parse, process."""
+    result = ChunkResult()
+    path = Path(task.dump)
+    index = Path(task.index)
+    with open(path, "rb") as f:
+        for start, end, expected, id_sum in task.streams:
+            data = decompress_streams(f, path, start, end, index=index)
+            pages = parse_stream_pages(data, path, start)
+            if len(pages) != expected or sum(p.page_id for p in pages) != id_sum:
+                ids = [p.page_id for p in pages[:3]]
+                raise mismatch(
+                    path,
+                    index,
+                    f"the stream at offset {start} holds {len(pages)} pages (first ids {ids}), "
+                    f"the index lists {expected} with other ids",
+                )
+            result.bytes_in += end - start
+            result.bytes_out += len(data)
+            process_pages(pages, task.site, task.options, result)
+    return result
+
+
+def run_pages_task(task: PagesTask) -> ChunkResult:
+    result = ChunkResult(bytes_in=task.bytes_in, bytes_out=sum(p.text_bytes for p in task.pages))
+    process_pages(list(task.pages), task.site, task.options, result)
+    return result
+
+
+def _run_task(task: StreamTask | PagesTask) -> ChunkResult:
+    return run_stream_task(task) if isinstance(task, StreamTask) else run_pages_task(task)
+
+
+# ------------------------------------------------------------------------------------------------ planning
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> (2, 4); K counts from 1."""
+    if spec is None:
+        return None
+    try:
+        k_text, n_text = spec.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise InputError(f"--shard {spec!r}: expected K/N with integers, e.g. 1/4") from None
+    if n < 1 or not 1 <= k <= n:
+        raise InputError(f"--shard {spec!r}: need 1 <= K <= N")
+    return k, n
+
+
+def shard_streams(bounds: list[tuple[int, int]], shard: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """The K-th of N contiguous stream ranges, balanced by compressed bytes (deterministic)."""
+    if shard is None:
+        return bounds
+    k, n = shard
+    total = bounds[-1][1] - bounds[0][0]
+    base = bounds[0][0]
+    lo, hi = total * (k - 1) / n, total * k / n
+    return [(s, e) for s, e in bounds if lo <= (s + e) / 2 - base < hi]
+
+
+def plan_stream_tasks(
+    dump: Path,
+    index: Path,
+    bounds: list[tuple[int, int]],
+    counts: dict[int, tuple[int, int]],
+    site: SiteContext,
+    options: ScanOptions,
+) -> list[StreamTask]:
+    """Runs of consecutive streams of about ``TASK_BYTES`` (smaller for small dumps, to keep all workers busy)."""
+    total = sum(e - s for s, e in bounds)
+    target = max(1, min(TASK_BYTES, total // max(1, 4 * options.workers)))
+    tasks: list[StreamTask] = []
+    run: list[tuple[int, int, int, int]] = []
+    size = 0
+    for start, end in bounds:
+        expected, id_sum = counts[start]
+        run.append((start, end, expected, id_sum))
+        size += end - start
+        if size >= target:
+            tasks.append(StreamTask(str(dump), str(index), tuple(run), site, options))
+            run, size = [], 0
+    if run:
+        tasks.append(StreamTask(str(dump), str(index), tuple(run), site, options))
+    return tasks
+
+
+def _sequential_tasks(dump: Path, options: ScanOptions, on_bytes: Callable[[int], None]) -> Iterator[PagesTask]:
+    reader = SequentialReader(dump)
+    batch: list[Page] = []
+    consumed = [0]
+
+    def _progress(n: int) -> None:
+        consumed[0] += n
+        on_bytes(n)
+
+    size = 0
+    for page in reader.pages(_progress):
+        batch.append(page)
+        size += page.text_bytes
+        if len(batch) >= PAGES_PER_TASK or size >= TASK_BYTES * 4:
+            yield PagesTask(str(dump), tuple(batch), SiteContext.of(reader.site), options, consumed[0])
+            batch, size, consumed[0] = [], 0, 0
+    if batch:
+        yield PagesTask(str(dump), tuple(batch), SiteContext.of(reader.site), options, consumed[0])
+
+
+# ------------------------------------------------------------------------------------------------ main side
+
+
+class _RowSpill:
+    """Rows as JSON lines in a temporary file; only (page_id, tie-break, offset) stay in memory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by close()
+        self.keys: list[tuple[int, int, int, int]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row, ensure_ascii=False).encode("utf-8")
+        offset = self.file.tell()
+        self.file.write(line + b"\n")
+        self.keys.append((row["page_id"], zlib.crc32(line), offset, len(line)))
+
+    def sorted_rows(self) -> Iterator[dict[str, Any]]:
+        if not self.keys:
+            return
+        keys = np.array(self.keys, dtype=np.int64)
+        order = np.lexsort((keys[:, 1], keys[:, 0]))
+        self.file.flush()
+        for i in order:
+            self.file.seek(int(keys[i, 2]))
+            yield json.loads(self.file.read(int(keys[i, 3])))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Collector:
+    """Merges worker results: stats, logged errors, sketches, spilled rows, progress."""
+
+    def __init__(self, options: ScanOptions, spill_dir: Path, total_bytes: int | None) -> None:
+        self.summary = ScanSummary()
+        self.sketches = fame.FameSketches(options.sketch_width, options.sketch_depth)
+        self.spill = _RowSpill(spill_dir)
+        self.bytes_out = 0
+        self.start = time.perf_counter()
+        self.bar = tqdm(
+            total=total_bytes,
+            unit="B",
+            unit_scale=True,
+            desc="scan (compressed)",
+            file=sys.stderr,
+            disable=not options.progress,
+            dynamic_ncols=True,
+        )
+
+    def bytes_read(self, n: int) -> None:
+        self.bar.update(n)
+
+    def add(self, result: ChunkResult, *, count_bytes: bool) -> None:
+        for key in ("pages", "articles", "redirects", "people", "living", "errors"):
+            setattr(self.summary, key, getattr(self.summary, key) + result.stats.get(key, 0))
+        for message in result.errors:
+            self.bar.write(f"warning: {message}", file=sys.stderr)
+            log.warning(message)
+        self.sketches.links.add(result.links)
+        self.sketches.redirects.add(result.redirects)
+        for row in result.rows:
+            self.spill.add(row)
+        self.bytes_out += result.bytes_out
+        if count_bytes:
+            self.bar.update(result.bytes_in)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix_str(
+            f"{self.summary.pages / elapsed:,.0f} pages/s, {self.bytes_out / elapsed / 1e6:.1f} MB/s XML", refresh=False
+        )
+
+    def task_died(self, label: str) -> None:
+        self.summary.errors += 1
+        message = f"skipped {label}: the worker died twice while scanning them"
+        self.bar.write(f"warning: {message}", file=sys.stderr)
+        log.warning(message)
+
+    def finish(self) -> None:
+        self.bar.close()
+        self.summary.seconds = time.perf_counter() - self.start
+
+
+def _executor(workers: int) -> ProcessPoolExecutor:
+    if sys.version_info >= (3, 11):
+        return ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=TASKS_PER_CHILD)
+    return ProcessPoolExecutor(max_workers=workers)  # pragma: no cover - Python 3.10
+
+
+def _run_tasks(
+    tasks: Iterator[StreamTask | PagesTask], collector: _Collector, workers: int, *, stream_bytes: bool
+) -> None:
+    """Run tasks with at most ``2 * workers`` in flight; survive dead workers (module docstring)."""
+    limit = 2 * workers
+    executor = _executor(workers)
+    inflight: dict[Future[ChunkResult], StreamTask | PagesTask] = {}
+    suspects: deque[StreamTask | PagesTask] = deque()
+    try:
+        exhausted = False
+        while True:
+            isolate = bool(suspects)
+            while len(inflight) < (1 if isolate else limit):
+                if suspects:
+                    if inflight:
+                        break
+                    task = suspects.popleft()
+                elif not exhausted:
+                    try:
+                        task = next(tasks)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                else:
+                    break
+                inflight[executor.submit(_run_task, task)] = task
+            if not inflight:
+                break
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            broken: list[StreamTask | PagesTask] = []
+            for future in done:
+                task = inflight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken.append(task)
+                    continue
+                collector.add(result, count_bytes=stream_bytes)
+            if broken:
+                was_isolated = isolate and len(broken) == 1 and not inflight
+                broken.extend(inflight.values())
+                inflight.clear()
+                executor.shutdown(wait=True, cancel_futures=True)
+                executor = _executor(workers)
+                if was_isolated:
+                    collector.task_died(broken[0].label)
+                else:
+                    suspects.extend(broken)
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def scan_dump(
+    dump: str | Path,
+    index: str | Path | None = None,
+    *,
+    options: ScanOptions | None = None,
+    shard: tuple[int, int] | None = None,
+    spill_dir: Path | None = None,
+) -> tuple[ScanSummary, Iterator[dict[str, Any]], fame.FameSketches]:
+    """Scan a dump. Returns the summary, the rows (sorted by page id, fame filled in) and the sketches.
+
+    The row iterator reads a temporary spill file; consume it before the next scan.
+    """
+    options = options or ScanOptions()
+    dump = Path(dump)
+    if shard is not None and index is None:
+        raise InputError("--shard needs --index: shards are ranges of multistream streams")
+    raw, _ = open_binary(dump)  # missing / empty / not-bz2 -> InputError before any worker starts
+    spill_root = spill_dir or Path(tempfile.gettempdir())
+    with raw:
+        size = os.fstat(raw.fileno()).st_size
+        site = SiteInfo()
+        bounds: list[tuple[int, int]] = []
+        counts: dict[int, tuple[int, int]] = {}
+        if index is not None:
+            index = Path(index)
+            counts = index_streams(index)
+            bounds = shard_streams(stream_bounds(sorted(counts), size, dump, index), shard)
+            site = read_header(raw, dump, min(counts), index)
+    if index is not None:
+        total = sum(e - s for s, e in bounds)
+        collector = _Collector(options, spill_root, total)
+        tasks: Iterator[StreamTask | PagesTask] = iter(
+            plan_stream_tasks(dump, Path(index), bounds, counts, SiteContext.of(site), options)
+        )
+        _run_tasks(tasks, collector, options.workers, stream_bytes=True)
+    else:
+        collector = _Collector(options, spill_root, size)
+        tasks = _sequential_tasks(dump, options, collector.bytes_read)
+        _run_tasks(tasks, collector, options.workers, stream_bytes=False)
+    collector.finish()
+    if collector.summary.pages == 0 and shard is None:
+        collector.spill.close()
+        raise InputError(f"empty dump: {dump} contains no pages")
+    return collector.summary, _finalise(collector.spill, collector.sketches), collector.sketches
+
+
+def _finalise(spill: _RowSpill, sketches: fame.FameSketches) -> Iterator[dict[str, Any]]:
+    try:
+        for row in spill.sorted_rows():
+            yield sketches.fill(row)
+    finally:
+        spill.close()
+
+
+def sketch_path(table: Path) -> Path:
+    """Where a shard's sketches live: next to its table."""
+    return table.with_name(table.name + ".sketch.npz")
+
+
+def combine_shards(tables: list[Path]) -> Iterator[dict[str, Any]]:
+    """Rows of shard tables with dump-wide fame refilled from their merged sketches, sorted by page id.
+
+    Inbound links and redirects count pages of the whole dump, which no single shard saw: each shard
+    keeps its own sketch, and adding sketches is exact, so the combined table equals an unsharded scan.
+    """
+    merged: fame.FameSketches | None = None
+    for table in tables:
+        path = sketch_path(table)
+        if not path.is_file():
+            raise InputError(f"{table}: no sketch file {path.name} next to it (was it written by scan --shard?)")
+        part = fame.FameSketches.load(path)
+        if merged is None:
+            merged = part
+        else:
+            merged.merge(part)
+    if merged is None:
+        raise InputError("--combine needs at least one shard table")
+    spill = _RowSpill(Path(tempfile.gettempdir()))
+    for table in tables:
+        for row in read_table(table):
+            spill.add(row)
+    return _finalise(spill, merged)
