@@ -53,6 +53,12 @@ class SimConfig:
     served_model_suffix: str = "-2026-11"
     """Appended to the requested model in replies, the way real endpoints report a dated snapshot."""
     embedding_dim: int = 256
+    # Stage responders (stages/ area, llm/sim/stage_responders.py): shares of deliberately bad answers,
+    # so the verification filters have something real to catch in the demo and the tests.
+    unsupported_claim_rate: float = 0.0
+    """Share of description claims citing a wrong sentence id or stating invented content."""
+    position_bias_rate: float = 0.0
+    """Share of judge votes that prefer answer (a) whatever the answers say."""
     cache_min_tokens: int = 1024
     """A repeated system prompt at least this long is reported as cached (OpenAI caches from 1024 tokens)."""
 
@@ -66,6 +72,9 @@ class SimConfig:
         """Reject settings that would make the simulator silently do something else than asked."""
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigError(f"fault_rate must be within [0, 1], got {self.fault_rate}")
+        for name in ("unsupported_claim_rate", "position_bias_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be within [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.violation_rate <= 1.0:
             raise ConfigError(f"violation_rate must be within [0, 1], got {self.violation_rate}")
         if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_s < 0 or self.retry_after_s < 0:
