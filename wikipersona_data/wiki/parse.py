@@ -1,0 +1,387 @@
+"""Wikitext -> Biography (DESIGN.md 3.2): the parsing half of the Wikipedia layer.
+
+Two modes share one code path for everything they both produce, so a scan row (``full=False``) and a ``show``
+(``full=True``) never disagree on person/living/dates/infobox/categories/lead:
+
+* ``full=False`` parses only the part before the first heading (infobox, short description, lead) with
+  mwparserfromhell and reads categories, DEFAULTSORT and ``<ref`` counts with regexes over the whole text.
+* ``full=True`` additionally parses the body: level-2 sections (boilerplate such as References dropped, nested
+  ``===`` kept inside their section), sentences with stable ids, and outgoing article links.
+
+Comments, ``<ref>`` citations and tables are removed before anything else (they are invisible; a commented-out
+``== Heading ==`` must not split the lead; see ``_parse`` for why refs go early). ``ref_count`` counts ``<ref``
+opening tags (citations and named re-uses) before removal. The lead is the text before the first heading line.
+
+Precedence rules
+----------------
+birth date: the infobox value (``birth_date``/``born``/... date template, else plain text such as
+"January 4, 1985<ref/>") > a birth-date template in the lead prose > "born <date>" in the cleaned lead > the
+"YYYY births" category (year only). The infobox/lead date is more specific and categories are often stale, so it
+wins; when its year differs from the category year both are kept (``birth_year_infobox``,
+``birth_year_category``) and ``date_conflict`` is true.
+
+death year: a death date in the infobox/lead templates > the "YYYY deaths" category.
+
+is_living (only ever true for a person):
+1. any death evidence (death date template or value, "YYYY deaths", "Year/Date of death missing/unknown")
+   -> False, even if "Living people" is also present (stale category);
+2. "Possibly living people" -> False (Wikipedia cannot confirm the person is alive);
+3. "Living people" or "Year of birth missing (living people)" -> True;
+4. a living-only date template ({{Birth date and age}}, {{Birth year and age}}, ...) -> True;
+5. otherwise False.
+Every signal is recorded in ``living_evidence``.
+
+Links: ns-0 targets from the lead (infobox included) and the kept sections, not from boilerplate sections
+(See also / References); deduplicated and sorted (not in order of appearance) so they are byte-stable.
+"""
+
+from __future__ import annotations
+
+import re
+
+import mwparserfromhell
+from mwparserfromhell.parser import ParserError
+from mwparserfromhell.wikicode import Wikicode
+
+from wikipersona_data.wiki.biography import Biography, Infobox, Section, Sentence
+from wikipersona_data.wiki.clean import REFERENCE_TEMPLATES, clean_prose, clean_value, normalise_link_title
+from wikipersona_data.wiki.dates import (
+    LIVING_AGE_TEMPLATES,
+    PartialDate,
+    date_from_value,
+    dates_from_template,
+    parse_plain_date,
+    template_name,
+)
+from wikipersona_data.wiki.person import category_signals, is_infobox_name, is_person_infobox
+from wikipersona_data.wiki.sentences import split_sentences
+
+#: Longest wikitext (characters) we parse; the largest real articles are ~1.5 MB, and mwparserfromhell's memory
+#: can blow up on pathological input (mwparserfromhell#286). Longer text -> ParseFailure naming the size.
+MAX_WIKITEXT_CHARS = 2_000_000
+
+#: Level-2 sections that are apparatus, not content (compared lower-case).
+BOILERPLATE_SECTIONS = frozenset(
+    {
+        "references",
+        "notes",
+        "external links",
+        "see also",
+        "further reading",
+        "bibliography",
+        "sources",
+        "citations",
+        "footnotes",
+        "notes and references",
+        "references and notes",
+        "works cited",
+        "cited works",
+        "general references",
+        "external sources",
+        "other websites",
+        "explanatory notes",
+        "reference",
+        "note",
+        "external link",
+        "literature",
+    }
+)
+_BIRTH_FIELDS = ("birth_date", "born", "date_of_birth", "birthdate", "birth date", "dateofbirth", "birth_year")
+_DEATH_FIELDS = ("death_date", "died", "date_of_death", "deathdate", "death date", "dateofdeath", "death_year")
+
+_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_HEADING_RE = re.compile(r"^=[^\n]*=[ \t]*$", re.MULTILINE)
+_CATEGORY_RE = re.compile(r"\[\[[ \t]*[Cc]ategory[ \t]*:([^\[\]|{}\n]*)(?:\|[^\[\]]*)?\]\]")
+_DEFAULTSORT_RE = re.compile(r"\{\{\s*(?:DEFAULTSORT|DEFAULTSORTKEY|DEFAULTCATEGORYSORT)\s*:([^{}\n]*)\}\}")
+_REF_TAG_RE = re.compile(r"<ref(?:\s[^>]*)?/?>", re.IGNORECASE)
+_PAIRED_REF_RE = re.compile(r"<ref(?:\s[^>]*)?(?<!/)>.*?</ref\s*>", re.IGNORECASE | re.DOTALL)
+_SINGLE_REF_RE = re.compile(r"<ref(?:\s[^>]*)?/>", re.IGNORECASE)
+_REFERENCES_RE = re.compile(r"<references(?:\s[^>]*)?/>|<references(?:\s[^>]*)?>.*?</references\s*>", re.I | re.DOTALL)
+_BORN_RE = re.compile(r"\(\s*(?:born|b\.)\s+([^()]{4,40})")
+
+
+class ParseFailure(Exception):
+    """mwparserfromhell could not parse a page (or it is too large); the message is one line naming the title."""
+
+
+def parse_biography(
+    wikitext: str,
+    *,
+    title: str,
+    page_id: int,
+    revision_id: int | None,
+    full: bool = True,
+    url_base: str = "https://en.wikipedia.org/wiki/",
+) -> Biography:
+    """Parse one article's wikitext into a :class:`Biography` (see module docstring for modes and precedence)."""
+    try:
+        return _parse(wikitext, title=title, page_id=page_id, revision_id=revision_id, full=full, url_base=url_base)
+    except ParseFailure:
+        raise
+    except (ParserError, ValueError, RecursionError, MemoryError) as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise ParseFailure(f"{title!r} (page {page_id}): wikitext could not be parsed: {message}") from exc
+
+
+def _parse(wikitext: str, *, title: str, page_id: int, revision_id: int | None, full: bool, url_base: str):
+    text = _COMMENT_RE.sub("", wikitext)
+    ref_count = len(_REF_TAG_RE.findall(text))
+    # Citations are removed before parsing: they are invisible in prose, their unbalanced markup (an unclosed
+    # '' inside a cite template) made mwparserfromhell degrade whole later refs to text on real articles, and
+    # they are a large share of the bytes the parser would otherwise build trees for.
+    text = _SINGLE_REF_RE.sub("", _PAIRED_REF_RE.sub("", _REFERENCES_RE.sub("", text)))
+    text = _remove_tables(text)
+    heading = _HEADING_RE.search(text)
+    lead_src = text[: heading.start()] if heading else text
+    body_src = text[heading.start() :] if heading else ""
+    checked = text if full else lead_src
+    if len(checked) > MAX_WIKITEXT_CHARS:
+        part = "wikitext" if full else "lead"
+        raise ParseFailure(
+            f"{title!r} (page {page_id}): {part} is {len(checked):,} characters, over the {MAX_WIKITEXT_CHARS:,} limit"
+        )
+
+    categories = _categories(text)
+    cat = category_signals(categories)
+    lead_code = mwparserfromhell.parse(lead_src)
+    lead_templates = lead_code.filter_templates(recursive=True)
+
+    infobox, infobox_is_person, embedded_fields = _infobox(lead_code)
+    short_description = _short_description(lead_code)
+    lead_links = _links(lead_code) if full else []
+    _drop_reference_templates(lead_code)
+    lead = clean_prose(lead_code)
+
+    # --- dates ---
+    birth_infobox: PartialDate | None = None
+    death_infobox: PartialDate | None = None
+    living_template = False
+    death_template = False
+    fields_raw = embedded_fields
+    for key in _BIRTH_FIELDS:
+        if fields_raw.get(key):
+            date, info = date_from_value(fields_raw[key])
+            if info is not None:
+                birth_infobox = info.birth
+                living_template |= info.living_template
+                if info.death:
+                    death_infobox, death_template = info.death, True
+            else:
+                birth_infobox = date
+            if birth_infobox:
+                break
+    for key in _DEATH_FIELDS:
+        if fields_raw.get(key) and death_infobox is None:
+            date, info = date_from_value(fields_raw[key])
+            death_infobox = (info.death or info.birth) if info is not None else date
+            if info is not None and info.birth and birth_infobox is None:
+                birth_infobox = info.birth
+
+    birth_lead: PartialDate | None = None
+    death_lead: PartialDate | None = None
+    for template in lead_templates:
+        info = dates_from_template(template)
+        if info is None:
+            continue
+        living_template |= info.living_template and template_name(template) in LIVING_AGE_TEMPLATES
+        if info.death is not None:
+            death_template = True
+            death_lead = death_lead or info.death
+        if info.birth is not None and birth_lead is None and template_name(template) != "circa":
+            birth_lead = info.birth
+    if birth_infobox is None and birth_lead is None:
+        born = _BORN_RE.search(lead.split("\n", 1)[0]) if lead else None
+        birth_lead = parse_plain_date(born.group(1)) if born else None
+
+    birth = birth_infobox or birth_lead
+    death = death_infobox or death_lead
+    birth_year_infobox = birth.year if birth else None
+    birth_year_category = cat["birth_year"]
+    birth_date = birth.iso() if birth else (f"{birth_year_category:04d}" if birth_year_category else None)
+    birth_year = birth.year if birth else birth_year_category
+    death_year = death.year if death else cat["death_year"]
+    date_conflict = bool(birth_year_infobox and birth_year_category and birth_year_infobox != birth_year_category)
+
+    # --- person / living ---
+    is_person = bool(cat["person"] or infobox_is_person)
+    death_evidence = bool(death is not None or death_template or cat["death"])
+    evidence = {
+        "category_living": cat["living"],
+        "category_possibly_living": cat["possibly_living"],
+        "category_birth_year": birth_year_category is not None,
+        "category_death": cat["death"],
+        "person_infobox": infobox_is_person,
+        "birth_date_and_age": living_template,
+        "death_date": death is not None or death_template,
+    }
+    if not is_person or death_evidence or cat["possibly_living"]:
+        is_living = False
+    else:
+        is_living = bool(cat["living"] or living_template)
+
+    bio = Biography(
+        page_id=page_id,
+        title=title,
+        revision_id=revision_id,
+        url=url_base + title.replace(" ", "_"),
+        is_person=is_person,
+        is_living=is_living,
+        birth_date=birth_date,
+        birth_year=birth_year,
+        death_year=death_year,
+        short_description=short_description,
+        infobox=infobox,
+        categories=categories,
+        lead=lead,
+        living_evidence=evidence,
+        birth_year_infobox=birth_year_infobox,
+        birth_year_category=birth_year_category,
+        date_conflict=date_conflict,
+        birth_date_source=(
+            "infobox" if birth_infobox else "lead" if birth_lead else "category" if birth_year_category else None
+        ),
+        sort_key=_defaultsort(text),
+        ref_count=ref_count,
+        wikitext_length=len(wikitext),
+        parse_mode="full" if full else "cheap",
+    )
+    if full:
+        body_code = mwparserfromhell.parse(body_src)
+        sections, section_links = _sections(body_code)
+        bio.sections = sections
+        bio.sentences = _sentences(lead, sections)
+        bio.links = sorted(set(lead_links) | set(section_links))
+    return bio
+
+
+_TABLE_START_RE = re.compile(r"^[ \t:]*\{\|", re.MULTILINE)
+
+
+def _remove_tables(text: str) -> str:
+    """Drop ``{| ... |}`` tables line by line (nesting counted) before parsing.
+
+    mwparserfromhell degrades a malformed table to plain text (a real Andre Agassi statistics table leaked
+    "| bgcolor=lime | [[...]]" into the section text), and table cells are never prose we want.
+    """
+    if not _TABLE_START_RE.search(text):
+        return text
+    kept: list[str] = []
+    depth = 0
+    for line in text.split("\n"):
+        stripped = line.lstrip(" \t:")
+        if stripped.startswith("{|"):
+            depth += 1
+        elif depth and stripped.startswith("|}") and not stripped.startswith("|}}"):
+            depth -= 1
+            continue
+        if depth == 0:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _categories(text: str) -> list[str]:
+    """Category memberships in order of first appearance, deduplicated; ``[[:Category:X]]`` is a link, not one."""
+    seen: dict[str, None] = {}
+    for m in _CATEGORY_RE.finditer(text):
+        name = " ".join(m.group(1).replace("_", " ").split())
+        if name:
+            seen.setdefault(name[0].upper() + name[1:], None)
+    return list(seen)
+
+
+def _defaultsort(text: str) -> str | None:
+    m = _DEFAULTSORT_RE.search(text)
+    return m.group(1).strip() or None if m else None
+
+
+def _short_description(code: Wikicode) -> str | None:
+    for template in code.filter_templates(recursive=False):
+        if template_name(template) == "short description" and template.has("1"):
+            value = clean_value(template.get("1").value)
+            return None if value.lower() == "none" or not value else value
+    return None
+
+
+def _infobox(code: Wikicode) -> tuple[Infobox | None, bool, dict[str, str]]:
+    """The article's infobox (first top-level infobox-family template; embedded ones merged in).
+
+    Returns the Infobox, whether any infobox in the lead marks a person (bands excluded), and the raw
+    (uncleaned) field values used for date parsing.
+    """
+    candidates = [t for t in code.filter_templates(recursive=True) if is_infobox_name(template_name(t))]
+    is_person = False
+    for template in candidates:
+        background = template.get("background").value.strip_code() if template.has("background") else None
+        if is_person_infobox(template_name(template), background):
+            is_person = True
+    top = [t for t in code.filter_templates(recursive=False) if is_infobox_name(template_name(t))]
+    primary = top[0] if top else (candidates[0] if candidates else None)
+    if primary is None:
+        return None, is_person, {}
+    embedded = [
+        t
+        for param in primary.params
+        for t in param.value.filter_templates(recursive=True)
+        if is_infobox_name(template_name(t))
+    ]
+    fields: dict[str, str] = {}
+    raw: dict[str, str] = {}
+    for template in [primary, *embedded]:
+        for param in template.params:
+            if not param.showkey:
+                continue
+            key = _COMMENT_RE.sub("", str(param.name)).strip()
+            if not key or key in raw or key in ("embed", "module", "module2", "module3", "child"):
+                continue
+            raw[key] = str(param.value)
+            value = clean_value(param.value)
+            if value:
+                fields[key] = value
+    return Infobox(template=template_name(primary), fields=fields), is_person, raw
+
+
+def _drop_reference_templates(code: Wikicode) -> None:
+    """Remove infoboxes and reference apparatus from the lead before rendering prose."""
+    for template in code.filter_templates(recursive=False):
+        name = template_name(template)
+        if name.startswith(REFERENCE_TEMPLATES) or is_infobox_name(name):
+            try:
+                code.remove(template)
+            except ValueError:
+                continue
+
+
+def _sections(body: Wikicode) -> tuple[list[Section], list[str]]:
+    """Kept level-2 sections and the article links inside them (boilerplate sections contribute neither)."""
+    sections: list[Section] = []
+    links: list[str] = []
+    for section in body.get_sections(levels=[2]):
+        heading = section.filter_headings(recursive=False)[0]
+        title = clean_value(heading.title)
+        if title.lower().strip(" :") in BOILERPLATE_SECTIONS:
+            continue
+        section.remove(heading)
+        links.extend(_links(section))
+        for sub in section.filter_headings(recursive=False):
+            section.replace(sub, "\n")
+        _drop_reference_templates(section)
+        sections.append(Section(title=title, text=clean_prose(section)))
+    return sections, links
+
+
+def _sentences(lead: str, sections: list[Section]) -> list[Sentence]:
+    out: list[Sentence] = []
+    for index, (name, text) in enumerate([("Lead", lead), *[(s.title, s.text) for s in sections]]):
+        for j, sentence in enumerate(split_sentences(text)):
+            out.append(Sentence(id=f"{index}.{j}", section=name, text=sentence))
+    return out
+
+
+def _links(*codes: Wikicode) -> list[str]:
+    titles = set()
+    for code in codes:
+        for link in code.filter_wikilinks(recursive=True):
+            title = normalise_link_title(str(link.title))
+            if title:
+                titles.add(title)
+    return sorted(titles)
