@@ -102,6 +102,8 @@ def verify_release(path: Path) -> VerifyReport:
             report.checks.append(Check(name, True, detail))
         except _Fail as err:
             report.checks.append(Check(name, False, str(err)))
+        except Exception as err:  # a damaged release must give a report, never a traceback
+            report.checks.append(Check(name, False, f"could not run: {type(err).__name__}: {_first_line(err)}"))
     return report
 
 
@@ -133,9 +135,21 @@ def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] |
         try:
             rows += pq.read_table(rel.root / name, columns=columns).to_pylist()
         except Exception as err:  # any pyarrow/OS error: the file is unusable, say which and why
-            rel.read_errors[name] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            rel.read_errors[name] = f"{type(err).__name__}: {_first_line(err)}"
             return None
     return rows
+
+
+def _num_rows(rel: _Release, name: str) -> int:
+    try:
+        return pq.ParquetFile(rel.root / name).metadata.num_rows
+    except Exception as err:
+        raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _need_manifest(rel: _Release) -> Manifest:
@@ -146,8 +160,7 @@ def _need_manifest(rel: _Release) -> Manifest:
 
 def _need_rows(rel: _Release) -> tuple[dict[str, list[dict]], list[dict]]:
     if rel.read_errors:
-        name, err = next(iter(rel.read_errors.items()))
-        raise _Fail(f"cannot read {name}: {err}")
+        raise _Fail(f"skipped: {next(iter(rel.read_errors))} is unreadable (see schema)")
     if rel.personas is None or set(rel.pairs) != set(SPLITS["pairs"]):
         raise _Fail("skipped: data files missing")
     return rel.pairs, rel.personas
@@ -200,7 +213,7 @@ def _check_schema(rel: _Release) -> str:
             try:
                 schema = pq.read_schema(rel.root / name)
             except Exception as err:
-                raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__})") from None
+                raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
             problem = schema_mismatch(schema, CONFIGS[config])
             if problem:
                 raise _Fail(f"{name}: {problem}")
@@ -213,7 +226,7 @@ def _check_counts(rel: _Release) -> str:
     pairs, personas = _need_rows(rel)
     for names in rel.files.values():
         for name in names:
-            rows = pq.ParquetFile(rel.root / name).metadata.num_rows
+            rows = _num_rows(rel, name)
             listed = manifest.data.files.get(name)
             if listed is not None and listed.rows != rows:
                 raise _Fail(f"{name}: {rows} rows, manifest says {listed.rows}")
@@ -346,7 +359,7 @@ def _check_card(rel: _Release) -> str:
     try:
         data = DatasetCard(path.read_text(encoding="utf-8")).data.to_dict()
     except Exception as err:
-        raise _Fail(f"README.md front matter does not parse: {str(err).splitlines()[0]}") from None
+        raise _Fail(f"README.md front matter does not parse: {_first_line(err)}") from None
     configs = {c.get("config_name"): c for c in data.get("configs") or []}
     if set(configs) != {"pairs", "personas"}:
         raise _Fail(f"README.md configs are {sorted(configs)}, expected pairs and personas")
@@ -375,7 +388,7 @@ def _check_card(rel: _Release) -> str:
             raise _Fail(f"README.md dataset_info for unknown config {config!r}")
         for split in info.get("splits") or []:
             files = rel.files.get(f"{config}/{split.get('name')}", [])
-            rows = sum(pq.ParquetFile(rel.root / f).metadata.num_rows for f in files)
+            rows = sum(_num_rows(rel, f) for f in files)
             if split.get("num_examples") != rows:
                 raise _Fail(
                     f"README.md dataset_info {config}/{split.get('name')}: num_examples "

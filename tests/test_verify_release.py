@@ -1,0 +1,167 @@
+"""`wikipersona verify`: passes a good release; each kind of damage fails its check with a clear message."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+from release_fixtures import make_manifest, make_rows, write_synthetic_release
+
+from wikipersona_data.cli import main
+from wikipersona_data.release.verify import verify_release
+from wikipersona_data.release.writer import write_release
+
+TRAIN = "data/pairs/train-00000-of-00001.parquet"
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    return write_synthetic_release(tmp_path_factory.mktemp("verify") / "release")
+
+
+@pytest.fixture
+def copy_of(good: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(good, tmp_path / "release"))
+
+
+def _failed(release: Path) -> dict[str, str]:
+    report = verify_release(release)
+    assert not report.ok
+    return {c.name: c.detail for c in report.failures}
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    pairs, personas = make_rows()
+    pairs = copy.deepcopy(pairs)
+    mutate(pairs, personas)
+    return write_release(tmp_path / "bad", pairs=pairs, personas=personas, manifest=make_manifest())
+
+
+def test_good_release_passes_every_check(good: Path, capsys) -> None:
+    report = verify_release(good)
+    assert report.ok, report.lines()
+    assert len(report.checks) == 14
+    assert main(["verify", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\nok   ") + out.startswith("ok   ") == 14
+    assert "release OK" in out
+
+
+def test_tampered_data_file(copy_of: Path, capsys) -> None:
+    path = copy_of / TRAIN
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    failed = _failed(copy_of)
+    assert failed["checksums"] == f"{TRAIN}: sha256 differs from manifest.json (file corrupted or modified)"
+    assert main(["verify", str(copy_of)]) == 2
+    captured = capsys.readouterr()
+    assert "FAIL checksums" in captured.out
+    assert captured.err.strip().startswith("error: ") and captured.err.count("\n") == 1
+
+
+def test_truncated_data_file(copy_of: Path) -> None:
+    path = copy_of / TRAIN
+    path.write_bytes(path.read_bytes()[:100])
+    failed = _failed(copy_of)
+    assert "truncated or replaced" in failed["checksums"] and TRAIN in failed["checksums"]
+    assert TRAIN in failed["schema"]  # the parquet footer is gone: named, not a crash
+
+
+def test_missing_file(copy_of: Path) -> None:
+    (copy_of / "data/personas/train-00000-of-00001.parquet").unlink()
+    failed = _failed(copy_of)
+    assert failed["checksums"] == "data/personas/train-00000-of-00001.parquet: listed in manifest.json but missing"
+    assert "no parquet file for personas/train" in failed["schema"]
+
+
+def test_missing_or_corrupt_manifest(copy_of: Path) -> None:
+    (copy_of / "manifest.json").write_text("{not json")
+    failed = _failed(copy_of)
+    assert "invalid manifest" in failed["manifest"]
+    assert failed["checksums"] == "skipped: no valid manifest.json"
+    (copy_of / "manifest.json").unlink()
+    assert "manifest.json is missing" in _failed(copy_of)["manifest"]
+
+
+def test_duplicate_pair_id(tmp_path: Path) -> None:
+    def dup(pairs, _personas):
+        pairs["test"][0]["pair_id"] = pairs["train"][0]["pair_id"]
+
+    failed = _failed(_write(tmp_path, dup))
+    assert set(failed) == {"unique pair_id"}
+    assert "appears twice" in failed["unique pair_id"]
+
+
+def test_identity_leak(tmp_path: Path) -> None:
+    def leak(pairs, _personas):
+        row = next(r for r in pairs["train"] if r["persona"] == "Bram Okafor")
+        row["prompt"] = [{"role": "user", "content": "As okafor, what should I cook tonight?"}]
+
+    failed = _failed(_write(tmp_path, leak))
+    assert set(failed) == {"identity leaks"}
+    assert "prompt names the persona ('okafor')" in failed["identity leaks"]
+
+
+def test_split_overlap(tmp_path: Path) -> None:
+    def overlap(pairs, _personas):
+        # one persona's pair on a shared divergent question moves to the other split
+        moved = next(r for r in pairs["test"] if r["question_type"] == "divergent")
+        pairs["test"].remove(moved)
+        pairs["train"].append(moved)
+
+    failed = _failed(_write(tmp_path, overlap))
+    assert set(failed) == {"split disjointness"}
+    assert "is in both train and test" in failed["split disjointness"]
+
+
+def test_duplicate_question_and_identical_answers(tmp_path: Path) -> None:
+    def damage(pairs, _personas):
+        a, b = [r for r in pairs["train"] if r["persona"] == "Ada Quill" and r["question_type"] == "personal"][:2]
+        b["prompt"] = copy.deepcopy(a["prompt"])
+        b["rejected"] = copy.deepcopy(b["chosen"])
+
+    failed = _failed(_write(tmp_path, damage))
+    assert set(failed) == {"duplicate questions", "chosen != rejected"}
+    assert "has the same question twice in train" in failed["duplicate questions"]
+
+
+def test_bad_message_shapes(tmp_path: Path) -> None:
+    def damage(pairs, _personas):
+        pairs["train"][0]["chosen"] = [{"role": "user", "content": "wrong role"}]
+
+    assert "chosen must be [{role: assistant, content}]" in _failed(_write(tmp_path, damage))["message shapes"]
+
+    def blank(pairs, _personas):
+        pairs["test"][1]["prompt"] = [{"role": "user", "content": "   "}]
+
+    assert _failed(_write(tmp_path / "2", blank))["message shapes"].endswith("empty content in prompt")
+
+
+def test_card_config_must_match_files(copy_of: Path) -> None:
+    card = copy_of / "README.md"
+    card.write_text(card.read_text().replace("path: data/pairs/test-*.parquet", "path: data/pairs/dev-*.parquet"))
+    failed = _failed(copy_of)
+    assert set(failed) == {"card"}
+    assert "config pairs/test" in failed["card"] and "no files" in failed["card"]
+
+
+def test_key_or_path_in_card(copy_of: Path) -> None:
+    card = copy_of / "README.md"
+    card.write_text(card.read_text() + "\nBuilt in /home/builder/wikipersona with sk-abcdefghijklmnopqrstu\n")
+    failed = _failed(copy_of)
+    assert set(failed) == {"no paths or keys"}
+    assert "README.md: absolute path '/home/builder/wikipersona'" == failed["no paths or keys"]
+
+
+def test_unlisted_extra_data_file(copy_of: Path) -> None:
+    shutil.copy(copy_of / TRAIN, copy_of / "data/pairs/train-00001-of-00001.parquet")
+    failed = _failed(copy_of)
+    assert failed["checksums"] == "data/pairs/train-00001-of-00001.parquet: file not listed in manifest.json"
+
+
+def test_not_a_folder(tmp_path: Path) -> None:
+    report = verify_release(tmp_path / "nope")
+    assert not report.ok and "is not a directory" in report.checks[0].detail
