@@ -67,6 +67,7 @@ def test_many_keys_and_latest_record_wins(tmp_path: Path):
     assert [reopened.get(k)["response"]["i"] for k in keys[:5]] == [0, 1, 2, 3, 4]
     assert reopened.get(keys[5])["response"]["i"] == "new"
     assert reopened.get(keys[299])["response"]["i"] == 299
+    assert CallCache(tmp_path).keys() == set(keys)
 
 
 def test_torn_last_line_is_skipped_reported_and_sealed(tmp_path: Path):

@@ -200,6 +200,17 @@ class CallCache:
             self._scan(shard)
         return key in shard.index
 
+    def keys(self) -> set[str]:
+        """Every stored key (scans all shards; for reports, export and tests, not the hot path)."""
+        if self.mode == "off":
+            return set()
+        found: set[str] = set()
+        for path in sorted((self.path / "calls").glob("*.jsonl")):
+            shard = self._shard(path.stem + "0" * (_KEY_LEN - 2))
+            self._scan(shard)
+            found.update(shard.index)
+        return found
+
     # ---------------------------------------------------------------- writing
     def _append(self, path: Path, fd: int | None, payload: bytes) -> int:
         if fd is None:

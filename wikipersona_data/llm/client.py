@@ -494,7 +494,9 @@ class LLMClient:
                     except ValueError:
                         self.ledger.record_error(stage, model, "invalid_body")
                         info = ErrorInfo("invalid_body", raw.status_code, True)
-                        raise RetryableCallError(info, None, "reply body is not a JSON object", attempts) from None
+                        raise RetryableCallError(
+                            info, None, "reply body is not a JSON object", attempts, ep.backoff_base_s
+                        ) from None
                     limits.concurrency.on_success()
         except RetryableCallError as err:
             kind = err.info.kind.removeprefix("http_")
@@ -541,7 +543,7 @@ class LLMClient:
             self._limits_for(ep).concurrency.on_rate_limited(epoch)
         if info.retryable:
             wait = retry_after_seconds(response.headers if response is not None else None)
-            return RetryableCallError(info, wait, detail, attempt)
+            return RetryableCallError(info, wait, detail, attempt, ep.backoff_base_s)
         self.cache.put_error(key, spec, info.kind, detail, status=info.status)
         where = f"endpoint {ep.name!r}"
         if info.status == 401:

@@ -55,7 +55,8 @@ class EndpointConfig:
     the cache key so that, e.g., a vLLM moved to a new host keeps its cache. Limits: at most
     ``max_concurrency`` requests in flight (halved on 429 bursts, then grown back), optional ``rpm``
     requests and ``tpm`` tokens per minute. Retries: at most ``max_attempts`` HTTP requests per call
-    and at most ``max_retry_seconds`` of waiting, whichever ends first.
+    and at most ``max_retry_seconds`` of waiting, whichever ends first; without a ``Retry-After`` hint the
+    n-th wait is about ``backoff_base_s * 2**(n-1)`` seconds (jittered, capped at 30 s).
     """
 
     name: str
@@ -69,6 +70,7 @@ class EndpointConfig:
     timeout_s: float = 60.0
     max_attempts: int = 6
     max_retry_seconds: float = 300.0
+    backoff_base_s: float = 0.5
 
     def __post_init__(self) -> None:
         from wikipersona_data.llm.profiles import get_profile
@@ -82,8 +84,8 @@ class EndpointConfig:
         for label, value in (("rpm", self.rpm), ("tpm", self.tpm)):
             if value is not None and not value > 0:
                 raise ConfigError(f"endpoint {self.name!r}: {label} must be > 0 or unset, got {value}")
-        if not self.timeout_s > 0 or not self.max_retry_seconds > 0:
-            raise ConfigError(f"endpoint {self.name!r}: timeout_s and max_retry_seconds must be > 0")
+        if not self.timeout_s > 0 or not self.max_retry_seconds > 0 or not self.backoff_base_s >= 0:
+            raise ConfigError(f"endpoint {self.name!r}: timeout_s, max_retry_seconds must be > 0, backoff_base_s >= 0")
         if not self.api_key_env or not self.api_key_env.replace("_", "").isalnum():
             raise ConfigError(f"endpoint {self.name!r}: api_key_env must name an environment variable")
 

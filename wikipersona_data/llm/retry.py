@@ -45,12 +45,15 @@ class ErrorInfo:
 class RetryableCallError(Exception):
     """A failure tenacity should retry; carries the classification and the server's wait hint."""
 
-    def __init__(self, info: ErrorInfo, retry_after_s: float | None, detail: str, attempt: int) -> None:
+    def __init__(
+        self, info: ErrorInfo, retry_after_s: float | None, detail: str, attempt: int, backoff_base_s: float = 0.5
+    ) -> None:
         super().__init__(f"{info.kind}: {detail}")
         self.info = info
         self.retry_after_s = retry_after_s
         self.detail = detail
         self.attempt = attempt  # 1-based number of the HTTP attempt that failed (drives the backoff)
+        self.backoff_base_s = backoff_base_s
 
 
 def classify(exc: BaseException) -> ErrorInfo:
@@ -82,7 +85,10 @@ def retry_after_seconds(headers: Any, *, cap: float = MAX_RETRY_AFTER_S, now: fl
             try:
                 value = float(raw)
             except ValueError:
-                parsed = email.utils.parsedate_to_datetime(raw) if raw.strip() else None
+                try:
+                    parsed = email.utils.parsedate_to_datetime(raw)  # the HTTP-date form
+                except (TypeError, ValueError):
+                    parsed = None
                 if parsed is not None:
                     value = parsed.timestamp() - (time.time() if now is None else now)
     if value is None or value != value:  # missing or NaN
@@ -90,13 +96,13 @@ def retry_after_seconds(headers: Any, *, cap: float = MAX_RETRY_AFTER_S, now: fl
     return min(max(value, 0.0), cap)
 
 
-def backoff_seconds(attempt: int, rng: random.Random | None = None) -> float:
+def backoff_seconds(attempt: int, base: float = BACKOFF_BASE_S, rng: random.Random | None = None) -> float:
     """Exponential backoff with "equal jitter": uniform in [c/2, c], c = min(max, base * 2**(n-1)).
 
     Jitter spreads the retries of calls that failed together (one 429 burst) so they do not collide
     again; keeping half of the ceiling guarantees the wait still grows.
     """
-    ceiling = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(attempt - 1, 0))
+    ceiling = min(BACKOFF_MAX_S, base * 2 ** max(attempt - 1, 0))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
@@ -105,7 +111,7 @@ def _wait_for(exc: BaseException) -> float:
     assert isinstance(exc, RetryableCallError)
     if exc.retry_after_s is not None:
         return exc.retry_after_s
-    return backoff_seconds(exc.attempt)
+    return backoff_seconds(exc.attempt, exc.backoff_base_s)
 
 
 def retrying(
