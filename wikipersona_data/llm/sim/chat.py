@@ -177,6 +177,7 @@ def _responder_request(plan: ChatPlan, cfg: SimConfig, rng: random.Random, index
         seed=cfg.seed,
         params=dict(plan.params),
         choice_index=index,
+        config=cfg,
     )
 
 

@@ -30,6 +30,8 @@ class ResponderRequest:
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
     choice_index: int = 0
+    config: Any = None
+    """The server's SimConfig, for responders with knobs of their own (e.g. ``position_bias_rate``)."""
 
     @property
     def user_text(self) -> str:
