@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -58,25 +57,39 @@ def title_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def link_targets(text: str) -> set[str]:
-    """Distinct raw link targets of one page (one page counts once per target)."""
-    return set(LINK_RE.findall(text))
+class TargetCounter:
+    """Counts, per normalised target title, the pages linking to it (or the redirects pointing at it).
 
+    Raw targets are normalised once per batch (memo) and a page's targets are deduplicated after
+    normalisation, so ``[[jane_Doe]]`` and ``[[Jane Doe#Career]]`` on one page count once.
+    """
 
-def hash_article_targets(raw: Counter[str], skip_prefixes: frozenset[str]) -> dict[int, int]:
-    """Normalise raw link/redirect targets, drop other namespaces, return ``{title_hash: count}``."""
-    out: dict[int, int] = {}
-    for target, count in raw.items():
-        key = normalize_title(strip_fragment(target))
-        if not key:
-            continue
-        if ":" in key:
-            prefix = key.split(":", 1)[0].strip().lower()
-            if prefix in skip_prefixes:
-                continue
-        h = title_hash(key)
-        out[h] = out.get(h, 0) + count
-    return out
+    def __init__(self, skip_prefixes: frozenset[str]) -> None:
+        self.skip_prefixes = skip_prefixes
+        self.memo: dict[str, int | None] = {}
+        self.counts: dict[int, int] = {}
+
+    def key_hash(self, raw: str) -> int | None:
+        if raw in self.memo:
+            return self.memo[raw]
+        key = normalize_title(strip_fragment(raw))
+        h: int | None = title_hash(key) if key else None
+        if key and ":" in key and key.split(":", 1)[0].strip().lower() in self.skip_prefixes:
+            h = None  # File:, Category:, Template:, ... are not articles
+        self.memo[raw] = h
+        return h
+
+    def add_page_links(self, text: str) -> None:
+        hashes = {self.key_hash(t) for t in LINK_RE.findall(text)}
+        hashes.discard(None)
+        counts = self.counts
+        for h in hashes:
+            counts[h] = counts.get(h, 0) + 1  # type: ignore[index]
+
+    def add_target(self, raw: str) -> None:
+        h = self.key_hash(raw)
+        if h is not None:
+            self.counts[h] = self.counts.get(h, 0) + 1
 
 
 class CountMinSketch:

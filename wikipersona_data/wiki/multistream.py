@@ -17,6 +17,7 @@ from __future__ import annotations
 import bz2
 import html
 import io
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,6 +125,8 @@ def decompress_streams(
                 f"corrupt bz2 data in {path} in the stream at compressed offset {start + pos} ({err})"
             ) from None
         if not dec.eof:
+            if end < os.fstat(f.fileno()).st_size:  # the stream runs past the next indexed offset
+                raise mismatch(path, index, f"offset {end} is not the start of a bz2 stream")
             pages = sum(chunk.count(b"</page>") for chunk in out)
             raise InputError(
                 f"truncated bz2 stream in {path} at compressed offset {start + pos} after {pages} pages of that stream"

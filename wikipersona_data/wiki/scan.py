@@ -57,7 +57,6 @@ from wikipersona_data.wiki.multistream import (
     stream_bounds,
 )
 from wikipersona_data.wiki.table import read_table
-from wikipersona_data.wiki.titles import strip_fragment
 
 log = logging.getLogger(__name__)
 
@@ -211,20 +210,20 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
     """Count, prefilter and parse one batch of pages into ``result``."""
     from wikipersona_data.wiki.person import looks_like_person
 
-    raw_links: Counter[str] = Counter()
-    raw_redirects: Counter[str] = Counter()
+    links = fame.TargetCounter(site.prefixes)
+    redirects = fame.TargetCounter(site.prefixes)
     stats = result.stats
     for page in pages:
         stats["pages"] += 1
         if page.redirect is not None:
             stats["redirects"] += 1
             if page.ns == 0:
-                raw_redirects[strip_fragment(page.redirect)] += 1
+                redirects.add_target(page.redirect)
             continue
         if page.ns != 0:
             continue
         stats["articles"] += 1
-        raw_links.update(fame.link_targets(page.text))
+        links.add_page_links(page.text)
         if not looks_like_person(page.text):
             continue
         if page.text_bytes > options.max_page_bytes:
@@ -253,9 +252,9 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
         stats["people"] += 1
         stats["living"] += int(bool(bio.is_living))
         result.rows.append(_row(bio, page))
-    for target, count in fame.hash_article_targets(raw_links, site.prefixes).items():
+    for target, count in links.counts.items():
         result.links[target] = result.links.get(target, 0) + count
-    for target, count in fame.hash_article_targets(raw_redirects, site.prefixes).items():
+    for target, count in redirects.counts.items():
         result.redirects[target] = result.redirects.get(target, 0) + count
 
 

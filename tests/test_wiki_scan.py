@@ -1,0 +1,159 @@
+"""The scan on small real bz2 dumps written by the tests: counts, rows, fame, determinism, shards, robustness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from wiki_dump_fixtures import P, person_text, small_wiki, write_multistream, write_xml
+
+from wikipersona_data.cli import main
+from wikipersona_data.wiki.scan import DUMP_WIDE_COLUMNS, ScanOptions, scan_dump
+
+OPTS = ScanOptions(workers=2, progress=False)
+
+
+def _scan(dump: Path, index: Path | None = None, **kw: object):
+    summary, rows, _ = scan_dump(dump, index, options=ScanOptions(**{"workers": 2, "progress": False, **kw}))
+    return summary, list(rows)
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return write_multistream(tmp_path_factory.mktemp("multi"), small_wiki(), per_stream=2)
+
+
+@pytest.fixture(scope="module")
+def multi_rows(multi: tuple[Path, Path]):
+    return _scan(*multi)
+
+
+def test_multistream_scan_counts_and_rows(multi_rows) -> None:
+    summary, rows = multi_rows
+    assert (summary.pages, summary.articles, summary.redirects) == (12, 7, 4)
+    assert (summary.people, summary.living, summary.errors) == (4, 3, 0)
+    assert [r["title"] for r in rows] == ["Jane Doe", "John Roe", "AT&T Person", "Mary Major"]
+    assert [r["page_id"] for r in rows] == sorted(r["page_id"] for r in rows)
+    jane = rows[0]
+    assert jane["is_living"] is True and jane["birth_year"] == 1970 and jane["birth_date"] == "1970-04-29"
+    assert jane["revision_id"] == 100 and jane["url"] == "https://en.wikipedia.org/wiki/Jane_Doe"
+    assert "Living people" in jane["categories"] and jane["infobox_template"] == "infobox person"
+    assert rows[1]["is_living"] is False
+
+
+def test_fame_counts_links_once_per_page_and_redirects(multi_rows) -> None:
+    _, rows = multi_rows
+    by_title = {r["title"]: r for r in rows}
+    jane = by_title["Jane Doe"]
+    # Acme Corp, Widgets (two spellings + a section link = one page), Gadgets, Mary Major; not the Talk page
+    assert jane["inbound_links"] == 4
+    assert jane["redirects_in"] == 2
+    assert by_title["John Roe"]["inbound_links"] == 1  # piped link from Acme Corp
+    assert by_title["AT&T Person"]["inbound_links"] == 0
+    assert jane["ref_count"] == 2 and jane["section_count"] == 2
+    assert jane["wikitext_bytes"] == len(small_wiki()[0].text.encode())
+    assert jane["fame_score"] > by_title["Mary Major"]["fame_score"] > 0
+
+
+def test_sequential_paths_match_the_indexed_scan(tmp_path: Path, multi_rows) -> None:
+    summary_idx, rows_idx = multi_rows
+    for name in ("single.xml.bz2", "plain.xml"):
+        summary, rows = _scan(write_xml(tmp_path / name, small_wiki()))
+        assert rows == rows_idx
+        assert summary.line().split(" seconds")[0] == summary_idx.line().split(" seconds")[0]
+
+
+def test_multistream_read_without_index_is_sequential(multi: tuple[Path, Path], multi_rows) -> None:
+    assert _scan(multi[0])[1] == multi_rows[1]
+
+
+def test_schema_010_and_plain_index(tmp_path: Path, multi_rows) -> None:
+    dump, index = write_multistream(tmp_path, small_wiki(), per_stream=3, schema="0.10", index_bz2=False)
+    assert index.suffix == ".txt"
+    assert _scan(dump, index)[1] == multi_rows[1]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_one_and_two_workers_give_identical_bytes(tmp_path: Path, multi: tuple[Path, Path], ext: str) -> None:
+    dump, index = multi
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.{ext}"
+        code = main(
+            ["scan", str(dump), "--index", str(index), "--out", str(out), "--workers", str(workers), "--no-progress"]
+        )
+        assert code == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    if ext == "parquet":
+        table = pq.read_table(tmp_path / "w1.parquet")
+        assert table.column("title").to_pylist() == ["Jane Doe", "John Roe", "AT&T Person", "Mary Major"]
+    else:
+        assert [json.loads(line)["page_id"] for line in outs[0].decode().splitlines()] == [10, 12, 17, 21]
+
+
+def test_shards_union_equals_full_scan(tmp_path: Path, multi: tuple[Path, Path], capsys) -> None:
+    dump, index = multi
+    full = tmp_path / "full.jsonl"
+    assert main(["scan", str(dump), "--index", str(index), "--out", str(full), "--no-progress"]) == 0
+    parts = []
+    for k in (1, 2, 3):
+        part = tmp_path / f"part{k}.jsonl"
+        assert (
+            main(["scan", str(dump), "--index", str(index), "--out", str(part), "--shard", f"{k}/3", "--no-progress"])
+            == 0
+        )
+        parts.append(part)
+    shard_rows = sorted(
+        (json.loads(line) for p in parts for line in p.read_text().splitlines()), key=lambda r: r["page_id"]
+    )
+    full_rows = [json.loads(line) for line in full.read_text().splitlines()]
+    assert len(shard_rows) == len(full_rows) == 4
+    assert all(p.read_text() for p in parts[:1])  # shards are not all empty
+    local = [{k: v for k, v in r.items() if k not in DUMP_WIDE_COLUMNS} for r in shard_rows]
+    assert local == [{k: v for k, v in r.items() if k not in DUMP_WIDE_COLUMNS} for r in full_rows]
+    combined = tmp_path / "combined.jsonl"
+    args = ["scan", str(dump), "--out", str(combined)]
+    for p in parts:
+        args += ["--combine", str(p)]
+    assert main(args) == 0
+    assert combined.read_bytes() == full.read_bytes()
+
+
+def test_summary_line_and_table_on_stdout(multi: tuple[Path, Path], capsys) -> None:
+    dump, index = multi
+    assert main(["scan", str(dump), "--index", str(index), "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("pages=12 articles=7 redirects=4 people=4 living=3 errors=0 seconds=")
+    assert any("Jane Doe" in line and "1970-04-29" in line for line in out)
+
+
+def test_progress_bar_on_stderr(multi: tuple[Path, Path], capsys) -> None:
+    dump, index = multi
+    assert main(["scan", str(dump), "--index", str(index), "--workers", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "pages/s" in err and "MB/s" in err
+
+
+def test_oversized_page_is_skipped_counted_and_logged(tmp_path: Path, multi: tuple[Path, Path], capsys) -> None:
+    pages = small_wiki()
+    pages[0] = P("Jane Doe", 10, person_text("Jane Doe", extra="x" * 5000))
+    dump, index = write_multistream(tmp_path, pages)
+    out = tmp_path / "t.jsonl"
+    assert (
+        main(["scan", str(dump), "--index", str(index), "--out", str(out), "--max-page-bytes", "3000", "--no-progress"])
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert "errors=1" in captured.out and "people=3" in captured.out
+    assert "'Jane Doe'" in captured.err and "per-page cap" in captured.err
+    assert "Jane Doe" not in [json.loads(line)["title"] for line in out.read_text().splitlines()]
+
+
+def test_parse_timeout_is_skipped_not_fatal(multi: tuple[Path, Path], capsys) -> None:
+    summary, rows = _scan(*multi, page_timeout=1e-6)
+    assert summary.errors == 4 and rows == []  # every candidate hit the limit; the scan still finished
+    assert summary.pages == 12
+    assert "parse exceeded" in capsys.readouterr().err
