@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.release.manifest import Manifest
@@ -40,7 +41,7 @@ def offline() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def load_offline(release: Path, config: str, cache_dir: Path):
+def load_offline(release: Path, config: str, cache_dir: Path) -> Any:
     """``load_dataset(release, config)`` with the network off and ``cache_dir`` as the only cache."""
     from datasets import load_dataset
 
@@ -48,19 +49,24 @@ def load_offline(release: Path, config: str, cache_dir: Path):
         return load_dataset(str(release), config, cache_dir=str(cache_dir))
 
 
-def self_test(release: Path) -> dict[str, int]:
-    """Load both configs offline; return their row counts; fail if they differ from the manifest."""
+def check_loaded(release: Path, pairs: Any, personas: Any) -> dict[str, int]:
+    """Row counts of the loaded configs; fail if they differ from the manifest's."""
     manifest = Manifest.load(Path(release) / "manifest.json")
-    with tempfile.TemporaryDirectory(prefix="wikipersona-selftest-") as cache:
-        pairs = load_offline(release, "pairs", Path(cache))
-        personas = load_offline(release, "personas", Path(cache))
-        loaded = {
-            "pairs_train": pairs["train"].num_rows,
-            "pairs_test": pairs["test"].num_rows,
-            "personas": personas["train"].num_rows,
-        }
+    loaded = {
+        "pairs_train": pairs["train"].num_rows,
+        "pairs_test": pairs["test"].num_rows,
+        "personas": personas["train"].num_rows,
+    }
     for key, n in loaded.items():
         expected = manifest.data.counts.get(key)
         if expected != n:
             raise InputError(f"{release}: load_dataset gives {n} rows for {key}, manifest says {expected}")
     return loaded
+
+
+def self_test(release: Path) -> dict[str, int]:
+    """Load both configs offline in a temp cache; return their row counts (checked against the manifest)."""
+    with tempfile.TemporaryDirectory(prefix="wikipersona-selftest-") as cache:
+        pairs = load_offline(release, "pairs", Path(cache))
+        personas = load_offline(release, "personas", Path(cache))
+        return check_loaded(release, pairs, personas)
