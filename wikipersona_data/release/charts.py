@@ -76,7 +76,7 @@ def _pairs_per_persona(rows: list[dict]) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("preference pairs (train + test)")
     ax.set_title("Pairs per persona")
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return fig
 
 
@@ -93,7 +93,7 @@ def _pairs_per_axis(rows: list[dict]) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("divergent pairs")
     ax.set_title("Divergent pairs per axis of disagreement")
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return fig
 
 
