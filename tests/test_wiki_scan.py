@@ -12,7 +12,6 @@ from wiki_dump_fixtures import P, person_text, small_wiki, write_multistream, wr
 from wikipersona_data.cli import main
 from wikipersona_data.wiki.scan import DUMP_WIDE_COLUMNS, ScanOptions, scan_dump
 
-OPTS = ScanOptions(workers=2, progress=False)
 
 
 def _scan(dump: Path, index: Path | None = None, **kw: object):
