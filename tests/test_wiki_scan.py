@@ -13,7 +13,6 @@ from wikipersona_data.cli import main
 from wikipersona_data.wiki.scan import DUMP_WIDE_COLUMNS, ScanOptions, scan_dump
 
 
-
 def _scan(dump: Path, index: Path | None = None, **kw: object):
     summary, rows, _ = scan_dump(dump, index, options=ScanOptions(**{"workers": 2, "progress": False, **kw}))
     return summary, list(rows)
