@@ -51,6 +51,9 @@ class EndpointSpec(_Strict):
     max_concurrency: int = Field(default=16, ge=1)
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
+    sim: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="SimConfig options of the embedded simulator (profile 'sim', no base_url)."
+    )
 
 
 class PriceSpec(_Strict):
@@ -133,7 +136,11 @@ class CountsSpec(_Strict):
 
 
 class SeedsSpec(_Strict):
+    """Every random choice has its own seed; LLM calls send ``seed = <stage seed> + sample_idx``."""
+
     split: int = 24
+    personas: int = 0
+    describe: int = 0
     questions: int = 0
     respond: int = 0
     judge: int = 0

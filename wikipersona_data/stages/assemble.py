@@ -1,0 +1,144 @@
+"""From the stage rows to release rows (release/schema.py PAIRS, PERSONAS) and the manifest facts.
+
+Only reshaping and bookkeeping happens here: every value comes from a stage row. ``supported`` of a
+claim is the support filter's verdict when it ran; if no filter set it, it falls back to the
+structural check done at describe time (every cited sentence id exists), and the manifest says so
+(``grounding_method``) so nobody mistakes one for the other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from wikipersona_data.stages.rows import DescriptionRow, JudgmentRow, PairRow, PersonaRow, PrefixRow
+
+
+def claim_supported(claim: Any) -> bool:
+    return claim.supported if claim.supported is not None else claim.evidence_exists
+
+
+def grounding_method(descriptions: list[DescriptionRow]) -> str:
+    judged = [c.supported is not None for d in descriptions for c in d.claims]
+    if judged and all(judged):
+        return "support filter"
+    if any(judged):
+        return "support filter where it ran, else cited ids exist"
+    return "cited sentence ids exist (no support filter ran)"
+
+
+def grounding_score(description: DescriptionRow) -> float:
+    if description.grounding_score is not None:
+        return description.grounding_score
+    if not description.claims:
+        return 0.0
+    return round(sum(claim_supported(c) for c in description.claims) / len(description.claims), 6)
+
+
+def pair_record(pair: PairRow) -> dict[str, Any]:
+    return {
+        "pair_id": pair.pair_id,
+        "persona_id": pair.persona_id,
+        "persona": pair.persona,
+        "question_id": pair.question_id,
+        "question_type": pair.question_type,
+        "axis": pair.axis,
+        "category": pair.category,
+        "prompt": [{"role": "user", "content": pair.prompt}],
+        "chosen": [{"role": "assistant", "content": pair.chosen}],
+        "rejected": [{"role": "assistant", "content": pair.rejected}],
+        "chosen_id": pair.chosen_id,
+        "rejected_id": pair.rejected_id,
+        "judge_agreement": pair.judge_agreement,
+        "judge_model": pair.judge_model,
+        "judge_votes": [
+            {"first": v.first, "second": v.second, "winner": v.winner, "rationale": v.rationale}
+            for v in pair.judge_votes
+        ],
+        "generator_model": pair.generator_model,
+        "persona_fold": pair.persona_fold,
+    }
+
+
+def persona_record(
+    persona: PersonaRow, description: DescriptionRow, prefix: PrefixRow | None, fold: int | None
+) -> dict[str, Any]:
+    return {
+        "persona_id": persona.persona_id,
+        "name": persona.name,
+        "wiki_title": persona.wiki_title,
+        "wiki_page_id": persona.wiki_page_id,
+        "wiki_revision_id": persona.wiki_revision_id,
+        "wiki_url": persona.wiki_url,
+        "axes": [{"axis": m.axis, "category": m.category} for m in persona.axes],
+        "bio": description.bio,
+        "preferences": description.preferences,
+        "claims": [
+            {"kind": c.kind, "text": c.text, "evidence": c.evidence, "supported": claim_supported(c)}
+            for c in description.claims
+        ],
+        "grounding_score": grounding_score(description),
+        "persona_fold": fold,
+        "prefix_name": prefix.prefix_name if prefix else None,
+        "prefix_description": prefix.prefix_description if prefix else None,
+        "prefix_inferred": prefix.prefix_inferred if prefix else None,
+        "prefix_fewshot": prefix.prefix_fewshot if prefix else None,
+    }
+
+
+def release_rows(
+    personas: list[PersonaRow],
+    descriptions: list[DescriptionRow],
+    pairs: list[PairRow],
+    prefixes: list[PrefixRow],
+    folds: dict[str, int],
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """PAIRS rows by split and PERSONAS rows, sorted by id; personas without a description are left out."""
+    split_rows: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
+    for pair in sorted(pairs, key=lambda p: p.pair_id):
+        split_rows[pair.split].append(pair_record(pair))
+    described = {d.persona_id: d for d in descriptions}
+    prefix = {p.persona_id: p for p in prefixes}
+    persona_rows = [
+        persona_record(p, described[p.persona_id], prefix.get(p.persona_id), folds.get(p.persona_id))
+        for p in sorted(personas, key=lambda p: p.persona_id)
+        if p.persona_id in described
+    ]
+    return split_rows, persona_rows
+
+
+def divergence_by_axis(judgments: list[JudgmentRow], pairs: list[PairRow]) -> dict[str, float]:
+    """Per axis: share of divergent questions on which the axis members (>= 2 judged) did not all choose
+    the same candidate. 0 means the 'divergent' questions did not divide anyone."""
+    released = {(p.persona_id, p.question_id) for p in pairs}
+    chosen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    judged: dict[tuple[str, str], int] = defaultdict(int)
+    for j in judgments:
+        if j.question_type != "divergent" or (j.persona_id, j.question_id) not in released:
+            continue
+        key = (j.axis or "", j.question_id)
+        chosen[key].add(j.chosen_id)
+        judged[key] += 1
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for key, n in judged.items():
+        if n < 2:
+            continue
+        totals[key[0]][0] += len(chosen[key]) > 1
+        totals[key[0]][1] += 1
+    return {axis: round(d / n, 6) for axis, (d, n) in sorted(totals.items()) if n}
+
+
+def judge_stats(judgments: list[JudgmentRow]) -> dict[str, float]:
+    matches = [m for j in judgments for m in j.matches]
+    votes = [v for m in matches for v in m.votes]
+    if not judgments:
+        return {}
+    return {
+        "judgments": len(judgments),
+        "matches": len(matches),
+        "votes": len(votes),
+        "position_biased_matches": sum(m.position_biased for m in matches),
+        "position_biased_share": round(sum(m.position_biased for m in matches) / max(1, len(matches)), 6),
+        "tiebreak_share": round(sum(m.decided_by == "tiebreak" for m in matches) / max(1, len(matches)), 6),
+        "mean_judge_agreement": round(sum(j.judge_agreement for j in judgments) / len(judgments), 6),
+    }

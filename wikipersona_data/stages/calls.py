@@ -1,0 +1,97 @@
+"""The stages' single door to the LLM client: template in, validated value + provenance out.
+
+Keeping every call in one place means the stages never build request parameters by hand (so a
+stage cannot leak a mutated kwargs dict into another, method.md B3), every row gets the same
+provenance fields, and the progress bars see every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from wikipersona_data.stages.recipe import Recipe
+from wikipersona_data.stages.rows import Provenance
+from wikipersona_data.stages.templates import load_template
+
+
+@dataclass
+class CallResult:
+    """A validated value (``ok``) or the reason there is none; provenance either way."""
+
+    ok: bool
+    value: Any
+    failure: str | None
+    provenance: Provenance
+
+
+class StageLLM:
+    """Chat-JSON and embedding calls configured by the recipe's ``[stages.<name>]`` tables."""
+
+    def __init__(self, client: Any, recipe: Recipe) -> None:
+        self.client = client
+        self.recipe = recipe
+        self.served_models: dict[str, set[str]] = {}
+
+    def params(self, stage: str, sample_idx: int = 0, **overrides: Any) -> dict[str, Any]:
+        """Semantic sampling params of a stage (only what changes the answer goes into the cache key).
+
+        ``seed`` varies with ``sample_idx`` because a deterministic server (or temperature 0) answers an
+        identical request identically: distinct samples need distinct requests.
+        """
+        spec = self.recipe.stage(stage)
+        seed = getattr(self.recipe.seeds, stage, 0) + sample_idx
+        params: dict[str, Any] = {"temperature": spec.temperature, "max_tokens": spec.max_tokens, "seed": seed}
+        if spec.top_p is not None:
+            params["top_p"] = spec.top_p
+        params.update({k: v for k, v in overrides.items() if v is not None})
+        return params
+
+    async def json(
+        self,
+        stage: str,
+        template: str,
+        values: dict[str, Any],
+        schema: type[BaseModel],
+        *,
+        sample_idx: int = 0,
+        ledger_stage: str | None = None,
+        **param_overrides: Any,
+    ) -> CallResult:
+        """Render ``templates/<template>.md`` and ask for JSON matching ``schema`` (named after the template)."""
+        spec = self.recipe.stage(stage)
+        tmpl = load_template(template)
+        messages = tmpl.render(**values)
+        result = await self.client.chat_json(
+            stage=ledger_stage or stage,
+            endpoint=spec.endpoint,
+            model=spec.model,
+            messages=messages,
+            schema=schema,
+            schema_name=template,
+            params=self.params(stage, sample_idx, **param_overrides),
+            sample_idx=sample_idx,
+            max_reasks=spec.max_reasks,
+        )
+        served = getattr(result, "served_model", None)
+        if served:
+            self.served_models.setdefault(spec.model, set()).add(served)
+        provenance = Provenance(
+            endpoint=spec.endpoint,
+            model=spec.model,
+            served_model=served,
+            call_keys=list(getattr(result, "call_keys", []) or []),
+            template=tmpl.name,
+            template_sha256=tmpl.sha256,
+            sample_idx=sample_idx,
+        )
+        value = result.value if result.ok else None
+        if value is not None and not isinstance(value, schema):
+            value = schema.model_validate(value)
+        return CallResult(ok=bool(result.ok), value=value, failure=result.failure, provenance=provenance)
+
+    async def embed(self, texts: list[str], *, ledger_stage: str = "respond") -> list[list[float]]:
+        spec = self.recipe.stages.embed
+        return await self.client.embed(stage=ledger_stage, endpoint=spec.endpoint, model=spec.model, texts=texts)

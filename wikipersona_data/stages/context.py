@@ -1,0 +1,203 @@
+"""What every stage shares during one build: recipe, LLM door, dump reader, upstream rows, progress.
+
+The stages are functions of (context, upstream rows) -> rows; the context carries no hidden state
+beyond caches of things that are pure functions of the inputs (parsed biographies), so a resumed
+build and a fresh one see the same values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from tqdm import tqdm
+
+from wikipersona_data.stages.calls import StageLLM
+from wikipersona_data.stages.recipe import Recipe
+from wikipersona_data.stages.rows import RejectRow
+from wikipersona_data.stages.store import StageStore
+
+RowT = TypeVar("RowT", bound=BaseModel)
+FilterHook = Callable[[str, list[Any], dict[str, Any]], Any]
+Unit = tuple[str, Callable[[], Awaitable[tuple[list[Any], list[RejectRow]]]]]
+
+
+@dataclass
+class StageStats:
+    """One line of the end-of-build summary table."""
+
+    rows: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    calls: int = 0
+    cache_hits: int = 0
+    cost_usd: float | None = 0.0
+    seconds: float = 0.0
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def ledger_stage_line(client: Any, stage: str) -> dict[str, Any]:
+    """Calls / cache hits / cost of one stage from the client's ledger (0 when nothing was called)."""
+    summary = client.ledger.summary() if client is not None else {}
+    line = {"calls": 0, "cache_hits": 0, "cost_usd": 0.0}
+    for row in _ledger_rows(summary):
+        if row.get("stage") != stage:
+            continue
+        line["calls"] += int(row.get("calls") or 0)
+        line["cache_hits"] += int(row.get("cache_hits") or 0)
+        cost = row.get("cost_usd")
+        line["cost_usd"] = None if cost is None or line["cost_usd"] is None else line["cost_usd"] + cost
+    return line
+
+
+def _ledger_rows(summary: Any) -> Iterable[dict[str, Any]]:
+    """Rows of the ledger summary, whichever of its documented shapes it has (list, or nested by stage)."""
+    if isinstance(summary, dict):
+        for key in ("by_stage_model", "rows", "lines"):
+            if isinstance(summary.get(key), list):
+                return summary[key]
+        by_stage = summary.get("by_stage") or summary.get("stages")
+        if isinstance(by_stage, dict):
+            return [{"stage": s, **v} for s, v in by_stage.items() if isinstance(v, dict)]
+    if isinstance(summary, list):
+        return summary
+    return []
+
+
+@dataclass
+class BuildContext:
+    recipe: Recipe
+    work_dir: Path
+    llm: StageLLM
+    client: Any
+    reader: Any
+    filter_hook: FilterHook
+    stats: dict[str, StageStats] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Upstream rows by name ('personas', 'descriptions', 'questions', ...), for stages and filters."""
+    progress: bool = True
+    unit_concurrency: int = 32
+
+    def store(self, stage: str, model: type[RowT], id_field: str) -> StageStore[RowT]:
+        return StageStore(self.work_dir, stage, model, id_field)
+
+    def filter_context(self, stage: str) -> dict[str, Any]:
+        """What a filter may use: the recipe, the stage folder, upstream rows, the LLM door."""
+        return {
+            "recipe": self.recipe,
+            "stage": stage,
+            "stage_dir": self.work_dir / stage,
+            "work_dir": self.work_dir,
+            "llm": self.llm,
+            "client": self.client,
+            **self.shared,
+        }
+
+    async def apply_filters(self, stage: str, rows: list[RowT], id_field: str) -> tuple[list[RowT], list[RejectRow]]:
+        """Run the filters hook (sync or async) and turn what it dropped into rejects.
+
+        The hook returns the kept rows, or ``(kept_rows, rejects)`` with one reject (RejectRow or dict
+        with ``id``, ``reason``, ``detail``) per dropped row. A row dropped without a reason still gets a
+        reject ("filtered"), so nothing disappears silently.
+        """
+        result = self.filter_hook(stage, list(rows), self.filter_context(stage))
+        if inspect.isawaitable(result):
+            result = await result
+        given: list[Any] = []
+        if isinstance(result, tuple) and len(result) == 2:
+            result, given = result
+        kept = list(result)
+        rejects = [r if isinstance(r, RejectRow) else RejectRow.model_validate({"stage": stage, **r}) for r in given]
+        explained = {r.id for r in rejects}
+        kept_ids = {getattr(r, id_field) for r in kept}
+        for row in rows:
+            row_id = getattr(row, id_field)
+            if row_id not in kept_ids and row_id not in explained:
+                rejects.append(RejectRow(stage=stage, id=row_id, reason="filtered", detail="dropped by a filter"))
+        stats = self.stats.setdefault(stage, StageStats())
+        stats.dropped += len(rows) - len(kept)
+        return kept, rejects
+
+    async def run_units(
+        self, stage: str, store: StageStore[Any], units: list[Unit]
+    ) -> tuple[list[Any], list[RejectRow]]:
+        """Run the units missing from the journal (bounded concurrency), journaling each as it ends.
+
+        Returns all rows and rejects, from earlier runs and this one. A unit's coroutine returns
+        (rows, rejects); raising is a bug or a user error and stops the build (the journal keeps
+        what finished).
+        """
+        done = store.load_units()
+        rows: list[Any] = []
+        rejects: list[RejectRow] = []
+        todo: list[Unit] = []
+        for key, make in units:
+            if key in done:
+                rows += done[key][0]
+                rejects += done[key][1]
+            else:
+                todo.append((key, make))
+        bar = tqdm(
+            total=len(units),
+            initial=len(units) - len(todo),
+            desc=f"{stage:>9}",
+            unit="unit",
+            disable=not self.progress,
+            leave=True,
+            dynamic_ncols=True,
+        )
+        gate = asyncio.Semaphore(self.unit_concurrency)
+        last_postfix = 0.0
+
+        async def run(key: str, make: Callable[[], Awaitable[tuple[list[Any], list[RejectRow]]]]) -> None:
+            nonlocal last_postfix
+            async with gate:
+                unit_rows, unit_rejects = await make()
+            store.record_unit(key, unit_rows, unit_rejects)
+            rows.extend(unit_rows)
+            rejects.extend(unit_rejects)
+            bar.update(1)
+            now = time.monotonic()
+            if now - last_postfix > 0.5:
+                last_postfix = now
+                bar.set_postfix(self.postfix(stage), refresh=False)
+
+        tasks: list[asyncio.Future[None]] = []
+        try:
+            tasks = [asyncio.ensure_future(run(key, make)) for key, make in todo]
+            if tasks:
+                await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        finally:
+            bar.set_postfix(self.postfix(stage), refresh=False)
+            bar.close()
+            store.close()
+        return rows, rejects
+
+    def postfix(self, stage: str) -> dict[str, str]:
+        line = ledger_stage_line(self.client, stage)
+        cost = line["cost_usd"]
+        return {
+            "calls": str(line["calls"]),
+            "hits": str(line["cache_hits"]),
+            "cost": "n/a" if cost is None else f"${cost:.4f}",
+        }
+
+    def finish_stage(self, stage: str, rows: int, rejects: list[RejectRow], started: float) -> None:
+        stats = self.stats.setdefault(stage, StageStats())
+        stats.rows = rows
+        stats.rejected = len(rejects)
+        for r in rejects:
+            stats.drop_reasons[r.reason] = stats.drop_reasons.get(r.reason, 0) + 1
+        line = ledger_stage_line(self.client, stage)
+        stats.calls, stats.cache_hits, stats.cost_usd = line["calls"], line["cache_hits"], line["cost_usd"]
+        stats.seconds = time.monotonic() - started

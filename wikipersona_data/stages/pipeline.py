@@ -1,0 +1,312 @@
+"""``build_recipe``: run every stage of a recipe (resumable), then write the release folder.
+
+Order: personas -> describe -> questions -> respond -> judge -> split -> prefixes -> release. Each stage
+reads the previous stage's rows, writes ``work/<recipe>/<stage>/rows.jsonl`` and ``rejects.jsonl`` and
+journals its finished units, so a killed build resumes where it stopped; every LLM call goes through
+one client with a content-addressed cache (``work/<recipe>/cache/``), so nothing paid is paid twice.
+
+Endpoints: ``--base-url`` (then ``OPENAI_BASE_URL`` for non-simulator endpoints) overrides the recipe's
+``base_url``. An endpoint with profile ``sim`` and no URL gets an embedded simulator for the duration
+of the build (``wikipersona build builders/demo.toml`` needs nothing else running). Simulator
+endpoints get the cache alias ``sim`` so replays do not depend on the port the simulator got.
+
+The filters hook: ``wikipersona_data.verify.pipeline.apply_filters(stage, rows, context)`` if that
+module exists, else the identity (the one shim below). See ``context.BuildContext.apply_filters`` for
+the accepted return shapes and ``filter_context`` for what ``context`` holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wikipersona_data.errors import ConfigError
+from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
+from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
+from wikipersona_data.stages.calls import StageLLM
+from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
+from wikipersona_data.stages.recipe import Recipe, load_recipe
+from wikipersona_data.stages.templates import all_template_hashes
+
+STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
+
+
+def _identity(stage: str, rows: list[Any], context: dict[str, Any]) -> list[Any]:
+    return rows
+
+
+def load_filter_hook() -> FilterHook:
+    """The verification filters if installed, else keep everything (the only fallback in the package)."""
+    try:
+        from wikipersona_data.verify.pipeline import apply_filters
+    except ModuleNotFoundError as err:
+        if err.name != "wikipersona_data.verify.pipeline":
+            raise
+        return _identity
+    return apply_filters
+
+
+def endpoint_configs(recipe: Recipe, base_url: str | None, sim_url: str | None) -> dict[str, Any]:
+    """EndpointConfig per recipe endpoint, with the URL override order documented above."""
+    from wikipersona_data.llm.config import EndpointConfig
+
+    configs = {}
+    for name, spec in recipe.endpoints.items():
+        if spec.profile == "sim":
+            url = base_url or spec.base_url or sim_url
+        else:
+            url = base_url or os.environ.get("OPENAI_BASE_URL") or spec.base_url
+        if not url:
+            raise ConfigError(
+                f"{recipe.source}: endpoints.{name}.base_url: empty; give --base-url or set OPENAI_BASE_URL"
+            )
+        alias = spec.alias or ("sim" if spec.profile == "sim" else None)
+        configs[name] = EndpointConfig(
+            name=name,
+            base_url=url,
+            profile=spec.profile,
+            api_key_env=spec.api_key_env,
+            alias=alias,
+            max_concurrency=spec.max_concurrency,
+            rpm=spec.rpm,
+            tpm=spec.tpm,
+        )
+    return configs
+
+
+def price_table(recipe: Recipe) -> Any:
+    from wikipersona_data.llm.config import ModelPrice, PriceTable
+
+    return PriceTable(
+        {
+            model: ModelPrice(input_per_m=p.input, output_per_m=p.output, cached_input_per_m=p.cached_input)
+            for model, p in recipe.prices.items()
+        }
+    )
+
+
+@contextlib.contextmanager
+def embedded_simulator(recipe: Recipe, base_url: str | None) -> Iterator[str | None]:
+    """Start the simulator if a sim endpoint has no URL (and none was given); yield its URL."""
+    needs = [
+        (name, spec)
+        for name, spec in recipe.endpoints.items()
+        if spec.profile == "sim" and not spec.base_url and not base_url
+    ]
+    if not needs:
+        yield None
+        return
+    from wikipersona_data.llm.sim import SimConfig, SimServer
+
+    options: dict[str, Any] = {}
+    for _, spec in needs:
+        options.update(spec.sim)
+    try:
+        cfg = SimConfig(seed=recipe.seeds.sim, **options)
+    except TypeError as err:
+        raise ConfigError(f"{recipe.source}: endpoints.{needs[0][0]}.sim: {err}") from None
+    with SimServer(cfg) as sim:
+        yield sim.base_url
+
+
+def build_recipe(
+    recipe_path: str | Path,
+    *,
+    work_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    base_url: str | None = None,
+    max_usd: float | None = None,
+    cache_mode: str = "use",
+    progress: bool = True,
+    echo: Any = None,
+) -> Path:
+    """Build the recipe into ``out_dir`` (default ``<work>/release``); returns the release folder (or the
+    work dir when the release writer is not installed)."""
+    recipe = load_recipe(recipe_path)
+    work = Path(work_dir) if work_dir else Path("work") / recipe.name
+    out = Path(out_dir) if out_dir else work / "release"
+    say = echo or (lambda msg: print(msg, file=sys.stderr))
+    return asyncio.run(_build(recipe, work, out, base_url, max_usd, cache_mode, progress, say))
+
+
+async def _build(
+    recipe: Recipe,
+    work: Path,
+    out: Path,
+    base_url: str | None,
+    max_usd: float | None,
+    cache_mode: str,
+    progress: bool,
+    say: Any,
+) -> Path:
+    from wikipersona_data.llm.cache import CallCache
+    from wikipersona_data.llm.client import LLMClient
+    from wikipersona_data.llm.ledger import Ledger
+    from wikipersona_data.wiki.lookup import DumpReader
+
+    started = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    dump_path, index_path = recipe.dump_paths()
+    cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
+    with embedded_simulator(recipe, base_url) as sim_url:
+        client = LLMClient(
+            endpoint_configs(recipe, base_url, sim_url),
+            cache=cache,
+            ledger=Ledger(price_table(recipe)),
+            max_usd=max_usd,
+        )
+        reader = DumpReader(dump_path, index_path)
+        ctx = BuildContext(
+            recipe=recipe,
+            work_dir=work,
+            llm=StageLLM(client, recipe),
+            client=client,
+            reader=reader,
+            filter_hook=load_filter_hook(),
+            progress=progress,
+        )
+        try:
+            result = await _run_stages(ctx, out, say, started)
+        finally:
+            await client.aclose()
+            reader.close()
+            cache.close()
+    return result
+
+
+async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) -> Path:
+    persona_rows = await personas.run(ctx)
+    biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
+    ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
+
+    descriptions = await describe.run(ctx, persona_rows, biographies)
+    ctx.shared["descriptions"] = {d.persona_id: d for d in descriptions}
+
+    question_rows = await questions.run(ctx, persona_rows, descriptions)
+    ctx.shared["questions"] = {q.question_id: q for q in question_rows}
+
+    candidates = await respond.run(ctx, question_rows)
+    ctx.shared["candidates"] = {c.candidate_id: c for c in candidates}
+
+    judgments = await judge.run(ctx, persona_rows, descriptions, question_rows, candidates)
+    ctx.shared["judgments"] = {j.judgment_id: j for j in judgments}
+
+    pairs = await split.run(ctx, persona_rows, question_rows, candidates, judgments)
+    ctx.shared["pairs"] = {p.pair_id: p for p in pairs}
+
+    prefix_rows = await prefixes.run(ctx, persona_rows, descriptions, pairs)
+
+    say(summary_table(ctx.stats, ctx.client))
+    folds = split.persona_folds(ctx, persona_rows)
+    pair_rows, persona_records = release_rows(persona_rows, descriptions, pairs, prefix_rows, folds)
+    try:
+        from wikipersona_data.release.writer import write_release
+    except ModuleNotFoundError as err:
+        if err.name != "wikipersona_data.release.writer":
+            raise
+        say(f"release writer not installed: stage outputs are in {ctx.work_dir}")
+        return ctx.work_dir
+    manifest = build_manifest(ctx, judgments, pairs, descriptions, started)
+    path = write_release(out, pairs=pair_rows, personas=persona_records, manifest=manifest)
+    say(f"release written to {path} ({sum(len(v) for v in pair_rows.values())} pairs, {len(persona_records)} personas)")
+    return path
+
+
+def build_manifest(
+    ctx: BuildContext, judgments: list[Any], pairs: list[Any], descriptions: list[Any], started: float
+) -> Any:
+    """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows)."""
+    import platform
+
+    from wikipersona_data import __version__
+    from wikipersona_data.release import manifest as mf
+
+    recipe = ctx.recipe
+    served = ctx.llm.served_models
+    models = {}
+    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
+        spec = getattr(recipe.stages, stage)
+        if spec is not None:
+            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(served.get(spec.model, set())))
+    report: dict[str, dict[str, mf.FilterCounts]] = {}
+    for stage, stats in ctx.stats.items():
+        report[stage] = {"all": mf.FilterCounts(kept=stats.rows, dropped=dict(sorted(stats.drop_reasons.items())))}
+    ledger = ctx.client.ledger.summary()
+    data = mf.ManifestData(
+        name=recipe.pretty_name,
+        version=recipe.version,
+        recipe=mf.Recipe(name=recipe.name, sha256=recipe.sha256, text=recipe.text),
+        dump=mf.Dump(name=recipe.dump.name, date=recipe.dump.date),
+        endpoints=[
+            mf.Endpoint(name=name, profile=spec.profile, base_url_redacted=_redacted(ctx, name))
+            for name, spec in sorted(recipe.endpoints.items())
+        ],
+        models=models,
+        templates=all_template_hashes(),
+        seeds=recipe.seeds.model_dump(),
+        counts={},
+        filter_report=report,
+        ledger=_deterministic_ledger(ledger),
+        divergence=divergence_by_axis(judgments, pairs),
+        grounding={},
+        license=recipe.license,
+    )
+    extra = {
+        "split": split.split_spec(ctx),
+        "judge": judge_stats(judgments),
+        "grounding_method": grounding_method(descriptions),
+    }
+    data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
+    run = mf.RunInfo(
+        wall_seconds=round(time.monotonic() - started, 3),
+        package_version=__version__,
+        python=platform.python_version(),
+        durations={stage: round(s.seconds, 3) for stage, s in ctx.stats.items()},
+    )
+    return mf.Manifest(data=data, run=run)
+
+
+def _redacted(ctx: BuildContext, name: str) -> str:
+    from wikipersona_data.release.manifest import redact_base_url
+
+    return redact_base_url(ctx.client.endpoints[name].base_url)
+
+
+def _deterministic_ledger(summary: dict[str, Any]) -> dict[str, Any]:
+    """The ledger minus what varies between identical builds (latencies, cache hit counts of a resume).
+
+    Tokens and cost are those of the calls the data needed, so they are kept; how many of them came
+    from the cache on this particular run is in the build's printed summary, not the manifest.
+    """
+    volatile = {"latency_s", "cache_hits", "requests", "saved_usd", "errors"}
+    rows = [{k: v for k, v in row.items() if k not in volatile} for row in summary.get("by_stage_model", [])]
+    return {"by_stage_model": rows}
+
+
+def summary_table(stats: dict[str, StageStats], client: Any) -> str:
+    """Per stage: rows, dropped by filters, rejected, calls, cache hits, cost; then totals."""
+    header = f"{'stage':<10}{'rows':>7}{'dropped':>9}{'rejected':>10}{'calls':>8}{'hits':>8}{'cost $':>11}{'sec':>8}"
+    lines = [header, "-" * len(header)]
+    for stage in STAGES:
+        s = stats.get(stage)
+        if s is None:
+            continue
+        cost = "n/a" if s.cost_usd is None else f"{s.cost_usd:.4f}"
+        rejected = s.rejected - s.dropped
+        lines.append(
+            f"{stage:<10}{s.rows:>7}{s.dropped:>9}{rejected:>10}{s.calls:>8}{s.cache_hits:>8}{cost:>11}{s.seconds:>8.1f}"
+        )
+    totals = client.ledger.summary().get("totals", {}) if client is not None else {}
+    cost = totals.get("cost_usd")
+    lines.append("-" * len(header))
+    lines.append(
+        f"{'total':<10}{'':>7}{'':>9}{'':>10}{totals.get('calls', 0):>8}{totals.get('cache_hits', 0):>8}"
+        f"{'n/a' if cost is None else f'{cost:.4f}':>11}"
+    )
+    return "\n".join(lines)

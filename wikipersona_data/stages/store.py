@@ -1,0 +1,119 @@
+"""The JSONL store of one stage: a journal while working, sorted rows and rejects when done.
+
+Layout under ``work/<recipe>/<stage>/``:
+
+- ``journal.jsonl``: one line per finished *unit of work* (e.g. one question's candidates), appended
+  and flushed as soon as the unit is done. A SIGKILL can only truncate the last line, which is then
+  ignored on load, so a unit is either wholly done or redone (its LLM calls replay from the cache).
+- ``rows.jsonl`` / ``rejects.jsonl``: the stage's output, rewritten atomically (temp file + rename)
+  at the end of the stage, sorted by id with sorted keys, so equal inputs give equal bytes.
+
+A unit whose rejects include an LLM failure is not considered done: the next run retries it (the
+failed attempts replay from the cache for free, HTTP failures were never cached).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from wikipersona_data.stages.rows import RejectRow
+
+RowT = TypeVar("RowT", bound=BaseModel)
+
+RETRIED_REASONS = frozenset({"llm_failure"})
+
+
+def dumps(row: BaseModel | dict[str, Any]) -> str:
+    """Canonical JSON line: sorted keys, no ASCII escaping, no spaces that vary."""
+    data = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_jsonl_atomic(path: Path, lines: Iterable[str]) -> None:
+    """Write all lines to a temp file, fsync, rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
+        for line in lines:
+            handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path, model: type[RowT]) -> list[RowT]:
+    """Rows of a finished stage file (written atomically, so every line is whole)."""
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [model.model_validate_json(line) for line in handle if line.strip()]
+
+
+class StageStore(Generic[RowT]):
+    """Journal + output files of one stage; ``id_field`` names the row id used for sorting."""
+
+    def __init__(self, work_dir: Path, stage: str, model: type[RowT], id_field: str) -> None:
+        self.stage = stage
+        self.dir = work_dir / stage
+        self.model = model
+        self.id_field = id_field
+        self.journal_path = self.dir / "journal.jsonl"
+        self.rows_path = self.dir / "rows.jsonl"
+        self.rejects_path = self.dir / "rejects.jsonl"
+        self._handle: Any = None
+
+    # -- journal -------------------------------------------------------
+    def load_units(self) -> dict[str, tuple[list[RowT], list[RejectRow]]]:
+        """Finished units from the journal; a truncated last line (killed mid-write) is skipped."""
+        units: dict[str, tuple[list[RowT], list[RejectRow]]] = {}
+        if not self.journal_path.is_file():
+            return units
+        with self.journal_path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                    rows = [self.model.model_validate(r) for r in entry["rows"]]
+                    rejects = [RejectRow.model_validate(r) for r in entry["rejects"]]
+                except (ValueError, KeyError, TypeError):
+                    continue  # only the line a kill cut short can be invalid
+                if any(r.reason in RETRIED_REASONS for r in rejects):
+                    units.pop(entry["unit"], None)
+                    continue
+                units[entry["unit"]] = (rows, rejects)
+        return units
+
+    def record_unit(self, unit: str, rows: list[RowT], rejects: list[RejectRow]) -> None:
+        """Append one finished unit and flush it to the OS, so a kill right after keeps it."""
+        if self._handle is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._handle = self.journal_path.open("a", encoding="utf-8", newline="\n")
+        entry = {
+            "unit": unit,
+            "rows": [r.model_dump(mode="json") for r in rows],
+            "rejects": [r.model_dump() for r in rejects],
+        }
+        self._handle.write(dumps(entry) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    # -- output --------------------------------------------------------
+    def write_output(self, rows: Iterable[RowT], rejects: Iterable[RejectRow]) -> None:
+        """The stage's final rows and rejects, sorted, atomically replaced."""
+        self.close()
+        ordered = sorted(rows, key=lambda r: getattr(r, self.id_field))
+        write_jsonl_atomic(self.rows_path, (dumps(r) for r in ordered))
+        ordered_rejects = sorted(rejects, key=lambda r: (r.id, r.reason, r.detail))
+        write_jsonl_atomic(self.rejects_path, (dumps(r) for r in ordered_rejects))
+
+    def read_output(self) -> list[RowT]:
+        return read_jsonl(self.rows_path, self.model)
