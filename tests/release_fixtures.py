@@ -140,9 +140,25 @@ def make_manifest(version: str = "1.0.0", **data_overrides) -> Manifest:
             "judge": {"agreement": {"kept": 48, "dropped": {"order_disagrees": 3, "tie": 1}}},
         },
         "ledger": {
-            "calls": 260,
-            "cost_usd": 0.0,
-            "by_stage": {"judge": {"calls": 104, "input_tokens": 5000, "output_tokens": 900, "cache_hits": 0}},
+            "by_stage_model": [
+                {
+                    "stage": "judge",
+                    "model": "sim-judge",
+                    "calls": 104,
+                    "input_tokens": 5000,
+                    "output_tokens": 900,
+                    "cost_usd": 0.25,
+                },
+                {
+                    "stage": "respond",
+                    "model": "sim-writer",
+                    "calls": 156,
+                    "input_tokens": 7000,
+                    "output_tokens": 4100,
+                    "cost_usd": 0.5,
+                },
+            ],
+            "build": {"judge": {"mean_judge_agreement": 0.9, "votes": 208}, "grounding_method": "cited ids exist"},
         },
         "divergence": {"diet": 0.75, "religion": 0.5, "politics": 1.0},
         "changelog": [{"version": version, "date": "2026-11-26", "summary": "Synthetic test release."}],

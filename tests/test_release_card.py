@@ -90,6 +90,11 @@ def test_body_numbers_come_from_the_data(card: str, release: Path) -> None:
     assert "| judge | agreement | 48 | 4 | order_disagrees: 3, tie: 1 |" in card
     assert "| diet | 0.750 |" in card
     assert "| judge | `sim-judge` | sim-judge-2026-11 |" in card
+    assert "In total: 260 LLM calls, 12,000 input tokens, 5,000 output tokens, $0.75 at the recipe's prices." in card
+    assert "| judge | sim-judge | 104 | 0.25 | 5,000 | 900 |" in card
+    assert "| **total** |  | 260 | 0.75 | 12,000 | 5,000 |" in card
+    assert "- **judge:** mean_judge_agreement 0.9, votes 208" in card
+    assert "\n\n\n" not in card
     assert "- **v1.0.0** (2026-11-26): Synthetic test release." in card
     for chart in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card):
         assert (release / chart).is_file(), chart

@@ -9,6 +9,7 @@ complete ``dataset_info`` from the pyarrow schemas and the parquet files) and pa
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,8 @@ def render_card(
         "models": [(stage, use.requested, ", ".join(use.served) or "n/a") for stage, use in sorted(d.models.items())],
         "templates": sorted(d.templates.items()),
         "filters": _filter_rows(d.filter_report),
-        "ledger_totals": _ledger_totals(d.ledger),
-        "ledger_tables": _ledger_tables(d.ledger),
+        "ledger_summary": _ledger_summary(d.ledger),
+        "ledger_sections": _ledger_sections(d.ledger),
         "divergence": sorted(d.divergence.items()),
         "personas": _persona_rows(personas),
         "charts": charts,
@@ -120,6 +121,7 @@ def render_card(
         text = env.from_string(template_text).render(**context)
     except jinja2.TemplateError as err:
         raise ConfigError(f"{path}: card template error: {err}") from None
+    text = re.sub(r"\n{3,}", "\n\n", text)  # template control lines leave blank runs; markdown needs one
     _check_parses(text, path)
     return text
 
@@ -177,38 +179,88 @@ def _filter_rows(report: dict[str, dict[str, Any]]) -> list[tuple[str, str, int,
     return rows
 
 
-def _ledger_totals(ledger: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in sorted(ledger.items()) if isinstance(v, (int, float, str))]
+_SECTION_TITLES = {
+    "by_stage_model": "Calls, tokens and cost per stage and model",
+    "totals": "Totals",
+    "cache": "Cache",
+    "build": "Build facts",
+}
+_LEAD_COLUMNS = ("stage", "model")
+_NOT_SUMMED = ("share", "mean", "rate", "fraction", "seed")
 
 
-def _ledger_tables(ledger: dict[str, Any]) -> list[dict[str, Any]]:
-    """Nested ledger sections ({group: {row: {metric: value}}}) as tables with one column per metric."""
-    tables = []
-    for group, section in sorted(ledger.items()):
-        if not isinstance(section, dict) or not section:
-            continue
-        rows = {name: _flatten(v) for name, v in sorted(section.items()) if isinstance(v, dict)}
-        if not rows:
-            continue
-        columns = sorted({c for metrics in rows.values() for c in metrics})
-        lines = ["| | " + " | ".join(_cell(c) for c in columns) + " |", "|---|" + "---:|" * len(columns)]
-        lines += [
-            f"| {_cell(name)} | " + " | ".join(_cell(_num(metrics.get(c, ""))) for c in columns) + " |"
-            for name, metrics in rows.items()
-        ]
-        tables.append({"title": group, "lines": lines})
-    return tables
+def _ledger_summary(ledger: dict[str, Any]) -> str:
+    """One sentence of totals (calls, tokens, cost), from ``by_stage_model`` rows or a ``totals`` dict."""
+    rows = ledger.get("by_stage_model")
+    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+        totals = _column_totals(rows)
+    elif isinstance(ledger.get("totals"), dict):
+        totals = ledger["totals"]
+    else:
+        return ""
+    parts = [f"{_num(totals[k])} {label}" for k, label in _SUMMARY_FIELDS if isinstance(totals.get(k), (int, float))]
+    if isinstance(totals.get("cost_usd"), (int, float)):
+        parts.append(f"${totals['cost_usd']:,.2f} at the recipe's prices")
+    return ", ".join(parts)
 
 
-def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, dict):
-            flat.update(_flatten(item, f"{name}."))
-        elif isinstance(item, (int, float, str)):
-            flat[name] = item
-    return flat
+_SUMMARY_FIELDS = (("calls", "LLM calls"), ("input_tokens", "input tokens"), ("output_tokens", "output tokens"))
+
+
+def _ledger_sections(ledger: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ledger section as markdown lines: lists of records become tables (with a total row), dicts of
+    scalars become bullet lists, nested dicts become one bullet per group. Unknown shapes still render."""
+    sections = []
+    order = [k for k in _SECTION_TITLES if k in ledger] + sorted(k for k in ledger if k not in _SECTION_TITLES)
+    for key in order:
+        value = ledger[key]
+        title = _SECTION_TITLES.get(key, key.replace("_", " ").capitalize())
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            lines = _records_table(value)
+        elif isinstance(value, dict):
+            lines = _bullets(value)
+        else:
+            lines = [f"- {_num(value)}"]
+        if lines:
+            sections.append({"title": title, "lines": lines})
+    return sections
+
+
+def _records_table(rows: list[dict[str, Any]]) -> list[str]:
+    keys = {k for r in rows for k, v in r.items() if not isinstance(v, (dict, list))}
+    columns = [c for c in _LEAD_COLUMNS if c in keys] + sorted(keys - set(_LEAD_COLUMNS))
+    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |"]
+    lines.append("|" + "".join("---|" if c in _LEAD_COLUMNS else "---:|" for c in columns))
+    lines += ["| " + " | ".join(_cell(_num(r.get(c, ""))) for c in columns) + " |" for r in rows]
+    totals = _column_totals(rows)
+    if len(rows) > 1 and totals:
+        first = "**total**"
+        cells = [first if i == 0 else _cell(_num(totals.get(c, ""))) for i, c in enumerate(columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _column_totals(rows: list[dict[str, Any]]) -> dict[str, float]:
+    totals: dict[str, Any] = {}
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if any(word in key for word in _NOT_SUMMED):
+                continue
+            totals[key] = totals.get(key, 0) + value
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in totals.items()}
+
+
+def _bullets(section: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, value in sorted(section.items()):
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k} {_num(v)}" for k, v in sorted(value.items()) if not isinstance(v, (dict, list)))
+            lines.append(f"- **{_cell(key)}:** {_cell(inner)}")
+        elif not isinstance(value, list):
+            lines.append(f"- **{_cell(key)}:** {_cell(_num(value))}")
+    return lines
 
 
 def _persona_rows(personas: pa.Table) -> list[dict[str, Any]]:
