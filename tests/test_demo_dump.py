@@ -7,6 +7,7 @@ import bz2
 import hashlib
 import html
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -118,6 +119,22 @@ def test_streams_are_header_pages_footer_as_the_index_says(index_lines: list[tup
         found = [(int(_text(p, "id")), _text(p, "title")) for p in stream]
         assert found == by_offset[offset]
         assert 1 <= len(found) <= build_dump.DEFAULT_PAGES_PER_STREAM
+
+
+def test_bzcat_output_is_one_xml_document() -> None:
+    bzcat = shutil.which("bzcat")
+    if bzcat is None:
+        pytest.skip("bzcat is not installed")
+    out = subprocess.run([bzcat, str(DEMO_DUMP)], capture_output=True, check=True).stdout
+    assert out == bz2.decompress(DEMO_DUMP.read_bytes())
+    assert _local(ET.fromstring(out).tag) == "mediawiki"
+
+
+def test_stream_size_is_a_parameter() -> None:
+    pages = build_dump.load_pages()
+    dump, index = build_dump.build(pages, pages_per_stream=100)  # real dumps' size: header, one page stream, footer
+    assert len(_streams(dump)) == 3
+    assert len({line.split(":", 1)[0] for line in bz2.decompress(index).decode().splitlines()}) == 1
 
 
 def test_index_is_in_page_id_order_and_covers_every_page(
