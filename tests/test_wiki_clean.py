@@ -5,7 +5,14 @@ from __future__ import annotations
 import mwparserfromhell
 import pytest
 
-from wikipersona_data.wiki.clean import clean_prose, clean_value, normalise_link_title, tidy
+from wikipersona_data.wiki.clean import (
+    clean_prose,
+    clean_value,
+    normalise_link_title,
+    remove_media_links,
+    scrub_leftovers,
+    tidy,
+)
 
 
 def prose(text: str) -> str:
@@ -107,3 +114,24 @@ def test_tidy_nfc_and_spaces():
 )
 def test_link_titles(raw, title):
     assert normalise_link_title(raw) == title
+
+
+def test_media_links_removed_before_parsing_even_with_broken_caption():
+    text = "A [[File:X.svg|thumb|Caption:<br /> '''Pepe vio'' [[Link]] more]]\n\nThe [[Polysemy|lexical]] part."
+    assert remove_media_links(text) == "A \n\nThe [[Polysemy|lexical]] part."
+    assert remove_media_links("x [[image: a.png|[[b]] [[c|d]]]] y [[File:z.png]]") == "x  y "
+    assert remove_media_links("no media [[Paris]]") == "no media [[Paris]]"
+
+
+def test_unclosed_media_link_stops_at_paragraph_break():
+    assert remove_media_links("a [[File:x.png|thumb|cap\n\nNext paragraph.") == "a \n\nNext paragraph."
+
+
+def test_leftover_markup_is_scrubbed():
+    assert scrub_leftovers("see [[Paris|the city]] and [[Rome]] {{cite|x}} ''it''") == "see the city and Rome  it"
+
+
+def test_old_style_date():
+    assert prose("({{OldStyleDate|February 2|1905|January 20}}&nbsp;– March 6, 1982)") == (
+        "(February 2, 1905 – March 6, 1982)"
+    )

@@ -96,3 +96,8 @@ def test_render_death_date_and_age_includes_fixed_age():
 def test_render_never_includes_current_age():
     text = render_date_template(_template("{{Birth year and age|1961}}"), prose=False)
     assert text == "1961"
+
+
+@pytest.mark.parametrize("text", ["384 BC", "c. 384 BCE", "384 B.C."])
+def test_bc_dates_are_not_years(text):
+    assert parse_plain_date(text) is None

@@ -356,6 +356,9 @@ class Renderer:
             return self.height(named)
         if name in ("circa",):
             return "c. " + (self.render(positional[0].value).strip() if positional else "")
+        if name == "oldstyledate" and len(positional) >= 2:
+            # {{OldStyleDate|February 2|1905|January 20}}: the New Style date is what readers see first.
+            return f"{self.render(positional[0].value).strip()}, {self.render(positional[1].value).strip()}"
         return ""
 
     def list_items(self, value: Wikicode) -> str:
@@ -407,13 +410,68 @@ _PAREN_ITEM_RE = re.compile(r";\s*\(")
 _COMMA_SEP_RE = re.compile(r",\s*;\s*")
 
 
+_MEDIA_LINK_START_RE = re.compile(r"\[\[[ \t]*(?:file|image|media)[ \t]*:", re.IGNORECASE)
+
+
+def remove_media_links(text: str) -> str:
+    """Drop ``[[File:...]]``/``[[Image:...]]`` spans (nested links counted) from raw wikitext before parsing.
+
+    A caption with unbalanced quotes (real "Ambiguity" article: ``\'\'\'Pepe ...\'\'``) makes mwparserfromhell
+    degrade the whole File link to text, leaking "thumb|..." into prose; images are never text we keep.
+    """
+    out: list[str] = []
+    position = 0
+    for match in _MEDIA_LINK_START_RE.finditer(text):
+        start = match.start()
+        if start < position:
+            continue  # nested inside a span already removed
+        depth, i = 0, start
+        while i < len(text) - 1:
+            pair = text[i : i + 2]
+            if pair == "[[":
+                depth += 1
+                i += 2
+            elif pair == "]]":
+                depth -= 1
+                i += 2
+                if depth == 0:
+                    break
+            elif text[i] == "\n" and text[i : i + 2] == "\n\n":
+                break  # an unclosed File link never spans a paragraph break
+            else:
+                i += 1
+        out.append(text[position:start])
+        position = i
+    out.append(text[position:])
+    return "".join(out)
+
+
+# Safety net for constructs the parser degraded to text (crossing/unbalanced markup): visible text only.
+_LEFTOVER_LINK_RE = re.compile(r"\[\[(?:[^\[\]|]*\|)?([^\[\]|]*)\]\]")
+_LEFTOVER_TEMPLATE_RE = re.compile(r"\{\{[^{}]*\}\}")
+_LEFTOVER_QUOTES_RE = re.compile(r"'{2,}")
+_LEFTOVER_TAG_RE = re.compile(r"</?(?:ref|span|small|big|sup|sub|div|center|font|b|i|u|s|abbr|nowiki)\b[^>]*>", re.I)
+
+
+def scrub_leftovers(line: str) -> str:
+    if "[[" in line or "{{" in line:
+        for _ in range(3):
+            line = _LEFTOVER_TEMPLATE_RE.sub("", _LEFTOVER_LINK_RE.sub(r"\1", line))
+        line = line.replace("[[", "").replace("]]", "").replace("{{", "").replace("}}", "")
+    if "''" in line:
+        line = _LEFTOVER_QUOTES_RE.sub("", line)
+    if "<" in line:
+        line = _LEFTOVER_TAG_RE.sub("", line)
+    return line
+
+
 def tidy(text: str, *, keep_lines: bool = True) -> str:
     """NFC, \\xa0 -> space, whitespace collapsed per line, debris of removed templates cleaned."""
     text = unicodedata.normalize("NFC", text).replace("\xa0", " ").replace("\u200b", "")
     text = text.replace("\t", " ").replace("\r", "")
     lines = []
     for line in text.split("\n"):
-        line = _SPACES_RE.sub(" ", line)
+        line = _SPACES_RE.sub(" ", scrub_leftovers(line))
         for _ in range(2):
             line = _DOUBLE_SEP_RE.sub(";", line)
             line = _EMPTY_PARENS_RE.sub("", line)

@@ -287,13 +287,16 @@ _PLAIN_PATTERNS = (
     re.compile(_CIRCA_RE + r"(?P<day>\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_RE + r",?\s+(?P<year>\d{3,4})\b", re.I),
     re.compile(_CIRCA_RE + r"(?P<year>\d{4})-(?P<mnum>\d{1,2})-(?P<day>\d{1,2})\b", re.I),
     re.compile(_CIRCA_RE + _MONTH_RE + r",?\s+(?P<year>\d{3,4})\b", re.I),
-    re.compile(_CIRCA_RE + r"(?P<year>\d{3,4})\b", re.I),
+    re.compile(_CIRCA_RE + r"(?P<year>\d{3,4})\b(?!\s*(?:BCE?|B\.C\.))", re.I),
 )
+_BC_RE = re.compile(r"\b\d{1,4}\s*(?:BCE?|B\.C\.)", re.I)
 
 
 def parse_plain_date(text: str) -> PartialDate | None:
     """First date found in free text ("January 4, 1985", "4 Jan 1985", "1985-01-04", "c. 1900", "1985")."""
     text = text.replace("\xa0", " ")
+    if _BC_RE.search(text):
+        return None  # BC dates are not representable as "YYYY" (and never concern living people)
     # Patterns are ordered by specificity: the first one that yields a valid date wins.
     for pattern in _PLAIN_PATTERNS:
         for m in pattern.finditer(text):

@@ -8,9 +8,10 @@ Two modes share one code path for everything they both produce, so a scan row (`
 * ``full=True`` additionally parses the body: level-2 sections (boilerplate such as References dropped, nested
   ``===`` kept inside their section), sentences with stable ids, and outgoing article links.
 
-Comments, ``<ref>`` citations and tables are removed before anything else (they are invisible; a commented-out
-``== Heading ==`` must not split the lead; see ``_parse`` for why refs go early). ``ref_count`` counts ``<ref``
-opening tags (citations and named re-uses) before removal. The lead is the text before the first heading line.
+Comments, ``<ref>`` citations, tables and File/Image links are removed before anything else: they are invisible
+text; a commented-out ``== Heading ==`` must not split the lead; and mwparserfromhell degrades malformed refs,
+tables and captions to raw text (seen on real articles, see ``_parse``). ``ref_count`` counts ``<ref`` opening
+tags (citations and named re-uses) before removal. The lead is the text before the first heading line.
 
 Precedence rules
 ----------------
@@ -44,7 +45,13 @@ from mwparserfromhell.parser import ParserError
 from mwparserfromhell.wikicode import Wikicode
 
 from wikipersona_data.wiki.biography import Biography, Infobox, Section, Sentence
-from wikipersona_data.wiki.clean import REFERENCE_TEMPLATES, clean_prose, clean_value, normalise_link_title
+from wikipersona_data.wiki.clean import (
+    REFERENCE_TEMPLATES,
+    clean_prose,
+    clean_value,
+    normalise_link_title,
+    remove_media_links,
+)
 from wikipersona_data.wiki.dates import (
     LIVING_AGE_TEMPLATES,
     PartialDate,
@@ -130,7 +137,7 @@ def _parse(wikitext: str, *, title: str, page_id: int, revision_id: int | None, 
     # '' inside a cite template) made mwparserfromhell degrade whole later refs to text on real articles, and
     # they are a large share of the bytes the parser would otherwise build trees for.
     text = _SINGLE_REF_RE.sub("", _PAIRED_REF_RE.sub("", _REFERENCES_RE.sub("", text)))
-    text = _remove_tables(text)
+    text = remove_media_links(_remove_tables(text))
     heading = _HEADING_RE.search(text)
     lead_src = text[: heading.start()] if heading else text
     body_src = text[heading.start() :] if heading else ""

@@ -31,21 +31,31 @@ def _segmenter() -> pysbd.Segmenter:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a cleaned text, paragraph by paragraph; whitespace-stripped, empty ones dropped."""
+    """Sentences of a cleaned text; paragraphs ("\\n") never share a sentence; stripped, empty ones dropped."""
+    text = "\n".join(line.strip() for line in text.split("\n") if line.strip())
+    if not text:
+        return []
+    # One pySBD call per text (not per paragraph): pySBD compiles abbreviation regexes per call and overflows
+    # re's cache, so many small calls cost ~2x one big call. Paragraph breaks are re-imposed afterwards.
+    pieces = _segmenter().segment(text)
+    if "".join(pieces).split() != text.split():
+        pieces = text.split("\n")  # pySBD lost or altered text (seen upstream, pySBD#126): keep paragraphs whole
     result: list[str] = []
-    for paragraph in text.split("\n"):
-        paragraph = paragraph.strip()
-        if not paragraph:
-            continue
-        pieces = [p.strip() for p in _segmenter().segment(paragraph)]
-        merged: list[str] = []
-        for piece in pieces:
-            if not piece:
+    paragraph_start = True
+    for piece in pieces:
+        lines = piece.split("\n")
+        for i, line in enumerate(lines):
+            if i > 0:
+                paragraph_start = True
+            line = line.strip()
+            if not line:
                 continue
             # "c. | 1900." or "fl. | 1850": the next piece does not start a sentence (no capital letter).
-            if merged and _TRAILING_ABBREV_RE.search(merged[-1]) and not piece[0].isupper():
-                merged[-1] = f"{merged[-1]} {piece}"
+            if result and not paragraph_start and _TRAILING_ABBREV_RE.search(result[-1]) and not line[0].isupper():
+                result[-1] = f"{result[-1]} {line}"
             else:
-                merged.append(piece)
-        result.extend(merged)
+                result.append(line)
+            paragraph_start = False
+        if piece.endswith("\n"):
+            paragraph_start = True
     return result
