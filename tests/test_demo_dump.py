@@ -197,6 +197,7 @@ def test_axes_roster_matches_the_pages(pages: dict[str, dict]) -> None:
         assert len(categories) == 3, axis
         assert sorted(c["role"] for c in categories.values()) == ["demo", "demo", "extension"], axis
         for category, entry in categories.items():
+            assert isinstance(entry["name"], str) and entry["name"], f"{axis}/{category}: no name"
             for title in entry["people"]:
                 page = pages.get(title)
                 assert page is not None, f"{axis}/{category}: {title!r} is not in the dump"
