@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from wikipersona_data.demo.paths import DEMO_DATA_DIR, DEMO_DUMP, DEMO_INDEX
 from wikipersona_data.errors import InputError, WikipersonaError
 
 try:
@@ -35,9 +36,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 DEMO_DIR = Path(__file__).resolve().parent
 PAGE_TABLE = DEMO_DIR / "pages.toml"
-DEFAULT_OUT_DIR = DEMO_DIR / "data"
-DUMP_NAME = "enwiki-demo-20261101-pages-articles-multistream.xml.bz2"
-INDEX_NAME = "enwiki-demo-20261101-pages-articles-multistream-index.txt.bz2"
+DEFAULT_OUT_DIR = DEMO_DATA_DIR
+DUMP_NAME = DEMO_DUMP.name
+INDEX_NAME = DEMO_INDEX.name
 COMPRESS_LEVEL = 9
 DEFAULT_PAGES_PER_STREAM = 10  # real dumps use 100; 10 gives the demo several streams to split across workers
 
