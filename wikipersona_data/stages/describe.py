@@ -124,7 +124,9 @@ async def run(ctx: BuildContext, personas: list[PersonaRow], biographies: dict[s
     def unit(p: PersonaRow):
         return lambda: describe_one(ctx, p, biographies[p.persona_id])
 
-    rows, rejects = await ctx.run_units(STAGE, store, [(p.persona_id, unit(p)) for p in personas])
+    rows, rejects = await ctx.run_units(
+        STAGE, store, [(f"{p.persona_id}@{biographies[p.persona_id].revision_id}", unit(p)) for p in personas]
+    )
     rows, dropped = await ctx.apply_filters(STAGE, rows, "persona_id")
     rejects += dropped
     store.write_output(rows, rejects)

@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from wikipersona_data.stages.context import BuildContext
-from wikipersona_data.stages.ids import judgment_id, rng_for, seeded_order
+from wikipersona_data.stages.ids import content_id, judgment_id, rng_for, seeded_order
 from wikipersona_data.stages.rows import (
     CandidateRow,
     DescriptionRow,
@@ -75,7 +75,7 @@ class Judge:
         self.question = question
         self.card = card
         self.provenance: Provenance | None = None
-        self.call_keys: list[str] = []
+        self.failed_keys: list[str] = []
 
     async def vote(self, first: CandidateRow, second: CandidateRow, order: Literal["ab", "ba"]) -> Vote:
         allow_ties = self.ctx.recipe.judge.allow_ties
@@ -87,11 +87,10 @@ class Judge:
             "allow_ties": allow_ties,
         }
         res = await self.ctx.llm.json(STAGE, "judge", values, Verdict if allow_ties else VerdictNoTie)
-        self.call_keys += res.provenance.call_keys
         if not res.ok:
+            self.failed_keys += res.provenance.call_keys
             raise JudgeFailure(res.failure or "judge call failed", res.provenance.call_keys)
-        if self.provenance is None:
-            self.provenance = res.provenance
+        self.provenance = res.provenance  # all votes share endpoint, model, template: any one will do
         pick = res.value.preferred
         winner = first.candidate_id if pick == "a" else second.candidate_id if pick == "b" else "tie"
         return Vote(
@@ -173,11 +172,13 @@ async def judge_one(
             alive = [m.advanced for m in played] + ([alive[-1]] if len(alive) % 2 else [])
             rnd += 1
     except JudgeFailure as err:
-        return [], [RejectRow(stage=STAGE, id=jid, reason="llm_failure", detail=str(err), call_keys=judge.call_keys)]
+        keys = sorted(set(judge.failed_keys))
+        return [], [RejectRow(stage=STAGE, id=jid, reason="llm_failure", detail=str(err), call_keys=keys)]
     chosen = alive[0]
     category = next((m.category for m in persona.axes if m.axis == question.axis), None) if question.axis else None
     assert judge.provenance is not None
-    provenance = judge.provenance.model_copy(update={"call_keys": judge.call_keys})
+    keys = [k for m in matches for v in m.votes for k in v.call_keys]  # match order, then ab before ba
+    provenance = judge.provenance.model_copy(update={"call_keys": keys})
     row = JudgmentRow(
         judgment_id=jid,
         persona_id=persona.persona_id,
@@ -233,7 +234,9 @@ async def run(
         def unit(p: PersonaRow = p, q: QuestionRow = q):
             return judge_one(ctx, p, q, kept[q.question_id], described.get(p.persona_id))
 
-        units.append((judgment_id(p.persona_id, q.question_id), unit))
+        card = persona_card(ctx, p, described.get(p.persona_id))
+        fingerprint = content_id(sorted(c.candidate_id for c in kept[q.question_id]), sorted(card.items()))
+        units.append((f"{judgment_id(p.persona_id, q.question_id)}@{fingerprint}", unit))
     rows, rejects = await ctx.run_units(STAGE, store, units)
     rows, dropped = await ctx.apply_filters(STAGE, rows, "judgment_id")
     rejects += dropped

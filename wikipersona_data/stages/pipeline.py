@@ -33,6 +33,7 @@ from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
 from wikipersona_data.stages.recipe import Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
+from wikipersona_data.stages.usage import data_ledger, keys_of
 
 STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
 
@@ -237,7 +238,7 @@ def build_manifest(
     report: dict[str, dict[str, mf.FilterCounts]] = {}
     for stage, stats in ctx.stats.items():
         report[stage] = {"all": mf.FilterCounts(kept=stats.rows, dropped=dict(sorted(stats.drop_reasons.items())))}
-    ledger = ctx.client.ledger.summary()
+    ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
     data = mf.ManifestData(
         name=recipe.pretty_name,
         version=recipe.version,
@@ -252,7 +253,7 @@ def build_manifest(
         seeds=recipe.seeds.model_dump(),
         counts={},
         filter_report=report,
-        ledger=_deterministic_ledger(ledger),
+        ledger=ledger,
         divergence=divergence_by_axis(judgments, pairs),
         grounding={},
         license=recipe.license,
@@ -278,15 +279,17 @@ def _redacted(ctx: BuildContext, name: str) -> str:
     return redact_base_url(ctx.client.endpoints[name].base_url)
 
 
-def _deterministic_ledger(summary: dict[str, Any]) -> dict[str, Any]:
-    """The ledger minus what varies between identical builds (latencies, cache hit counts of a resume).
+def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
+    """Call keys cited by each stage's final rows and rejects (what the data cost)."""
+    from wikipersona_data.stages.rows import STAGE_ROWS, RejectRow
+    from wikipersona_data.stages.store import read_jsonl
 
-    Tokens and cost are those of the calls the data needed, so they are kept; how many of them came
-    from the cache on this particular run is in the build's printed summary, not the manifest.
-    """
-    volatile = {"latency_s", "cache_hits", "requests", "saved_usd", "errors"}
-    rows = [{k: v for k, v in row.items() if k not in volatile} for row in summary.get("by_stage_model", [])]
-    return {"by_stage_model": rows}
+    out = {}
+    for stage, model in STAGE_ROWS.items():
+        folder = ctx.work_dir / stage
+        rows = read_jsonl(folder / "rows.jsonl", model) + read_jsonl(folder / "rejects.jsonl", RejectRow)
+        out[stage] = keys_of(rows)
+    return out
 
 
 def summary_table(stats: dict[str, StageStats], client: Any) -> str:

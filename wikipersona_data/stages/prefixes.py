@@ -17,7 +17,7 @@ import time
 from pydantic import BaseModel, Field
 
 from wikipersona_data.stages.context import BuildContext
-from wikipersona_data.stages.ids import rng_for
+from wikipersona_data.stages.ids import content_id, rng_for
 from wikipersona_data.stages.rows import DescriptionRow, PairRow, PersonaRow, PrefixRow, RejectRow
 
 STAGE = "prefixes"
@@ -106,7 +106,11 @@ async def run(
     def unit(p: PersonaRow):
         return lambda: prefix_one(ctx, p, described.get(p.persona_id), train.get(p.persona_id, []))
 
-    rows, rejects = await ctx.run_units(STAGE, store, [(p.persona_id, unit(p)) for p in personas])
+    def key(p: PersonaRow) -> str:
+        shown = sorted(x.pair_id for x in train.get(p.persona_id, []))
+        return f"{p.persona_id}@{content_id(shown, description_prefix(described.get(p.persona_id)))}"
+
+    rows, rejects = await ctx.run_units(STAGE, store, [(key(p), unit(p)) for p in personas])
     rows, dropped = await ctx.apply_filters(STAGE, rows, "persona_id")
     rejects += dropped
     store.write_output(rows, rejects)

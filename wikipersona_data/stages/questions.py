@@ -160,7 +160,8 @@ async def run(ctx: BuildContext, personas: list[PersonaRow], descriptions: list[
                 target=counts.personal_questions,
             )
 
-        units.append((f"personal/{p.persona_id}", personal))
+        fingerprint = content_id(personal_values(p, described[p.persona_id]), counts.personal_questions)
+        units.append((f"personal/{p.persona_id}@{fingerprint}", personal))
     members = axis_members([p for p in personas if p.persona_id in described])
     rejects: list[RejectRow] = []
     for axis in ctx.recipe.axes:
@@ -181,7 +182,8 @@ async def run(ctx: BuildContext, personas: list[PersonaRow], descriptions: list[
                 target=counts.divergent_questions,
             )
 
-        units.append((f"divergent/{axis.name}", divergent))
+        fingerprint = content_id(divergent_values(ctx, axis.name, group), counts.divergent_questions)
+        units.append((f"divergent/{axis.name}@{fingerprint}", divergent))
     rows, unit_rejects = await ctx.run_units(STAGE, store, units)
     rows, dropped = await ctx.apply_filters(STAGE, rows, "question_id")
     rejects += unit_rejects + dropped

@@ -62,10 +62,11 @@ def farthest_point(vectors: list[list[float]], keep: int, start: int) -> list[tu
     return picked
 
 
-async def _categories(ctx: BuildContext, question: QuestionRow) -> tuple[str, list[str]] | RejectRow:
+async def _categories(ctx: BuildContext, question: QuestionRow) -> tuple[str, list[str], list[str]] | RejectRow:
+    """(axis, categories, call keys of the categories call) for the question's candidates."""
     if question.question_type == "divergent":
         assert question.axis is not None
-        return question.axis, [c.name for c in ctx.recipe.axis(question.axis).categories]
+        return question.axis, [c.name for c in ctx.recipe.axis(question.axis).categories], []
     k = ctx.recipe.counts.candidates_generated
     values = {
         "question": question.text,
@@ -83,7 +84,7 @@ async def _categories(ctx: BuildContext, question: QuestionRow) -> tuple[str, li
             call_keys=res.provenance.call_keys,
         )
     cats = list(dict.fromkeys(c.strip() for c in res.value.categories if c.strip()))
-    return res.value.axis.strip(), cats or [res.value.axis.strip()]
+    return res.value.axis.strip(), cats or [res.value.axis.strip()], res.provenance.call_keys
 
 
 async def generate(ctx: BuildContext, question: QuestionRow) -> tuple[list[CandidateRow], list[RejectRow]]:
@@ -91,7 +92,7 @@ async def generate(ctx: BuildContext, question: QuestionRow) -> tuple[list[Candi
     got = await _categories(ctx, question)
     if isinstance(got, RejectRow):
         return [], [got]
-    axis, cats = got
+    axis, cats, category_keys = got
     k_total = ctx.recipe.counts.candidates_generated
 
     async def one(k: int) -> CandidateRow | RejectRow:
@@ -123,7 +124,7 @@ async def generate(ctx: BuildContext, question: QuestionRow) -> tuple[list[Candi
             kept=False,
             selection_rank=None,
             selection_reason="pending",
-            provenance=res.provenance,
+            provenance=res.provenance.model_copy(update={"call_keys": category_keys + res.provenance.call_keys}),
         )
 
     results = await asyncio.gather(*(one(k) for k in range(k_total)))
@@ -165,7 +166,8 @@ async def run(ctx: BuildContext, questions: list[QuestionRow]) -> list[Candidate
     def unit(q: QuestionRow):
         return lambda: generate(ctx, q)
 
-    raw, rejects = await ctx.run_units(STAGE, store, [(q.question_id, unit(q)) for q in questions])
+    k = ctx.recipe.counts.candidates_generated
+    raw, rejects = await ctx.run_units(STAGE, store, [(f"{q.question_id}@{k}", unit(q)) for q in questions])
     survivors, dropped = await ctx.apply_filters(STAGE, raw, "candidate_id")
     rejects += dropped
     by_question: dict[str, list[CandidateRow]] = {}
