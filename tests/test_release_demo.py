@@ -6,22 +6,17 @@ release, so these tests pin down the demo's own duties: wiring, the self-test, a
 
 from __future__ import annotations
 
-import socket
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import pytest
 from release_fixtures import make_rows, write_synthetic_release
 
 from wikipersona_data.cli import main
 from wikipersona_data.errors import ConfigError, WikipersonaError
-from wikipersona_data.release.demo import run_demo
-
-
-def _recipe(tmp_path: Path) -> Path:
-    path = tmp_path / "demo.toml"
-    path.write_text('name = "demo"\n')
-    return path
+from wikipersona_data.release.demo import DEMO_RECIPE, run_demo
 
 
 def test_demo_builds_with_the_simulator_verifies_loads_and_prints(tmp_path: Path) -> None:
@@ -29,16 +24,17 @@ def test_demo_builds_with_the_simulator_verifies_loads_and_prints(tmp_path: Path
 
     def build(recipe, *, work_dir, out_dir, base_url, max_usd):
         parts = urlsplit(base_url)
-        with socket.create_connection((parts.hostname, parts.port), timeout=5):
-            pass  # the simulator is listening while the build runs
         seen.update(recipe=recipe, work_dir=work_dir, out_dir=out_dir, host=parts.hostname, max_usd=max_usd)
+        stats_url = f"{parts.scheme}://{parts.netloc}/sim/stats"
+        seen["stats"] = json.loads(urlopen(stats_url, timeout=5).read())  # the simulator answers during the build
         return write_synthetic_release(out_dir)
 
     lines: list[str] = []
     out = tmp_path / "demo-release"
-    result = run_demo(out=out, work=tmp_path / "work", echo=lines.append, recipe=_recipe(tmp_path), build=build)
+    result = run_demo(out=out, work=tmp_path / "work", echo=lines.append, recipe=DEMO_RECIPE, build=build)
     assert result == out
     assert seen["host"] == "127.0.0.1" and seen["work_dir"] == tmp_path / "work" and seen["max_usd"] is None
+    assert seen["recipe"] == DEMO_RECIPE and "requests" in seen["stats"]
     text = "\n".join(lines)
     pairs, personas = make_rows()
     assert "release OK" in text
@@ -59,7 +55,7 @@ def test_demo_refuses_a_release_that_fails_verify(tmp_path: Path) -> None:
         return release
 
     with pytest.raises(WikipersonaError, match="the demo release fails verify"):
-        run_demo(out=tmp_path / "o", work=tmp_path / "w", echo=lambda _: None, recipe=_recipe(tmp_path), build=build)
+        run_demo(out=tmp_path / "o", work=tmp_path / "w", echo=lambda _: None, recipe=DEMO_RECIPE, build=build)
 
 
 def test_demo_errors_are_one_line(tmp_path: Path, capsys) -> None:

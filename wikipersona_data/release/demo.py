@@ -10,7 +10,8 @@ where the release is, its counts, and a few rows.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,30 @@ def _default_builder() -> Builder:
     return build_recipe
 
 
+@contextmanager
+def recipe_simulator(recipe: Path) -> Iterator[str]:
+    """Run the simulator on loopback and yield its base URL.
+
+    Configured as the recipe's sim endpoint says (seed, shares of deliberately bad answers) when the
+    stages can read the recipe, so the demo's data equal ``wikipersona build``'s; otherwise a plain
+    ``SimConfig(seed=0)``.
+    """
+    from wikipersona_data.llm.sim import SimConfig, SimServer
+
+    try:
+        from wikipersona_data.stages.pipeline import embedded_simulator
+        from wikipersona_data.stages.recipe import load_recipe
+    except ImportError:
+        embedded_simulator = None
+    if embedded_simulator is not None:
+        with embedded_simulator(load_recipe(recipe), None) as url:
+            if url:
+                yield url
+                return
+    with SimServer(SimConfig(seed=0)) as sim:
+        yield sim.base_url
+
+
 def run_demo(
     *,
     out: Path,
@@ -45,15 +70,13 @@ def run_demo(
     rows: int = 3,
 ) -> Path:
     """Build, verify and load the demo release; return its folder. ``build`` defaults to ``build_recipe``."""
-    from wikipersona_data.llm.sim import SimConfig, SimServer
-
     recipe = recipe or DEMO_RECIPE
     if not recipe.is_file():
         raise ConfigError(f"{recipe}: demo recipe not found")
     build = build or _default_builder()
-    with SimServer(SimConfig(seed=0)) as sim:
-        echo(f"simulator: {sim.base_url}")
-        release = Path(build(recipe, work_dir=work, out_dir=out, base_url=sim.base_url, max_usd=None))
+    with recipe_simulator(recipe) as base_url:
+        echo(f"simulator: {base_url}")
+        release = Path(build(recipe, work_dir=work, out_dir=out, base_url=base_url, max_usd=None))
     if not (release / "manifest.json").is_file():
         raise WikipersonaError(f"{release}: the build did not write a release (no manifest.json)")
 
