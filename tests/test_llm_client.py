@@ -243,6 +243,25 @@ def test_concurrency_never_exceeds_the_bound_and_reaches_it_when_saturated():
         assert client_peak == 4
 
 
+def test_a_429_burst_halves_the_concurrency_once_then_it_grows_back():
+    with SimServer(SimConfig(latency_ms=20, script=("429",) * 8, retry_after_s=0.02)) as sim:
+
+        async def run():
+            async with _client(sim, max_concurrency=8) as client:
+                limiter = client.limits("local").concurrency
+                burst = await asyncio.gather(*(_ask(client, i) for i in range(8)))
+                after_burst = (limiter.limit, limiter.decreases)
+                for i in range(8, 40):
+                    await _ask(client, i)
+                return burst, after_burst, limiter.limit
+
+        burst, (limit_after_burst, decreases), limit_later = asyncio.run(run())
+        assert all(r.ok for r in burst)
+        assert decreases == 1 and limit_after_burst in (4, 5)  # halved once, maybe regrown by one window
+        assert limit_later == 8
+        assert sim.stats()["by_status"] == {200: 40, 429: 8}
+
+
 def test_identical_concurrent_calls_are_sent_once():
     with SimServer(SimConfig(latency_ms=30)) as sim:
 

@@ -87,11 +87,11 @@ def test_aimd_halves_once_per_burst_and_grows_back():
             limiter.on_rate_limited(epoch)
         assert limiter.limit == 4 and limiter.decreases == 1
         for _ in range(8):
-            await limiter.release()
+            limiter.release()
         late = await limiter.acquire()
         limiter.on_rate_limited(late)  # admitted after the cut: a new signal
         assert limiter.limit == 2
-        await limiter.release()
+        limiter.release()
         for _ in range(6):
             limiter.on_success()
         assert limiter.limit == 5
@@ -124,3 +124,32 @@ def test_semantic_params_drop_neutral_values_and_reject_unknown():
         semantic_params({"timeout": 3})
     with pytest.raises(ConfigError, match="n must be 1"):
         semantic_params({"n": 3})
+
+
+@pytest.mark.parametrize("cancel_first", [True, False])
+def test_limiter_hands_slots_over_in_order_and_survives_cancelled_waiters(cancel_first):
+    async def run() -> list[str]:
+        limiter = AdaptiveLimiter(1)
+        order: list[str] = []
+        await limiter.acquire()
+
+        async def user(name: str) -> None:
+            await limiter.acquire()
+            order.append(name)
+            limiter.release()
+
+        b = asyncio.create_task(user("b"))
+        c = asyncio.create_task(user("c"))
+        await asyncio.sleep(0)  # let both queue up
+        if cancel_first:  # cancelled while waiting
+            b.cancel()
+            limiter.release()
+        else:  # cancelled after being handed the slot, before using it: the slot must move on
+            limiter.release()
+            b.cancel()
+        await c
+        assert b.cancelled()
+        assert limiter.in_flight == 0
+        return order
+
+    assert asyncio.run(run()) == ["c"]

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from wikipersona_data.errors import ConfigError
+from wikipersona_data.llm.profiles import get_profile
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ class EndpointConfig:
     backoff_base_s: float = 0.5
 
     def __post_init__(self) -> None:
-        from wikipersona_data.llm.profiles import get_profile
-
         get_profile(self.profile)  # unknown profile -> ConfigError naming it
         normalise_base_url(self.base_url)
         if self.max_concurrency < 1:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import openai
 from tenacity import (
     AsyncRetrying,
@@ -56,10 +57,25 @@ class RetryableCallError(Exception):
         self.backoff_base_s = backoff_base_s
 
 
+def _dropped(exc: BaseException) -> bool:
+    """Whether the connection was closed under us, looking through the exception chain.
+
+    The aiohttp transport reports a server that closed the connection as ``httpx.ConnectTimeout``, which
+    the SDK turns into ``APITimeoutError``; the original aiohttp/OS error is still on ``__cause__``.
+    """
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:
+        if isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError)):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
 def classify(exc: BaseException) -> ErrorInfo:
     """Map an openai exception onto our error kinds (anything unknown is not retried)."""
     if isinstance(exc, openai.APITimeoutError):
-        return ErrorInfo("timeout", None, True)
+        return ErrorInfo("connection" if _dropped(exc) else "timeout", None, True)
     if isinstance(exc, openai.APIConnectionError):
         return ErrorInfo("connection", None, True)
     if isinstance(exc, openai.APIStatusError):

@@ -13,6 +13,7 @@ before trailing chatter.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ _FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _MAX_REASON = 300
 
 
+@functools.lru_cache(maxsize=256)
 def strict_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     """The JSON schema sent as ``response_format`` (strict mode: no extra keys, every field required).
 
     Uses the openai package's own converter so we match exactly what OpenAI's strict mode accepts.
+    Memoised per model class (generating it costs more than a cache replay); callers must not mutate it.
     """
     from openai.lib._pydantic import to_strict_json_schema
 
