@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,39 +58,48 @@ def title_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+_MEMO_LIMIT = 500_000  # raw target -> hash entries kept per worker process (~60 MB at most)
+_memo: dict[str, int | None] = {}
+
+
 class TargetCounter:
     """Counts, per normalised target title, the pages linking to it (or the redirects pointing at it).
 
-    Raw targets are normalised once per batch (memo) and a page's targets are deduplicated after
-    normalisation, so ``[[jane_Doe]]`` and ``[[Jane Doe#Career]]`` on one page count once.
+    A page's targets are deduplicated after normalisation, so ``[[jane_Doe]]`` and ``[[Jane Doe#Career]]``
+    on one page count once. Normalising and hashing is the costly part, so each distinct raw target is
+    normalised once per worker process (a bounded memo: popular targets such as countries repeat across
+    the whole dump).
     """
 
     def __init__(self, skip_prefixes: frozenset[str]) -> None:
         self.skip_prefixes = skip_prefixes
-        self.memo: dict[str, int | None] = {}
-        self.counts: dict[int, int] = {}
+        self.counts: Counter[int] = Counter()
+        if len(_memo) > _MEMO_LIMIT:
+            _memo.clear()
 
-    def key_hash(self, raw: str) -> int | None:
-        if raw in self.memo:
-            return self.memo[raw]
+    def _key_hash(self, raw: str) -> int | None:
         key = normalize_title(strip_fragment(raw))
-        h: int | None = title_hash(key) if key else None
-        if key and ":" in key and key.split(":", 1)[0].strip().lower() in self.skip_prefixes:
-            h = None  # File:, Category:, Template:, ... are not articles
-        self.memo[raw] = h
-        return h
+        if not key:
+            return None
+        if ":" in key and key.split(":", 1)[0].strip().lower() in self.skip_prefixes:
+            return None  # File:, Category:, Template:, ... are not articles
+        return title_hash(key)
+
+    def _hashes(self, raws: set[str]) -> set[int | None]:
+        memo = _memo
+        for raw in raws.difference(memo):
+            memo[raw] = self._key_hash(raw)
+        return set(map(memo.__getitem__, raws))  # C-level loops: this runs once per link of every article
 
     def add_page_links(self, text: str) -> None:
-        hashes = {self.key_hash(t) for t in LINK_RE.findall(text)}
+        hashes = self._hashes(set(LINK_RE.findall(text)))
         hashes.discard(None)
-        counts = self.counts
-        for h in hashes:
-            counts[h] = counts.get(h, 0) + 1  # type: ignore[index]
+        self.counts.update(hashes)  # type: ignore[arg-type]
 
     def add_target(self, raw: str) -> None:
-        h = self.key_hash(raw)
+        (h,) = self._hashes({raw})
         if h is not None:
-            self.counts[h] = self.counts.get(h, 0) + 1
+            self.counts[h] += 1
 
 
 class CountMinSketch:
