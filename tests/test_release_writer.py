@@ -6,6 +6,7 @@ import copy
 import json
 from pathlib import Path
 
+import pyarrow
 import pyarrow.parquet as pq
 import pytest
 from datasets import Features
@@ -101,6 +102,7 @@ def test_counts_files_and_changelog_are_filled_from_rows(release: Path) -> None:
     assert counts["divergent"] == sum(p["question_type"] == "divergent" for p in all_pairs)
     assert counts["questions"] == 52  # the caller's counts are kept
     assert manifest["data"]["grounding"] == {"mean": 0.875, "min": 0.5}
+    assert manifest["run"]["libraries"]["pyarrow"] == pyarrow.__version__  # filled by the writer when not given
     entry = manifest["data"]["files"]["data/pairs/train-00000-of-00001.parquet"]
     assert entry["rows"] == len(pairs["train"])
     assert entry["bytes"] == (release / "data/pairs/train-00000-of-00001.parquet").stat().st_size

@@ -128,6 +128,23 @@ def test_duplicate_question_and_identical_answers(tmp_path: Path) -> None:
     assert "has the same question twice in train" in failed["duplicate questions"]
 
 
+def test_persona_name_must_match_personas(tmp_path: Path) -> None:
+    def rename(pairs, _personas):
+        pairs["train"][0]["persona"] = "Someone Else"
+
+    assert "is not the name of" in _failed(_write(tmp_path, rename))["personas referenced"]
+
+
+def test_card_features_must_match_the_contract(copy_of: Path) -> None:
+    card = copy_of / "README.md"
+    text = card.read_text()
+    assert text.count("  - name: judge_agreement\n    dtype: float64") == 1
+    card.write_text(
+        text.replace("  - name: judge_agreement\n    dtype: float64", "  - name: judge_agreement\n    dtype: string")
+    )
+    assert _failed(copy_of)["card"] == "README.md dataset_info pairs: features differ from the column contract"
+
+
 def test_bad_message_shapes(tmp_path: Path) -> None:
     def damage(pairs, _personas):
         pairs["train"][0]["chosen"] = [{"role": "user", "content": "wrong role"}]

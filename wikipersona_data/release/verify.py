@@ -25,6 +25,7 @@ from wikipersona_data.release.tables import CONFIGS, SPLITS, schema_mismatch, sp
 
 PAIR_COLUMNS = ["pair_id", "persona_id", "question_id", "question_type", "axis", "prompt", "chosen", "rejected"]
 PAIR_COLUMNS += ["judge_agreement"]
+PAIR_COLUMNS += ["persona"]
 PERSONA_COLUMNS = ["persona_id", "name"]
 
 
@@ -261,11 +262,16 @@ def _check_unique_ids(rel: _Release) -> str:
 
 def _check_personas_exist(rel: _Release) -> str:
     pairs, personas = _need_rows(rel)
-    known = {p["persona_id"] for p in personas}
+    known = {p["persona_id"]: p["name"] for p in personas}
     for split, rows in sorted(pairs.items()):
         for r in rows:
             if r["persona_id"] not in known:
                 raise _Fail(f"pair {r['pair_id']!r} ({split}) references unknown persona_id {r['persona_id']!r}")
+            if r["persona"] != known[r["persona_id"]]:
+                raise _Fail(
+                    f"pair {r['pair_id']!r} ({split}): persona {r['persona']!r} is not the name of "
+                    f"{r['persona_id']!r} ({known[r['persona_id']]!r})"
+                )
     return f"every pair's persona_id is in personas ({len(known)})"
 
 
@@ -351,6 +357,7 @@ def _check_split_disjoint(rel: _Release) -> str:
 
 
 def _check_card(rel: _Release) -> str:
+    from datasets import Features
     from huggingface_hub import DatasetCard
 
     path = rel.root / "README.md"
@@ -386,6 +393,12 @@ def _check_card(rel: _Release) -> str:
         config = info.get("config_name")
         if config not in configs:
             raise _Fail(f"README.md dataset_info for unknown config {config!r}")
+        try:
+            features = Features._from_yaml_list(info.get("features") or [])
+        except Exception as err:
+            raise _Fail(f"README.md dataset_info {config}: features do not parse ({_first_line(err)})") from None
+        if features != Features.from_arrow_schema(CONFIGS[config]):
+            raise _Fail(f"README.md dataset_info {config}: features differ from the column contract")
         for split in info.get("splits") or []:
             files = rel.files.get(f"{config}/{split.get('name')}", [])
             rows = sum(_num_rows(rel, f) for f in files)

@@ -73,7 +73,10 @@ def write_release(
         if not any(e.version == data.version for e in data.changelog):
             summary = "Initial release." if not data.changelog else "New release."
             data = with_entry(data, summary=summary)
-        final = Manifest.model_validate({"data": data.model_dump(), "run": manifest.run.model_dump()})
+        run = manifest.run
+        if not run.libraries:
+            run = run.model_copy(update={"libraries": _library_versions()})
+        final = Manifest.model_validate({"data": data.model_dump(), "run": run.model_dump()})
 
         card = render_card(
             final,
@@ -138,6 +141,19 @@ def _grounding(personas: pa.Table) -> dict[str, float]:
     if not scores:
         return {}
     return {"mean": round(sum(scores) / len(scores), 6), "min": round(min(scores), 6)}
+
+
+def _library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape the files (run facts: they may differ between machines)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("pyarrow", "datasets", "huggingface-hub", "matplotlib", "jinja2", "pydantic"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def _refuse_to_clobber(out_dir: Path) -> None:
