@@ -57,7 +57,7 @@ def test_put_get_roundtrip_and_hit_miss_counts(tmp_path: Path):
 
 
 def test_many_keys_and_latest_record_wins(tmp_path: Path):
-    cache = CallCache(tmp_path, fsync_every=7)
+    cache = CallCache(tmp_path, fsync_every=100)
     keys = [call_key(_spec(i)) for i in range(300)]
     for i, key in enumerate(keys):
         cache.put(key, _spec(i), {"i": i})
@@ -105,6 +105,9 @@ def test_modes(tmp_path: Path):
     assert refresh.get(key)["response"] == {"v": "new"}  # but what this run wrote is served
     refresh.close()
     assert CallCache(tmp_path, mode="use").get(key)["response"] == {"v": "new"}
+    assert refresh.peek(call_key(_spec(9))) is None
+    peeker = CallCache(tmp_path, mode="refresh")
+    assert peeker.peek(key)["response"] == {"v": "new"} and (peeker.hits, peeker.misses) == (0, 0)
     only = CallCache(tmp_path, mode="only")
     assert only.get(key)["response"] == {"v": "new"}
     assert only.get(call_key(_spec(9))) is None

@@ -191,6 +191,20 @@ class CallCache:
         self.hits += 1
         return record
 
+    def peek(self, key: str) -> dict[str, Any] | None:
+        """The stored record regardless of mode (except ``off``), without counting a hit or miss.
+
+        For reports built from the cache (per-row provenance, release usage): reading them must not
+        inflate the hit rate of the run.
+        """
+        if self.mode == "off":
+            return None
+        shard = self._shard(key)
+        if key not in shard.index:
+            self._scan(shard)
+        offset = shard.index.get(key)
+        return self._read_at(shard, offset) if offset is not None else None
+
     def contains(self, key: str) -> bool:
         """Whether ``key`` is stored (ignores the mode; does not count as a hit or miss)."""
         if self.mode == "off":

@@ -329,6 +329,8 @@ class LLMClient:
     async def embed(self, *, stage: str, endpoint: str, model: str, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order. Failures raise :class:`LLMError` (there is no row to reject)."""
         ep, _profile = self._endpoint(endpoint)
+        if not texts:
+            return []
         spec = {"api": "embed", "endpoint": ep.identity, "model": model, "input": list(texts), "attempt": 0}
         key = call_key(spec)
         request = {"model": model, "input": list(texts), "encoding_format": "float"}
