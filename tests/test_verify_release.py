@@ -10,7 +10,7 @@ import pytest
 from release_fixtures import make_manifest, make_rows, write_synthetic_release
 
 from wikipersona_data.cli import main
-from wikipersona_data.release.verify import verify_release
+from wikipersona_data.release.verify import name_pattern, verify_release
 from wikipersona_data.release.writer import write_release
 
 TRAIN = "data/pairs/train-00000-of-00001.parquet"
@@ -98,11 +98,26 @@ def test_duplicate_pair_id(tmp_path: Path) -> None:
 def test_identity_leak(tmp_path: Path) -> None:
     def leak(pairs, _personas):
         row = next(r for r in pairs["train"] if r["persona"] == "Bram Okafor")
-        row["prompt"] = [{"role": "user", "content": "As okafor, what should I cook tonight?"}]
+        row["prompt"] = [{"role": "user", "content": "As Okafor, what should I cook tonight?"}]
 
     failed = _failed(_write(tmp_path, leak))
     assert set(failed) == {"identity leaks"}
-    assert "prompt names the persona ('okafor')" in failed["identity leaks"]
+    assert "prompt names the persona ('Okafor')" in failed["identity leaks"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "leak"),
+    [
+        ("Emma Stone", "How do I build a stone wall?", None),
+        ("Emma Stone", "What would Stone's fans like?", "Stone"),
+        ("Emma Stone", "is emma stone vegan?", "emma stone"),
+        ("Madonna", "Which Madonna album first?", "Madonna"),
+        ("Bill Gates", "Gatesville trip ideas?", None),
+    ],
+)
+def test_name_pattern(name: str, text: str, leak: str | None) -> None:
+    match = name_pattern(name).search(text)
+    assert (match.group(0) if match else None) == leak
 
 
 def test_split_overlap(tmp_path: Path) -> None:

@@ -319,7 +319,7 @@ def _check_chosen_differs(rel: _Release) -> str:
 
 def _check_leaks(rel: _Release) -> str:
     pairs, personas = _need_rows(rel)
-    patterns = {p["persona_id"]: _name_pattern(p["name"] or "") for p in personas}
+    patterns = {p["persona_id"]: name_pattern(p["name"] or "") for p in personas}
     for split, rows in sorted(pairs.items()):
         for r in rows:
             pattern = patterns.get(r["persona_id"])
@@ -434,14 +434,17 @@ def _norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def _name_pattern(name: str) -> re.Pattern[str] | None:
-    """Full name, or the surname alone when it is distinctive enough (3+ letters), as whole words."""
+def name_pattern(name: str) -> re.Pattern[str] | None:
+    """Whole-word match of the full name (any case) or of the surname as written (3+ letters).
+
+    The surname is matched case-sensitively because many surnames are common words ("Stone",
+    "Gates", "Brown"): "a stone wall" is not a leak, "Stone's films" is.
+    """
     parts = [p for p in re.split(r"\s+", name.strip()) if p]
     if not parts:
         return None
-    options = {" ".join(parts)}
+    alternatives = [rf"(?i:{re.escape(' '.join(parts))})"]
     surname = parts[-1].strip(".,")
     if len(parts) > 1 and len(surname) >= 3:
-        options.add(surname)
-    alternatives = "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+        alternatives.append(re.escape(surname))
+    return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)")
