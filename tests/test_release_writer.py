@@ -20,7 +20,8 @@ from wikipersona_data.release.writer import write_release
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
-    return write_synthetic_release(tmp_path_factory.mktemp("rel") / "release")
+    # a name no other test uses, so the ~/.cache assertion below is about this loader only
+    return write_synthetic_release(tmp_path_factory.mktemp("rel") / "wp-writer-release")
 
 
 def _all_files(root: Path) -> dict[str, bytes]:
@@ -42,7 +43,7 @@ def test_layout_is_push_to_hub_style(release: Path) -> None:
         "charts/answer_lengths.png",
         "charts/grounding.png",
     }
-    assert not list(release.parent.glob(".release.partial-*"))
+    assert [p.name for p in release.parent.iterdir()] == [release.name]  # no partial/backup folder left
 
 
 def test_load_dataset_both_configs_offline(release: Path, tmp_path: Path) -> None:
@@ -148,6 +149,16 @@ def test_bad_cell_names_row_and_column(tmp_path: Path) -> None:
         write_release(tmp_path / "r", pairs=pairs, personas=bad_personas, manifest=make_manifest())
     with pytest.raises(InputError, match="unknown split 'validation'"):
         write_release(tmp_path / "r", pairs={**pairs, "validation": []}, personas=personas, manifest=make_manifest())
+    assert not (tmp_path / "r").exists()
+
+
+def test_manifest_that_leaks_a_path_is_refused_in_one_line(tmp_path: Path) -> None:
+    pairs, personas = make_rows()
+    manifest = make_manifest()
+    # model_copy skips validation, as a caller mutating a manifest would; the writer re-validates
+    leaky = manifest.model_copy(update={"data": manifest.data.model_copy(update={"seeds": {"/home/me/x": 1}})})
+    with pytest.raises(InputError, match=r"release manifest: Value error, manifest\.data\.seeds: absolute path"):
+        write_release(tmp_path / "r", pairs=pairs, personas=personas, manifest=leaky)
     assert not (tmp_path / "r").exists()
 
 

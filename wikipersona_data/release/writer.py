@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.release.card import render_card
@@ -76,7 +77,11 @@ def write_release(
         run = manifest.run
         if not run.libraries:
             run = run.model_copy(update={"libraries": _library_versions()})
-        final = Manifest.model_validate({"data": data.model_dump(), "run": run.model_dump()})
+        try:
+            final = Manifest.model_validate({"data": data.model_dump(), "run": run.model_dump()})
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise InputError(f"release manifest: {first['msg']}") from None
 
         card = render_card(
             final,
