@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -10,7 +11,16 @@ import pytest
 from wiki_dump_fixtures import P, person_text, small_wiki, write_multistream, write_xml
 
 from wikipersona_data.cli import main
-from wikipersona_data.wiki.scan import DUMP_WIDE_COLUMNS, ScanOptions, scan_dump
+from wikipersona_data.wiki.dump import Page
+from wikipersona_data.wiki.scan import (
+    DUMP_WIDE_COLUMNS,
+    PagesTask,
+    ScanOptions,
+    SiteContext,
+    _Collector,
+    _run_tasks,
+    scan_dump,
+)
 
 
 def _scan(dump: Path, index: Path | None = None, **kw: object):
@@ -155,3 +165,24 @@ def test_parse_timeout_is_skipped_not_fatal(multi: tuple[Path, Path], capsys) ->
     assert summary.errors == 4 and rows == []  # every candidate hit the limit; the scan still finished
     assert summary.pages == 12
     assert "parse exceeded" in capsys.readouterr().err
+
+
+class _KillsTheWorker:
+    """Unpickling this in a worker process ends it at once, as an OOM kill or a crash in C would."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_a_worker_that_dies_costs_only_its_task(tmp_path: Path, capsys) -> None:
+    texts = {i: person_text(f"Person {i}") for i in (1, 2, 3)}
+    good = [Page(f"Person {i}", 0, i, None, None, text, len(text)) for i, text in texts.items()]
+    site, options = SiteContext(), ScanOptions(workers=2, progress=False)
+    tasks = [PagesTask("d", (good[0],), site, options, 0), PagesTask("d", (_KillsTheWorker(),), site, options, 0)]  # type: ignore[arg-type]
+    tasks += [PagesTask("d", (page,), site, options, 0) for page in good[1:]]
+    collector = _Collector(options, tmp_path, None)
+    _run_tasks(iter(tasks), collector, workers=2, stream_bytes=False)
+    collector.finish()
+    assert collector.summary.people == 3 and collector.summary.errors == 1
+    assert sorted(row["title"] for row in collector.spill.sorted_rows()) == ["Person 1", "Person 2", "Person 3"]
+    assert "the worker died twice" in capsys.readouterr().err

@@ -21,14 +21,13 @@ import hashlib
 import os
 import sqlite3
 import stat
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.wiki.biography import Biography
 from wikipersona_data.wiki.dump import Page, open_binary
-from wikipersona_data.wiki.multistream import decompress_streams, iter_index, parse_stream_pages, read_header
+from wikipersona_data.wiki.multistream import find_page, iter_index, read_header
 from wikipersona_data.wiki.titles import fold_title, normalize_title, strip_fragment
 
 SCHEMA_VERSION = "1"
@@ -197,10 +196,10 @@ class DumpReader:
     """Pages and Biographies of a multistream dump by title, for ``show`` and later stages.
 
     Opening is cheap (one SQLite connection; the dump is opened on first read), so it can be created
-    per call. The last few decompressed streams are kept, because neighbouring lookups often share one.
+    per call. A lookup decompresses its stream only up to the wanted page.
     """
 
-    def __init__(self, dump_path: str | Path, index_path: str | Path, *, cached_streams: int = 2) -> None:
+    def __init__(self, dump_path: str | Path, index_path: str | Path) -> None:
         self.dump = Path(dump_path)
         raw, is_bz2 = open_binary(self.dump)
         raw.close()
@@ -209,8 +208,6 @@ class DumpReader:
         self.index = Path(index_path)
         self.lookup = open_lookup(self.index)
         self._file: Any = None
-        self._streams: OrderedDict[int, list[Page]] = OrderedDict()
-        self._cached = cached_streams
         self._url_base: str | None = None
 
     def close(self) -> None:
@@ -236,22 +233,6 @@ class DumpReader:
             self._url_base = read_header(self._open(), self.dump, self.lookup.first_offset(), self.index).url_base()
         return self._url_base
 
-    def _stream_pages(self, offset: int) -> list[Page]:
-        pages = self._streams.get(offset)
-        if pages is not None:
-            self._streams.move_to_end(offset)
-            return pages
-        self._open()
-        end = self.lookup.stream_end(offset)
-        if end is None:
-            end = os.fstat(self._file.fileno()).st_size
-        data = decompress_streams(self._file, self.dump, offset, end, first_only=True, index=self.index)
-        pages = parse_stream_pages(data, self.dump, offset)
-        self._streams[offset] = pages
-        while len(self._streams) > self._cached:
-            self._streams.popitem(last=False)
-        return pages
-
     def _locate(self, title: str) -> tuple[str, int, int]:
         found = self.lookup.find(title)
         if found is None:
@@ -262,9 +243,13 @@ class DumpReader:
 
     def _page(self, title: str) -> Page:
         key, offset, page_id = self._locate(title)
-        for page in self._stream_pages(offset):
-            if page.page_id == page_id:
-                return page
+        f = self._open()
+        end = self.lookup.stream_end(offset)
+        if end is None:
+            end = os.fstat(f.fileno()).st_size
+        page = find_page(f, self.dump, offset, end, page_id, self.index)
+        if page is not None:
+            return page
         raise InputError(
             f"index {self.index} does not match dump {self.dump}: page id {page_id} ({key!r}) "
             f"is not in the stream at offset {offset}"

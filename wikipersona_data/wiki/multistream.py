@@ -18,6 +18,7 @@ import bz2
 import html
 import io
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -158,6 +159,52 @@ def parse_stream_pages(data: bytes, path: Path, offset: int) -> list[Page]:
             ns = elem.tag[: -len("page")]
             pages.append(page_from_element(elem, ns, path))
     return pages
+
+
+_PAGE_ID = re.compile(rb"<id>\s*(\d+)\s*</id>")
+READ_STEP = 256 * 1024
+
+
+def find_page(f: BinaryIO, path: Path, start: int, end: int, page_id: int, index: Path | None = None) -> Page | None:
+    """Decompress the stream at ``start`` only as far as the page with ``page_id`` (random access for ``show``).
+
+    On average this reads half a stream: the page id is the first ``<id>`` of each ``<page>``, so each
+    complete page is checked with a regex and only the wanted one is XML-parsed.
+    """
+    f.seek(start)
+    remaining = end - start
+    head = f.read(min(READ_STEP, remaining))
+    if not head.startswith(BZ2_MAGIC):
+        raise mismatch(path, index, f"offset {start} is not the start of a bz2 stream")
+    remaining -= len(head)
+    dec = bz2.BZ2Decompressor()
+    buf = bytearray()
+    pos = 0
+    comp = head
+    while True:
+        try:
+            buf += dec.decompress(comp)
+        except OSError as err:
+            raise InputError(f"corrupt bz2 data in {path} in the stream at compressed offset {start} ({err})") from None
+        while True:
+            close = buf.find(b"</page>", pos)
+            if close < 0:
+                break
+            close += len(b"</page>")
+            match = _PAGE_ID.search(buf, pos, close)
+            if match is not None and int(match.group(1)) == page_id:
+                pages = parse_stream_pages(bytes(buf[pos:close]), path, start)
+                return pages[0] if pages else None
+            pos = close
+        if dec.eof:
+            return None
+        if remaining <= 0:
+            raise InputError(f"truncated bz2 stream in {path} at compressed offset {start} (stream ends before {end})")
+        comp = f.read(min(READ_STEP, remaining))
+        remaining -= len(comp)
+        if pos > READ_STEP:  # drop pages already checked
+            del buf[:pos]
+            pos = 0
 
 
 def read_header(f: BinaryIO, path: Path, first_offset: int, index: Path | None = None) -> SiteInfo:

@@ -144,7 +144,8 @@ class PagesTask:
 
     @property
     def label(self) -> str:
-        return f"pages {self.pages[0].title!r}..{self.pages[-1].title!r}"
+        titles = [getattr(page, "title", "?") for page in (self.pages[0], self.pages[-1])]
+        return f"{len(self.pages)} pages {titles[0]!r}..{titles[1]!r}"
 
 
 @dataclass

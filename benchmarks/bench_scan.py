@@ -1,0 +1,337 @@
+"""Benchmark of ``wikipersona scan`` / ``show`` against the floor (raw parallel bz2) and a naive baseline.
+
+Builds, in a temporary directory (never the repo), a multistream dump of at least ``--mb`` MB of XML by
+replicating real enwiki pages (the shared gensim sample; the demo dump if the samples are absent) under
+new ids and titles (`Title (k)`), 100 pages per bz2 stream as Wikimedia writes them. The gensim sample is
+mostly not people (2 living people in 106 articles), so every copy also gets the 13 real living-people
+articles of the shared ``wikitext/`` folder twice: 28 living people in 132 articles (21 %, enwiki has
+~16 %) and 37 biographies (28 %, close to enwiki's share), so the prefilter and parser run at a realistic
+rate.
+
+Then, with the same worker count, in one run:
+  1. raw parallel bz2 decompression of the same streams (the floor: nothing can read the dump faster);
+  2. our scan (``scan_dump``, in a subprocess to measure its peak RSS), on the big dump and on a dump 1/4
+     its size (peak RSS must not grow with the dump);
+  3. a naive baseline: one reader streams every page and ``mwparserfromhell.parse``-s every article in a
+     pool of the same size; run on a prefix for ``--naive-seconds`` and extrapolated (said in the output);
+  4. ``show`` latency (fresh ``DumpReader`` per title: lookup + decompress + full parse) over 200 random
+     titles, after the lookup is built.
+
+Run: ``.venv/bin/python benchmarks/bench_scan.py --workers 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+import mwparserfromhell
+
+from wikipersona_data.wiki.dump import Page, SequentialReader
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "wikipedia_samples"
+SAMPLE = SAMPLES / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+PAGES_PER_STREAM = 100
+HEADER = (
+    '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11" xml:lang="en">\n'
+    "  <siteinfo>\n    <sitename>Wikipedia</sitename>\n    <dbname>enwiki</dbname>\n"
+    "    <base>https://en.wikipedia.org/wiki/Main_Page</base>\n    <case>first-letter</case>\n"
+    '    <namespaces><namespace key="0" /><namespace key="4">Wikipedia</namespace>'
+    '<namespace key="6">File</namespace><namespace key="14">Category</namespace></namespaces>\n  </siteinfo>\n'
+)
+
+
+def xml_escape(text: str) -> str:
+    return escape(text, {'"': "&quot;"})
+
+
+def source_pages() -> tuple[list[Page], str]:
+    if SAMPLE.is_file():
+        pages = list(SequentialReader(SAMPLE).pages())
+        for path in sorted((SAMPLES / "wikitext").glob("wtf_*.wikitext")):
+            text = path.read_text(encoding="utf-8")
+            name = path.stem.removeprefix("wtf_").replace("_", " ").replace("-", " ").title()
+            for copy in (1, 2):
+                pages.append(Page(f"{name} {copy}", 0, 0, None, None, text, len(text.encode())))
+        return pages, "gensim enwiki sample + 13 wtf_wikipedia living people x2"
+    from wikipersona_data.demo.paths import DEMO_DUMP
+
+    return list(SequentialReader(DEMO_DUMP).pages()), "demo dump (shared samples absent)"
+
+
+def page_xml(page: Page, page_id: int, copy: int) -> str:
+    title = f"{page.title} ({copy})"
+    redirect = f"    <redirect title={quoteattr(f'{page.redirect} ({copy})')} />\n" if page.redirect else ""
+    return (
+        f"  <page>\n    <title>{xml_escape(title)}</title>\n    <ns>{page.ns}</ns>\n    <id>{page_id}</id>\n{redirect}"
+        f"    <revision>\n      <id>{page_id + 10**9}</id>\n      <model>wikitext</model>\n"
+        f'      <text bytes="{page.text_bytes}" xml:space="preserve">{xml_escape(page.text)}</text>\n'
+        "    </revision>\n  </page>\n"
+    )
+
+
+def build_streams(target_mb: float, workers: int) -> tuple[list[bytes], list[list[str]], int, list[str]]:
+    """Compressed page streams, their index lines (title part), XML size, and all titles."""
+    pages, _ = source_pages()
+    known = {p.title for p in pages}
+    per_copy = sum(len(page_xml(p, 0, 0).encode()) for p in pages)
+    copies = max(1, int(target_mb * 1e6 / per_copy) + 1)
+    chunks: list[str] = []
+    lines: list[list[str]] = []
+    titles: list[str] = []
+    current: list[str] = []
+    current_lines: list[str] = []
+    page_id = 1
+    for copy in range(copies):
+        for page in pages:
+            current.append(page_xml(page, page_id, copy))
+            title = f"{page.title} ({copy})"
+            current_lines.append(f"{page_id}:{xml_escape(title)}")
+            if page.redirect is None or page.redirect in known:  # show needs resolvable titles
+                titles.append(title)
+            page_id += 1
+            if len(current) == PAGES_PER_STREAM:
+                chunks.append("".join(current))
+                lines.append(current_lines)
+                current, current_lines = [], []
+    if current:
+        chunks.append("".join(current))
+        lines.append(current_lines)
+    raw = [c.encode("utf-8") for c in chunks]
+    with Pool(workers) as pool:
+        compressed = pool.map(bz2.compress, raw, chunksize=1)
+    return compressed, lines, sum(len(r) for r in raw) + len(HEADER) + 13, titles
+
+
+def write_dump(folder: Path, name: str, streams: list[bytes], lines: list[list[str]]) -> tuple[Path, Path]:
+    dump = folder / f"{name}-pages-articles-multistream.xml.bz2"
+    index = folder / f"{name}-pages-articles-multistream-index.txt.bz2"
+    index_lines = []
+    with open(dump, "wb") as f:
+        f.write(bz2.compress(HEADER.encode()))
+        for blob, stream_lines in zip(streams, lines, strict=True):
+            offset = f.tell()
+            f.write(blob)
+            index_lines += [f"{offset}:{line}\n" for line in stream_lines]
+        f.write(bz2.compress(b"</mediawiki>\n"))
+    index.write_bytes(bz2.compress("".join(index_lines).encode("utf-8")))
+    return dump, index
+
+
+# ---------------------------------------------------------------------------------------------- measurements
+
+
+def _decompress_run(args: tuple[str, list[tuple[int, int]]]) -> int:
+    path, ranges = args
+    total = 0
+    with open(path, "rb") as f:
+        for start, end in ranges:
+            f.seek(start)
+            total += len(bz2.BZ2Decompressor().decompress(f.read(end - start)))
+    return total
+
+
+def raw_parallel_decompress(dump: Path, index: Path, workers: int) -> tuple[float, int]:
+    """The floor: the same stream runs as the scan's tasks, only decompressed."""
+    from wikipersona_data.wiki.multistream import index_streams, stream_bounds
+    from wikipersona_data.wiki.scan import ScanOptions, SiteContext, plan_stream_tasks
+
+    counts = index_streams(index)
+    bounds = stream_bounds(sorted(counts), dump.stat().st_size, dump, index)
+    tasks = plan_stream_tasks(dump, index, bounds, counts, SiteContext(), ScanOptions(workers=workers))
+    jobs = [(str(dump), [(s, e) for s, e, _, _ in t.streams]) for t in tasks]
+    with Pool(workers) as pool:
+        pool.map(_decompress_run, jobs[:workers])  # warm the workers and the page cache
+        start = time.perf_counter()
+        out = sum(pool.map(_decompress_run, jobs, chunksize=1))
+        seconds = time.perf_counter() - start
+    return seconds, out
+
+
+def scan_in_subprocess(dump: Path, index: Path, workers: int, out: Path) -> dict:
+    code = (
+        "import json, resource, sys, time\n"
+        "from pathlib import Path\n"
+        "from wikipersona_data.wiki.scan import ScanOptions, scan_dump\n"
+        "from wikipersona_data.wiki.table import write_table\n"
+        "if __name__ == '__main__':\n"
+        "    t = time.perf_counter()\n"
+        f"    options = ScanOptions(workers={workers}, progress=False)\n"
+        f"    summary, rows, _ = scan_dump({str(dump)!r}, {str(index)!r}, options=options)\n"
+        f"    n = write_table(Path({str(out)!r}), rows)\n"
+        "    seconds = time.perf_counter() - t\n"
+        "    print(json.dumps({'seconds': seconds, 'summary': summary.line(), 'rows': n,\n"
+        "        'main_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,\n"
+        "        'worker_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _naive_parse(text: str) -> int:
+    return len(mwparserfromhell.parse(text).nodes)
+
+
+def naive_baseline(dump: Path, workers: int, budget: float, total_xml: int) -> tuple[float, float, bool]:
+    """One reader streams every page; a pool parses every ns-0 article with mwparserfromhell."""
+    reader = SequentialReader(dump)
+    size = dump.stat().st_size
+    start = time.perf_counter()
+    batch: list[str] = []
+    stopped = False
+    with Pool(workers) as pool:
+        pending = []
+        for page in reader.pages():
+            if page.ns == 0 and page.redirect is None:
+                batch.append(page.text)
+            if len(batch) >= 8:
+                pending.append(pool.map_async(_naive_parse, batch, chunksize=1))
+                batch = []
+                while len(pending) > 2 * workers:
+                    pending.pop(0).get()
+            if time.perf_counter() - start > budget:
+                stopped = True
+                break
+        if batch:
+            pending.append(pool.map_async(_naive_parse, batch, chunksize=1))
+        for p in pending:
+            p.get()
+    seconds = time.perf_counter() - start
+    fraction = reader.compressed_pos / size if stopped else 1.0
+    return seconds, fraction * total_xml, stopped
+
+
+def stage_breakdown(dump: Path, index: Path, mb: float) -> list[tuple[str, float]]:
+    """Single-core cost of each step a scan worker performs, on the first ``mb`` MB of XML streams."""
+    from wikipersona_data.wiki import fame
+    from wikipersona_data.wiki.multistream import decompress_streams, index_streams, parse_stream_pages, stream_bounds
+    from wikipersona_data.wiki.parse import parse_biography
+    from wikipersona_data.wiki.person import looks_like_person
+
+    counts = index_streams(index)
+    bounds = stream_bounds(sorted(counts), dump.stat().st_size, dump, index)
+    times = dict.fromkeys(
+        ["bz2 decompress", "XML parse", "links + features", "prefilter", "parse_biography(full=False)"], 0.0
+    )
+    xml = 0
+    with open(dump, "rb") as f:
+        for start, end in bounds:
+            t = time.perf_counter()
+            data = decompress_streams(f, dump, start, end)
+            times["bz2 decompress"] += time.perf_counter() - t
+            xml += len(data)
+            t = time.perf_counter()
+            pages = [p for p in parse_stream_pages(data, dump, start) if p.ns == 0 and p.redirect is None]
+            times["XML parse"] += time.perf_counter() - t
+            t = time.perf_counter()
+            counter = fame.TargetCounter(frozenset())
+            for p in pages:
+                counter.add_page_links(p.text)
+                fame.page_features(p.text, p.text_bytes)
+            times["links + features"] += time.perf_counter() - t
+            t = time.perf_counter()
+            candidates = [p for p in pages if looks_like_person(p.text)]
+            times["prefilter"] += time.perf_counter() - t
+            t = time.perf_counter()
+            for p in candidates:
+                parse_biography(p.text, title=p.title, page_id=p.page_id, revision_id=p.revision_id, full=False)
+            times["parse_biography(full=False)"] += time.perf_counter() - t
+            if xml > mb * 1e6:
+                break
+    return [(name, xml / 1e6 / seconds) for name, seconds in times.items()]
+
+
+def show_latency(dump: Path, index: Path, titles: list[str], n: int) -> dict:
+    from wikipersona_data.wiki.lookup import DumpReader, open_lookup
+
+    t = time.perf_counter()
+    open_lookup(index).close()
+    build = time.perf_counter() - t
+    sample = random.Random(0).sample(titles, n)
+    show, text_only = [], []
+    for title in sample:
+        t = time.perf_counter()
+        with DumpReader(dump, index) as reader:
+            reader.get_wikitext(title)
+        text_only.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        with DumpReader(dump, index) as reader:
+            reader.get(title)
+        show.append(time.perf_counter() - t)
+
+    def stats(xs: list[float]) -> str:
+        xs = sorted(xs)
+        return f"median {statistics.median(xs) * 1000:.1f} ms, p95 {xs[int(0.95 * (len(xs) - 1))] * 1000:.1f} ms"
+
+    return {
+        "build_s": build,
+        "show": stats(show),
+        "wikitext": stats(text_only),
+        "median_show_ms": statistics.median(show) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mb", type=float, default=200.0, help="XML size of the big dump (MB)")
+    parser.add_argument("--naive-seconds", type=float, default=30.0)
+    parser.add_argument("--lookups", type=int, default=200)
+    args = parser.parse_args()
+    w = args.workers
+    _, source = source_pages()
+    with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
+        folder = Path(tmp)
+        t = time.perf_counter()
+        streams, lines, xml_bytes, titles = build_streams(args.mb, w)
+        quarter = len(streams) // 4
+        big, big_index = write_dump(folder, "big", streams, lines)
+        small, small_index = write_dump(folder, "quarter", streams[:quarter], lines[:quarter])
+        small_xml = sum(len(bz2.decompress(s)) for s in streams[:quarter])
+        print(f"source: {source}")
+        print(
+            f"built in {time.perf_counter() - t:.0f} s: big dump {xml_bytes / 1e6:.0f} MB XML "
+            f"({big.stat().st_size / 1e6:.0f} MB bz2, {len(titles)} pages, {len(streams)} streams); "
+            f"quarter dump {small_xml / 1e6:.0f} MB XML"
+        )
+        raw_s, raw_out = raw_parallel_decompress(big, big_index, w)
+        raw_rate = raw_out / raw_s / 1e6
+        print(f"raw parallel bz2 ({w} procs): {raw_s:.1f} s, {raw_rate:.1f} MB/s XML")
+        scan = scan_in_subprocess(big, big_index, w, folder / "big.parquet")
+        scan_rate = xml_bytes / scan["seconds"] / 1e6
+        print(f"our scan ({w} workers): {scan['seconds']:.1f} s, {scan_rate:.1f} MB/s XML  [{scan['summary']}]")
+        small_scan = scan_in_subprocess(small, small_index, w, folder / "quarter.parquet")
+        naive_s, naive_bytes, partial = naive_baseline(big, w, args.naive_seconds, xml_bytes)
+        naive_rate = naive_bytes / naive_s / 1e6
+        note = f" (prefix: {naive_bytes / 1e6:.0f} MB in {naive_s:.0f} s, extrapolated)" if partial else ""
+        print(f"naive reader + mwparserfromhell pool ({w} procs): {naive_rate:.2f} MB/s XML{note}")
+        print(f"ratio scan / raw parallel decompression: {scan_rate / raw_rate:.2f}x (target >= 0.8x)")
+        print(f"ratio scan / naive: {scan_rate / naive_rate:.1f}x (target >= 10x)")
+        for name, run in (("big", scan), ("quarter", small_scan)):
+            print(
+                f"peak RSS, {name} dump: main process {run['main_rss_mb']:.0f} MB, "
+                f"largest worker {run['worker_rss_mb']:.0f} MB"
+            )
+        stages = stage_breakdown(big, big_index, 30)
+        total = 1 / sum(1 / rate for _, rate in stages)
+        print("single-core cost per step of a scan worker (MB of XML per second of that step alone):")
+        for name, rate in stages:
+            print(f"  {name:30s} {rate:8.1f} MB/s  ({total / rate * 100:4.1f} % of the worker's time)")
+        lat = show_latency(big, big_index, titles, args.lookups)
+        print(f"show: lookup built in {lat['build_s']:.2f} s; {args.lookups} random titles, fresh DumpReader each:")
+        print(f"  get (lookup + decompress + full parse): {lat['show']} (target median <= 100 ms)")
+        print(f"  get_wikitext (lookup + decompress):     {lat['wikitext']}")
+
+
+if __name__ == "__main__":
+    main()
