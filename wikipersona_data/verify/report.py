@@ -1,0 +1,215 @@
+"""The filter report: kept/dropped per stage, filter and reason, plus length-bias and divergence figures.
+
+Stages call the filters hook several times (questions after every top-up batch, describe and judge
+once per regeneration), and a resumed build replays finished units from the journal without calling
+it again. So the report is not a sum over calls: every call records each row's *latest* verdict in
+``<stage dir>/filters.json`` (written atomically), and the report aggregates the verdicts per row id.
+That file survives a resume, so a resumed build reports what a fresh one does, and equal inputs give
+an equal report (sorted keys, no timings).
+
+For each filter, in order: ``dropped`` counts the rows it dropped by reason, ``kept`` the rows that
+reached it and passed. The describe stage adds ``grounding_claims``: claims of the kept descriptions,
+kept = supported, dropped = removed from the text by reason. A ``stage`` entry carries the stage's
+own rejects (LLM failures, too few questions...), which are not filter verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wikipersona_data.verify.base import Filter, StepResult
+
+LOG_NAME = "filters.json"
+
+
+@dataclass
+class StageLog:
+    """Latest verdict per row id of one stage, and what the report needs besides."""
+
+    filters: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Reason -> filter name."""
+    decisions: dict[str, str | None] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    attempts: dict[str, list[int]] = field(default_factory=dict)
+    """Row id -> sample indices seen (describe regenerations, judge re-judgments)."""
+    claims: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Persona id -> {'supported' | unsupported reason: claims} of its latest grounding."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Stage-specific figures, e.g. the length bias of the pairs before the split filters."""
+
+    @classmethod
+    def load(cls, path: Path) -> StageLog:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError):
+            return cls()  # a torn write of an earlier run: verdicts are recomputed as rows are filtered again
+        return cls(**{k: data.get(k, v) for k, v in cls().__dict__.items()})
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.__dict__, sort_keys=True, indent=1, ensure_ascii=False)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".filters-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+
+    def record(self, filters: list[Filter], rows: list[Any], result: StepResult, id_field: str) -> None:
+        self.filters = [f.name for f in filters]
+        self.reasons = {r: f.name for f in filters for r in f.reasons}
+        self.decisions.update(result.decisions)
+        for row_id in result.decisions:
+            self.flags.pop(row_id, None)
+        self.flags.update({k: sorted(v) for k, v in result.flags.items()})
+        for row in rows:
+            prov = getattr(row, "provenance", None)
+            row_id = str(getattr(row, id_field))
+            if prov is not None:
+                seen = set(self.attempts.get(row_id, [])) | {prov.sample_idx}
+                self.attempts[row_id] = sorted(seen)
+        for row in result.kept:
+            if hasattr(row, "claims") and hasattr(row, "grounding_score"):
+                counts: dict[str, int] = {}
+                for c in row.claims:
+                    key = "supported" if c.supported else (c.support_reason or "unknown").split(":")[0]
+                    counts[key] = counts.get(key, 0) + 1
+                self.claims[row.persona_id] = dict(sorted(counts.items()))
+
+
+_LOGS: dict[str, StageLog] = {}
+
+
+def stage_log(stage_dir: Path) -> StageLog:
+    """The in-memory log of a stage folder (loaded from disk on first use in this process)."""
+    key = str(Path(stage_dir).resolve())
+    if key not in _LOGS:
+        _LOGS[key] = StageLog.load(Path(stage_dir) / LOG_NAME)
+    return _LOGS[key]
+
+
+def save_log(stage_dir: Path) -> None:
+    stage_log(stage_dir).save(Path(stage_dir) / LOG_NAME)
+
+
+def forget_logs() -> None:
+    """Drop the in-memory logs (tests that build twice in one process; the files stay)."""
+    _LOGS.clear()
+
+
+def filter_counts(log: StageLog) -> dict[str, dict[str, Any]]:
+    """{filter: {'kept': n, 'dropped': {reason: n}}} from the latest verdict of every row."""
+    dropped_by: dict[str, dict[str, int]] = {name: {} for name in log.filters}
+    for reason in log.decisions.values():
+        if reason is None:
+            continue
+        name = log.reasons.get(reason, "unknown")
+        bucket = dropped_by.setdefault(name, {})
+        bucket[reason] = bucket.get(reason, 0) + 1
+    reached = len(log.decisions)
+    out: dict[str, dict[str, Any]] = {}
+    for name in log.filters:
+        dropped = sum(dropped_by[name].values())
+        out[name] = {"kept": reached - dropped, "dropped": dict(sorted(dropped_by[name].items()))}
+        reached -= dropped
+    if "unknown" in dropped_by:
+        out["unknown"] = {"kept": 0, "dropped": dict(sorted(dropped_by["unknown"].items()))}
+    if log.claims:
+        kept_ids = {k for k, v in log.decisions.items() if v is None}
+        totals: dict[str, int] = {}
+        for pid, counts in log.claims.items():
+            if pid in kept_ids:
+                for reason, n in counts.items():
+                    totals[reason] = totals.get(reason, 0) + n
+        supported = totals.pop("supported", 0)
+        out["grounding_claims"] = {"kept": supported, "dropped": dict(sorted(totals.items()))}
+    return out
+
+
+def stage_report(work_dir: Path, stats: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per stage (in build order): per-filter counts, plus the stage's own non-filter rejects."""
+    report: dict[str, dict[str, dict[str, Any]]] = {}
+    for stage, s in stats.items():
+        log = stage_log(Path(work_dir) / stage)
+        entry = filter_counts(log)
+        own = {r: n for r, n in s.drop_reasons.items() if r not in log.reasons and r != "filtered"}
+        entry["stage"] = {"kept": s.rows, "dropped": dict(sorted(own.items()))}
+        report[stage] = entry
+    return report
+
+
+def length_bias(pairs: list[Any]) -> dict[str, float | int]:
+    """How answer length relates to being chosen (characters).
+
+    ``point_biserial``: correlation between an answer's length and being the chosen one, over all
+    chosen and rejected answers (0 = length says nothing; > 0 = longer answers win).
+    """
+    if not pairs:
+        return {"pairs": 0}
+    chosen = [len(p.chosen) for p in pairs]
+    rejected = [len(p.rejected) for p in pairs]
+    lengths = chosen + rejected
+    sd = statistics.pstdev(lengths)
+    m1, m0 = statistics.fmean(chosen), statistics.fmean(rejected)
+    r = (m1 - m0) / sd * 0.5 if sd else 0.0  # sqrt(p*q) = 0.5: exactly half of the answers are chosen
+    longer = sum(c > r_ for c, r_ in zip(chosen, rejected, strict=True))
+    return {
+        "pairs": len(pairs),
+        "chosen_longer_share": round(longer / len(pairs), 6),
+        "mean_chars_chosen": round(m1, 3),
+        "mean_chars_rejected": round(m0, 3),
+        "point_biserial": round(r, 6),
+    }
+
+
+def divergence_stats(pairs: list[Any]) -> dict[str, dict[str, float | int]]:
+    """Per axis: divergent questions judged by >= 2 members, how many divided them, and the rate."""
+    from wikipersona_data.verify.pairs import non_divergent_questions
+
+    same = non_divergent_questions(pairs)
+    members: dict[str, dict[str, int]] = {}
+    for p in pairs:
+        if p.question_type == "divergent":
+            members.setdefault(p.axis or "", {}).setdefault(p.question_id, 0)
+            members[p.axis or ""][p.question_id] += 1
+    out = {}
+    for axis, qs in sorted(members.items()):
+        judged = [q for q, n in qs.items() if n >= 2]
+        if not judged:
+            continue
+        non = sum(q in same for q in judged)
+        out[axis] = {
+            "questions": len(judged),
+            "non_divergent": non,
+            "divergence_rate": round((len(judged) - non) / len(judged), 6),
+        }
+    return out
+
+
+def build_extras(work_dir: Path, stats: dict[str, Any], pairs: list[Any]) -> dict[str, Any]:
+    """What the manifest records besides the counts: flags, regenerations, length bias, divergence."""
+    flags: dict[str, dict[str, int]] = {}
+    retried: dict[str, int] = {}
+    for stage in stats:
+        log = stage_log(Path(work_dir) / stage)
+        for row_flags in log.flags.values():
+            for flag in row_flags:
+                flags.setdefault(stage, {})[flag] = flags.setdefault(stage, {}).get(flag, 0) + 1
+        n = sum(len(v) > 1 or (v and v[0] > 0) for v in log.attempts.values()) if stage in ("describe", "judge") else 0
+        if n:
+            retried[stage] = int(n)
+    split_log = stage_log(Path(work_dir) / "split")
+    return {
+        "flags": {k: dict(sorted(v.items())) for k, v in sorted(flags.items())},
+        "retried_rows": dict(sorted(retried.items())),
+        "length_bias": length_bias(pairs),
+        "length_bias_before_filters": split_log.extras.get("length_bias_before", {}),
+        "divergence": divergence_stats(pairs),
+    }
