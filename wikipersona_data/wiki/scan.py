@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import zlib
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -370,22 +371,22 @@ def _sequential_tasks(dump: Path, options: ScanOptions, on_bytes: Callable[[int]
 
 
 class _RowSpill:
-    """Rows as JSON lines in a temporary file; only (page_id, tie-break, offset) stay in memory."""
+    """Rows as JSON lines in a temporary file; only 4 int64 per row (page id, tie-break, offset, length) in memory."""
 
     def __init__(self, directory: Path) -> None:
         self.file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by close()
-        self.keys: list[tuple[int, int, int, int]] = []
+        self.keys = array("q")
 
     def add(self, row: dict[str, Any]) -> None:
         line = json.dumps(row, ensure_ascii=False).encode("utf-8")
         offset = self.file.tell()
         self.file.write(line + b"\n")
-        self.keys.append((row["page_id"], zlib.crc32(line), offset, len(line)))
+        self.keys.extend((row["page_id"], zlib.crc32(line), offset, len(line)))
 
     def sorted_rows(self) -> Iterator[dict[str, Any]]:
         if not self.keys:
             return
-        keys = np.array(self.keys, dtype=np.int64)
+        keys = np.frombuffer(self.keys, dtype=np.int64).reshape(-1, 4)
         order = np.lexsort((keys[:, 1], keys[:, 0]))
         self.file.flush()
         for i in order:
