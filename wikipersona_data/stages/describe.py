@@ -82,7 +82,7 @@ def _row(persona: PersonaRow, bio: Biography, draft: Description, res_prov: obje
 
 
 async def describe_one(
-    ctx: BuildContext, persona: PersonaRow, bio: Biography
+    ctx: BuildContext, persona: PersonaRow, bio: Biography, sample_idx: int = 0
 ) -> tuple[list[DescriptionRow], list[RejectRow]]:
     values = {
         "title": bio.title,
@@ -92,7 +92,7 @@ async def describe_one(
         "min_claims": MIN_CLAIMS,
         "max_claims": MAX_CLAIMS,
     }
-    res = await ctx.llm.json(STAGE, "describe", values, Description)
+    res = await ctx.llm.json(STAGE, "describe", values, Description, sample_idx=sample_idx)
     if not res.ok:
         reject = RejectRow(
             stage=STAGE,
@@ -117,12 +117,44 @@ async def describe_one(
     return [row], []
 
 
+# ---- grounding regeneration (added by the verification filters; see verify/grounding.py) ----
+REGENERATE_REASONS = ("low_grounding", "no_supported_background", "no_supported_preference")
+
+
+async def describe_grounded(
+    ctx: BuildContext, persona: PersonaRow, bio: Biography
+) -> tuple[list[DescriptionRow], list[RejectRow]]:
+    """describe_one, asked again with a new ``sample_idx`` while the filters drop the result for weak
+    grounding, at most ``filters.max_regenerations`` times; earlier attempts stay as 'regenerated' rejects."""
+    attempts = 1 + int(ctx.recipe.filters.get("max_regenerations", 0) or 0)
+    earlier: list[RejectRow] = []
+    for sample_idx in range(attempts):
+        rows, rejects = await describe_one(ctx, persona, bio, sample_idx)
+        if not rows:
+            return [], earlier + rejects
+        kept, dropped = await ctx.apply_filters(STAGE, rows, "persona_id")
+        if kept:
+            return kept, earlier
+        if sample_idx + 1 == attempts or not all(r.reason in REGENERATE_REASONS for r in dropped):
+            return [], earlier + dropped
+        earlier += [
+            r.model_copy(
+                update={"id": f"{r.id}#s{sample_idx}", "reason": "regenerated", "detail": f"{r.reason}: {r.detail}"}
+            )
+            for r in dropped
+        ]
+    return [], earlier
+
+
+# ---- end of grounding regeneration ----
+
+
 async def run(ctx: BuildContext, personas: list[PersonaRow], biographies: dict[str, Biography]) -> list[DescriptionRow]:
     started = time.monotonic()
     store = ctx.store(STAGE, DescriptionRow, "persona_id")
 
     def unit(p: PersonaRow):
-        return lambda: describe_one(ctx, p, biographies[p.persona_id])
+        return lambda: describe_grounded(ctx, p, biographies[p.persona_id])
 
     rows, rejects = await ctx.run_units(
         STAGE, store, [(f"{p.persona_id}@{biographies[p.persona_id].revision_id}", unit(p)) for p in personas]

@@ -69,8 +69,16 @@ def persona_card(ctx: BuildContext, persona: PersonaRow, description: Descriptio
 class Judge:
     """Judges one (persona, question) with the given card; collects provenance across votes."""
 
-    def __init__(self, ctx: BuildContext, persona: PersonaRow, question: QuestionRow, card: dict[str, object]) -> None:
+    def __init__(
+        self,
+        ctx: BuildContext,
+        persona: PersonaRow,
+        question: QuestionRow,
+        card: dict[str, object],
+        sample_idx: int = 0,
+    ) -> None:
         self.ctx = ctx
+        self.sample_idx = sample_idx
         self.persona = persona
         self.question = question
         self.card = card
@@ -86,7 +94,8 @@ class Judge:
             "answer_b": second.text,
             "allow_ties": allow_ties,
         }
-        res = await self.ctx.llm.json(STAGE, "judge", values, Verdict if allow_ties else VerdictNoTie)
+        schema = Verdict if allow_ties else VerdictNoTie
+        res = await self.ctx.llm.json(STAGE, "judge", values, schema, sample_idx=self.sample_idx)
         if not res.ok:
             self.failed_keys += res.provenance.call_keys
             raise JudgeFailure(res.failure or "judge call failed", res.provenance.call_keys)
@@ -156,10 +165,11 @@ async def judge_one(
     question: QuestionRow,
     candidates: list[CandidateRow],
     description: DescriptionRow | None,
+    sample_idx: int = 0,
 ) -> tuple[list[JudgmentRow], list[RejectRow]]:
     key = (persona.persona_id, question.question_id)
     jid = judgment_id(*key)
-    judge = Judge(ctx, persona, question, persona_card(ctx, persona, description))
+    judge = Judge(ctx, persona, question, persona_card(ctx, persona, description), sample_idx)
     by_id = {c.candidate_id: c for c in candidates}
     alive = seeded_order(ctx.recipe.seeds.judge, sorted(by_id), *key)
     matches: list[Match] = []
@@ -199,6 +209,42 @@ async def judge_one(
     return [row], []
 
 
+# ---- re-judging (added by the verification filters; see verify/pairs.py) ----
+REJUDGE_REASONS = ("low_judge_agreement",)
+
+
+async def judge_agreed(
+    ctx: BuildContext,
+    persona: PersonaRow,
+    question: QuestionRow,
+    candidates: list[CandidateRow],
+    description: DescriptionRow | None,
+) -> tuple[list[JudgmentRow], list[RejectRow]]:
+    """judge_one, judged again with a new ``sample_idx`` while the filters drop it for low agreement, at most
+    ``filters.max_rejudges`` times; earlier attempts stay as 'rejudged' rejects."""
+    attempts = 1 + int(ctx.recipe.filters.get("max_rejudges", 0) or 0)
+    earlier: list[RejectRow] = []
+    for sample_idx in range(attempts):
+        rows, rejects = await judge_one(ctx, persona, question, candidates, description, sample_idx)
+        if not rows:
+            return [], earlier + rejects
+        kept, dropped = await ctx.apply_filters(STAGE, rows, "judgment_id")
+        if kept:
+            return kept, earlier
+        if sample_idx + 1 == attempts or not all(r.reason in REJUDGE_REASONS for r in dropped):
+            return [], earlier + dropped
+        earlier += [
+            r.model_copy(
+                update={"id": f"{r.id}#s{sample_idx}", "reason": "rejudged", "detail": f"{r.reason}: {r.detail}"}
+            )
+            for r in dropped
+        ]
+    return [], earlier
+
+
+# ---- end of re-judging ----
+
+
 def assignments(personas: list[PersonaRow], questions: list[QuestionRow]) -> list[tuple[PersonaRow, QuestionRow]]:
     """(persona, question) pairs to judge: own personal questions, and every divergent one of each axis."""
     out = []
@@ -232,7 +278,7 @@ async def run(
             continue
 
         def unit(p: PersonaRow = p, q: QuestionRow = q):
-            return judge_one(ctx, p, q, kept[q.question_id], described.get(p.persona_id))
+            return judge_agreed(ctx, p, q, kept[q.question_id], described.get(p.persona_id))
 
         card = persona_card(ctx, p, described.get(p.persona_id))
         fingerprint = content_id(sorted(c.candidate_id for c in kept[q.question_id]), sorted(card.items()))

@@ -22,7 +22,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +146,31 @@ async def _build(
     progress: bool,
     say: Any,
 ) -> Path:
+    started = time.monotonic()
+    async with open_context(recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode) as ctx:
+        ctx.progress = progress
+        return await _run_stages(ctx, out, say, started)
+
+
+@contextlib.asynccontextmanager
+async def open_context(
+    recipe: Recipe,
+    work: Path,
+    *,
+    base_url: str | None = None,
+    max_usd: float | None = None,
+    cache_mode: str = "use",
+    filter_hook: FilterHook | None = None,
+) -> AsyncIterator[BuildContext]:
+    """Everything a stage needs (client, cache, dump reader, embedded simulator), closed on exit.
+
+    Also how tests run a single stage against a simulator of their choice.
+    """
     from wikipersona_data.llm.cache import CallCache
     from wikipersona_data.llm.client import LLMClient
     from wikipersona_data.llm.ledger import Ledger
     from wikipersona_data.wiki.lookup import DumpReader
 
-    started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
     dump_path, index_path = recipe.dump_paths()
     cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
@@ -169,16 +188,14 @@ async def _build(
             llm=StageLLM(client, recipe),
             client=client,
             reader=reader,
-            filter_hook=load_filter_hook(),
-            progress=progress,
+            filter_hook=filter_hook or load_filter_hook(),
         )
         try:
-            result = await _run_stages(ctx, out, say, started)
+            yield ctx
         finally:
             await client.aclose()
             reader.close()
             cache.close()
-    return result
 
 
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) -> Path:
@@ -229,7 +246,7 @@ def build_manifest(
     from wikipersona_data.release import manifest as mf
 
     recipe = ctx.recipe
-    served = ctx.llm.served_models
+    served = served_models(ctx)
     models = {}
     for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
         spec = getattr(recipe.stages, stage)
@@ -277,6 +294,20 @@ def _redacted(ctx: BuildContext, name: str) -> str:
     from wikipersona_data.release.manifest import redact_base_url
 
     return redact_base_url(ctx.client.endpoints[name].base_url)
+
+
+def served_models(ctx: BuildContext) -> dict[str, set[str]]:
+    """Requested model -> models the server said it used, from the rows (the same for a resumed build)."""
+    from wikipersona_data.stages.rows import STAGE_ROWS
+    from wikipersona_data.stages.store import read_jsonl
+
+    out: dict[str, set[str]] = {}
+    for stage, model in STAGE_ROWS.items():
+        for row in read_jsonl(ctx.work_dir / stage / "rows.jsonl", model):
+            provenance = getattr(row, "provenance", None)
+            if provenance is not None and provenance.served_model:
+                out.setdefault(provenance.model, set()).add(provenance.served_model)
+    return out
 
 
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
