@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,15 @@ def start_sim(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """utime + stime of another process (Linux /proc), to show how much of the machine the simulator used."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_sim(proc: subprocess.Popen[str]) -> None:
@@ -125,6 +135,7 @@ async def run_bare(base_url: str, calls: int, concurrency: int) -> tuple[float, 
 
 
 def main() -> None:
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())  # other work on the machine skews wall times
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
@@ -136,7 +147,9 @@ def main() -> None:
         proc, url = start_sim(args.latency_ms)
         try:
             cache = CallCache(Path(tmp) / "cache")
-            cold_wall, _cold_cpu, ok = asyncio.run(run_calls(url, cache, n, conc))
+            sim_cpu0 = process_cpu_s(proc.pid)
+            cold_wall, cold_cpu, ok = asyncio.run(run_calls(url, cache, n, conc))
+            sim_cpu1 = process_cpu_s(proc.pid)
             cache.close()
             warm_cache = CallCache(Path(tmp) / "cache")
             warm_wall, warm_cpu, warm_ok = asyncio.run(run_calls(url, warm_cache, n, conc))
@@ -158,6 +171,12 @@ def main() -> None:
     print(f"calls={n} concurrency={conc} latency={args.latency_ms:.0f}ms (simulator in its own process)")
     print(f"cold:   {cold_wall:7.2f} s wall, {achieved:8.1f} calls/s, ideal {ideal:.1f} calls/s, ok={ok}/{n}")
     print(f"        throughput / ideal = {achieved / ideal:.3f} (target >= 0.9)")
+    sim_cpu = None if sim_cpu0 is None or sim_cpu1 is None else sim_cpu1 - sim_cpu0
+    print(
+        f"        CPU used during the cold run: client {cold_cpu:.2f} s, simulator "
+        f"{'n/a' if sim_cpu is None else f'{sim_cpu:.2f} s'} over {cold_wall:.2f} s wall on {os.cpu_count()} cores; "
+        f"load average before the run {load_before}"
+    )
     print(f"bare SDK: {bare_wall:6.2f} s wall, {n / bare_wall:8.1f} calls/s, ok={bare_ok}/{n}")
     print(f"        bare / ideal = {n / bare_wall / ideal:.3f}; client / bare = {bare_wall / cold_wall:.3f}")
     print(f"warm:   {warm_wall:7.3f} s wall, {replay:8.0f} calls/s from cache, hits={hits}, ok={warm_ok}/{n}")

@@ -146,6 +146,21 @@ def test_timeouts_and_dropped_connections_are_retried():
         assert summary["totals"]["errors"] == {"connection": 1, "timeout": 1}
 
 
+def test_a_broken_http_body_is_retried_and_never_cached(tmp_path):
+    with SimServer(SimConfig(script=("malformed", "ok"))) as sim:
+
+        async def run():
+            async with _client(sim, tmp_path) as client:
+                text = await client.chat_text(stage="s", endpoint="local", model="sim-small", messages=_messages())
+                return text, client.ledger.summary()
+
+        text, summary = asyncio.run(run())
+        assert text.ok and text.text
+        assert sim.stats()["requests"] == 2
+        assert summary["totals"]["errors"] == {"invalid_body": 1}
+        assert len(CallCache(tmp_path).keys()) == 1
+
+
 def test_bad_request_is_a_per_row_failure_without_retry():
     with SimServer(SimConfig()) as sim:
 

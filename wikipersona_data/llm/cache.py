@@ -20,8 +20,9 @@ HTTP failures (which are never served as hits). Why JSONL and not SQLite (WAL):
 
 Lookup is O(1): a per-shard in-memory ``key -> offset`` index, built lazily the first time a shard is
 touched by scanning it once (the key is read from the line prefix, not by parsing the whole record).
-Durability: ``flush`` is implicit (unbuffered ``os.write``); ``fsync`` every ``fsync_every`` records
-and on ``close``.
+Durability: ``flush`` is implicit (unbuffered ``os.write``, so a killed process loses nothing it
+wrote); ``fsync`` every ``fsync_every`` records on a helper thread (so a slow disk never stalls the event
+loop) and on ``close``.
 
 Modes: ``use`` (read and write), ``refresh`` (ignore entries written before this run, write new ones),
 ``only`` (offline replay: the client raises on a miss), ``off`` (neither read nor write).
@@ -33,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -102,6 +104,10 @@ class CallCache:
         self._fresh: set[str] = set()  # keys written by this process (the only valid hits in refresh mode)
         self._unsynced = 0
         self._errors_fd: int | None = None
+        self._fsync_lock = threading.Lock()  # descriptors are not closed while the syncer uses them
+        self._fsync_wanted = threading.Event()
+        self._fsync_thread: threading.Thread | None = None
+        self._closing = False
         if mode != "off":
             (self.path / "calls").mkdir(parents=True, exist_ok=True)
 
@@ -275,7 +281,8 @@ class CallCache:
         self.writes += 1
         self._unsynced += 1
         if self._unsynced >= self.fsync_every:
-            self.sync()
+            self._unsynced = 0
+            self._request_fsync()
 
     def put_error(self, key: str, spec: dict[str, Any], kind: str, message: str, *, status: int | None = None) -> None:
         """Log a failed call; failures are evidence for debugging, never served as cached answers."""
@@ -285,27 +292,54 @@ class CallCache:
         payload = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         self._errors_fd = self._append(self.path / "errors.jsonl", self._errors_fd, payload)
 
+    def _request_fsync(self) -> None:
+        """fsync on a helper thread: it can take 10-100 ms on a busy disk and must not stall the event loop.
+
+        (SIGKILL loses nothing that was written, the kernel has it; fsync only bounds the loss on an OS
+        crash or power cut.)
+        """
+        if self._fsync_thread is None:
+            self._fsync_thread = threading.Thread(target=self._fsync_loop, name="call-cache-fsync", daemon=True)
+            self._fsync_thread.start()
+        self._fsync_wanted.set()
+
+    def _fsync_loop(self) -> None:
+        while True:
+            self._fsync_wanted.wait()
+            self._fsync_wanted.clear()
+            if self._closing:
+                return
+            self.sync()
+
     def sync(self) -> None:
-        for shard in self._shards.values():
-            if shard.write_fd is not None:
-                os.fsync(shard.write_fd)
-        if self._errors_fd is not None:
-            os.fsync(self._errors_fd)
-        self._unsynced = 0
+        """fsync every descriptor this cache has written to (blocking)."""
+        with self._fsync_lock:
+            fds = [shard.write_fd for shard in list(self._shards.values()) if shard.write_fd is not None]
+            if self._errors_fd is not None:
+                fds.append(self._errors_fd)
+            for fd in fds:
+                os.fsync(fd)
 
     def close(self) -> None:
         """fsync and release descriptors; safe to call twice."""
+        if self._fsync_thread is not None:
+            self._closing = True
+            self._fsync_wanted.set()
+            self._fsync_thread.join()
+            self._fsync_thread = None
+            self._closing = False
         self.sync()
-        for shard in self._shards.values():
-            if shard.write_fd is not None:
-                os.close(shard.write_fd)
-                shard.write_fd = None
-            if shard.read_file is not None:
-                shard.read_file.close()
-                shard.read_file = None
-        if self._errors_fd is not None:
-            os.close(self._errors_fd)
-            self._errors_fd = None
+        with self._fsync_lock:
+            for shard in self._shards.values():
+                if shard.write_fd is not None:
+                    os.close(shard.write_fd)
+                    shard.write_fd = None
+                if shard.read_file is not None:
+                    shard.read_file.close()
+                    shard.read_file = None
+            if self._errors_fd is not None:
+                os.close(self._errors_fd)
+                self._errors_fd = None
 
     def stats(self) -> dict[str, Any]:
         return {

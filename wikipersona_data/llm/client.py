@@ -502,6 +502,8 @@ class LLMClient:
                 with attempt:
                     attempts += 1
                     headers = {"Authorization": f"Bearer {self._api_key(ep, profile)}"}
+                    # the slot is held until the answer is on disk, so a crash loses at most the calls
+                    # holding slots (<= max_concurrency), never an answer already received
                     async with limits.slot(estimated_tokens) as epoch:
                         self.ledger.record_request(stage, model)
                         started = time.perf_counter()
@@ -510,16 +512,7 @@ class LLMClient:
                         except openai.APIError as exc:
                             raise self._failure(stage, ep, model, key, spec, exc, epoch, attempts) from None
                         latency = time.perf_counter() - started
-                    try:
-                        body = json.loads(raw.content)
-                        if not isinstance(body, dict):
-                            raise ValueError("not an object")
-                    except ValueError:
-                        self.ledger.record_error(stage, model, "invalid_body")
-                        info = ErrorInfo("invalid_body", raw.status_code, True)
-                        raise RetryableCallError(
-                            info, None, "reply body is not a JSON object", attempts, ep.backoff_base_s
-                        ) from None
+                        body = self._store(stage, ep, model, key, spec, raw, latency, attempts)
                     limits.concurrency.on_success()
         except RetryableCallError as err:
             kind = err.info.kind.removeprefix("http_")
@@ -528,6 +521,33 @@ class LLMClient:
             )
             self.ledger.record_error(stage, model, "exhausted_retries")
             raise _CallFailed(f"exhausted_retries: {kind}") from None
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
+        limits.settle_tokens(estimated_tokens, (usage or {}).get("total_tokens"))
+        self.ledger.record_call(stage, model, usage=usage, latency_s=latency, cached=False)
+        return _Fetched(body, cached=False)
+
+    def _store(
+        self,
+        stage: str,
+        ep: EndpointConfig,
+        model: str,
+        key: str,
+        spec: dict[str, Any],
+        raw: httpx2.Response,
+        latency: float,
+        attempts: int,
+    ) -> dict[str, Any]:
+        """Decode the HTTP body and append it to the cache before anyone parses its content."""
+        try:
+            body = json.loads(raw.content)
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self.ledger.record_error(stage, model, "invalid_body")
+            info = ErrorInfo("invalid_body", raw.status_code, True)
+            raise RetryableCallError(
+                info, None, "reply body is not a JSON object", attempts, ep.backoff_base_s
+            ) from None
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
         choices = body.get("choices") or [{}]
         finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
@@ -542,9 +562,7 @@ class LLMClient:
             http_attempts=attempts,
             request_id=raw.headers.get("x-request-id"),
         )
-        limits.settle_tokens(estimated_tokens, (usage or {}).get("total_tokens"))
-        self.ledger.record_call(stage, model, usage=usage, latency_s=latency, cached=False)
-        return _Fetched(body, cached=False)
+        return body
 
     def _failure(
         self,
