@@ -134,7 +134,7 @@ class GroundingFilter(Filter):
         new = rebuild(row, claims)
         bad = [f"{c.claim_id.rsplit('/', 1)[-1]} {c.support_reason.split(':')[0]}" for c in claims if not c.supported]
         if not claims or (new.grounding_score or 0.0) < self.cfg.min_grounding_score:
-            detail = f"grounding {new.grounding_score:.3f} < {self.cfg.min_grounding_score}; unsupported: {bad}"
+            detail = f"score {new.grounding_score:.3f} < {self.cfg.min_grounding_score}; unsupported: {bad}"
             return self.drop("low_grounding", detail)
         for kind in ("background", "preference"):
             if not any(c.supported and c.kind == kind for c in claims):
