@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import time
 
 import pydantic
 import pytest
@@ -60,6 +61,26 @@ def test_strict_schema_and_instruction_marker():
     text = schema_instruction("thing", schema)
     assert text.splitlines()[0] == 'Respond with JSON for schema "thing"'
     assert extract_json(text.splitlines()[1]) == schema
+
+
+def test_strict_schema_fallback_matches_the_sdk_on_nested_models():
+    from wikipersona_data.llm.structured import _strictify
+
+    class Inner(pydantic.BaseModel):
+        label: str
+        weight: float = 1.0
+
+    class Outer(pydantic.BaseModel):
+        items: list[Inner]
+        note: str | None = None
+
+    ours = _strictify(Outer.model_json_schema())
+    assert ours["additionalProperties"] is False and ours["required"] == ["items", "note"]
+    inner = ours["$defs"]["Inner"]
+    assert inner["additionalProperties"] is False and inner["required"] == ["label", "weight"]
+    assert "default" not in inner["properties"]["weight"]
+    sdk = strict_schema(Outer)
+    assert sdk["required"] == ours["required"] and sdk["$defs"]["Inner"]["required"] == inner["required"]
 
 
 def test_retry_after_headers():
@@ -153,3 +174,14 @@ def test_limiter_hands_slots_over_in_order_and_survives_cancelled_waiters(cancel
         return order
 
     assert asyncio.run(run()) == ["c"]
+
+
+def test_token_bucket_makes_callers_wait_once_the_burst_is_spent():
+    async def run() -> float:
+        bucket = TokenBucket(600)  # 10 per second after a burst of 600
+        await bucket.acquire(600)
+        started = time.perf_counter()
+        await bucket.acquire(2)  # needs 0.2 s of refill
+        return time.perf_counter() - started
+
+    assert asyncio.run(run()) >= 0.19

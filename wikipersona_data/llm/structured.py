@@ -32,12 +32,29 @@ _MAX_REASON = 300
 def strict_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     """The JSON schema sent as ``response_format`` (strict mode: no extra keys, every field required).
 
-    Uses the openai package's own converter so we match exactly what OpenAI's strict mode accepts.
+    Uses the openai package's own converter when it is there (so we match exactly what OpenAI's strict
+    mode accepts; it lives in a private module that may move), else :func:`_strictify`.
     Memoised per model class (generating it costs more than a cache replay); callers must not mutate it.
     """
-    from openai.lib._pydantic import to_strict_json_schema
-
+    try:
+        from openai.lib._pydantic import to_strict_json_schema
+    except ImportError:
+        return _strictify(model.model_json_schema())
     return to_strict_json_schema(model)
+
+
+def _strictify(node: Any) -> Any:
+    """Strict-mode rules on a pydantic JSON schema: closed objects, every property required."""
+    if isinstance(node, list):
+        return [_strictify(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _strictify(value) for key, value in node.items()}
+    if out.get("type") == "object" or "properties" in out:
+        out.setdefault("additionalProperties", False)
+        out["required"] = list(out.get("properties", {}))
+    out.pop("default", None)  # strict mode rejects defaults
+    return out
 
 
 def schema_instruction(name: str, schema: dict[str, Any]) -> str:
