@@ -252,9 +252,10 @@ def build_manifest(
         spec = getattr(recipe.stages, stage)
         if spec is not None:
             models[stage] = mf.ModelUse(requested=spec.model, served=sorted(served.get(spec.model, set())))
-    report: dict[str, dict[str, mf.FilterCounts]] = {}
-    for stage, stats in ctx.stats.items():
-        report[stage] = {"all": mf.FilterCounts(kept=stats.rows, dropped=dict(sorted(stats.drop_reasons.items())))}
+    report = {
+        stage: {name: mf.FilterCounts(**counts) for name, counts in filters.items()}
+        for stage, filters in filter_report(ctx).items()
+    }
     ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
     data = mf.ManifestData(
         name=recipe.pretty_name,
@@ -279,6 +280,7 @@ def build_manifest(
         "split": split.split_spec(ctx),
         "judge": judge_stats(judgments),
         "grounding_method": grounding_method(descriptions),
+        **filter_extras(ctx, pairs),
     }
     data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
     run = mf.RunInfo(
@@ -288,6 +290,31 @@ def build_manifest(
         durations={stage: round(s.seconds, 3) for stage, s in ctx.stats.items()},
     )
     return mf.Manifest(data=data, run=run)
+
+
+def filter_report(ctx: BuildContext) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per stage and filter: kept / dropped by reason (verify/report.py); one 'all' line per stage without it."""
+    try:
+        from wikipersona_data.verify.report import stage_report
+    except ModuleNotFoundError as err:
+        if err.name != "wikipersona_data.verify.report":
+            raise
+        return {
+            stage: {"all": {"kept": s.rows, "dropped": dict(sorted(s.drop_reasons.items()))}}
+            for stage, s in ctx.stats.items()
+        }
+    return stage_report(ctx.work_dir, ctx.stats)
+
+
+def filter_extras(ctx: BuildContext, pairs: list[Any]) -> dict[str, Any]:
+    """Flags, retries, length bias and divergence figures of the filters (empty without them)."""
+    try:
+        from wikipersona_data.verify.report import build_extras
+    except ModuleNotFoundError as err:
+        if err.name != "wikipersona_data.verify.report":
+            raise
+        return {}
+    return {"filters": build_extras(ctx.work_dir, ctx.stats, pairs)}
 
 
 def _redacted(ctx: BuildContext, name: str) -> str:
