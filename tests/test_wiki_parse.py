@@ -6,7 +6,7 @@ import mwparserfromhell
 import pytest
 
 from wikipersona_data.wiki.biography import Biography
-from wikipersona_data.wiki.parse import MAX_WIKITEXT_CHARS, ParseFailure, parse_biography
+from wikipersona_data.wiki.parse import MAX_WIKITEXT_CHARS, ParseFailure, article_url, parse_biography
 
 ARTICLE = """{{Short description|American writer (born 1961)}}
 {{Use mdy dates|date=May 2020}}
@@ -241,3 +241,24 @@ def test_garbage_never_raises_anything_but_parse_failure():
 def test_empty_text():
     b = parse("")
     assert not b.is_person and b.lead == "" and b.sentences == [] and b.infobox is None
+
+
+def test_article_url_escapes_only_breaking_characters():
+    assert article_url("Who? (band) 100%", "https://en.wikipedia.org/wiki/") == (
+        "https://en.wikipedia.org/wiki/Who%3F_(band)_100%25"
+    )
+    assert article_url("Ewelina Sętowska-Dryk", "https://x/wiki/") == "https://x/wiki/Ewelina_Sętowska-Dryk"
+
+
+def test_place_of_birth_missing_living_category():
+    b = parse("'''X''' is a saxophonist.\n[[Category:Place of birth missing (living people)]]")
+    assert b.is_person and b.is_living
+
+
+def test_unclosed_ref_tags_are_dropped_not_parsed():
+    b = parse(
+        "'''X''' is a writer.<ref>unclosed note\n\nMore text.</ref>\n\nLast.<ref name=a>\n[[Category:Living people]]"
+    )
+    assert b.lead == "X is a writer.\nLast."
+    many = parse("'''X''' is." + "<ref>x " * 2000 + "\n[[Category:Living people]]")
+    assert many.is_living and "<ref" not in many.lead and many.ref_count == 2000

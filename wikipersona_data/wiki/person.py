@@ -248,8 +248,12 @@ def category_signals(categories: list[str]) -> dict[str, object]:
     birth_year = next((y for m in births if (y := _year(m)) is not None), None)
     death_year = next((y for m in deaths if (y := _year(m)) is not None), None)
     return {
-        "person": bool(births or deaths or any(c in _PERSON_CATEGORIES for c in categories)),
-        "living": any(c in LIVING_CATEGORIES for c in categories),
+        "person": bool(
+            births or deaths or any(c in _PERSON_CATEGORIES or c.endswith("(living people)") for c in categories)
+        ),
+        # "Year of birth missing (living people)", "Place of birth missing (living people)", ...: BLP policy
+        # maintenance categories, only ever applied to living people.
+        "living": any(c in LIVING_CATEGORIES or c.endswith("(living people)") for c in categories),
         "possibly_living": "Possibly living people" in categories,
         "death": bool(deaths) or any(c in _DEATH_CATEGORIES for c in categories),
         "birth_year": birth_year,
