@@ -395,9 +395,7 @@ class LLMClient:
         """One line, bounded, with the API key removed (servers sometimes echo what they were sent)."""
         key = os.environ.get(ep.api_key_env, "").strip()
         if key:
-            text = text.replace(key, "***")
-            if len(key) > 8:
-                text = text.replace(key[-4:], "***")
+            text = text.replace(key, "***")  # (401 messages, which echo key fragments, are never shown)
         text = " ".join(text.split())
         return text if len(text) <= 300 else text[:299] + "…"
 
@@ -579,7 +577,10 @@ class LLMClient:
         info = classify(exc)
         self.ledger.record_error(stage, model, info.kind)
         response = getattr(exc, "response", None)
-        detail = self._scrub(_server_message(exc), ep)
+        if info.status in (401, 403):  # servers echo (masked) key fragments in these: keep none of it
+            detail = f"authentication failed (HTTP {info.status})"
+        else:
+            detail = self._scrub(_server_message(exc), ep)
         if info.status == 429:
             self._limits_for(ep).concurrency.on_rate_limited(epoch)
         if info.retryable:
