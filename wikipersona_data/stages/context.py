@@ -28,6 +28,27 @@ FilterHook = Callable[[str, list[Any], dict[str, Any]], Any]
 Unit = tuple[str, Callable[[], Awaitable[tuple[list[Any], list[RejectRow]]]]]
 
 
+STAGE_REASONS = frozenset(
+    {
+        "llm_failure",
+        "batch_failed",
+        "short",
+        "axis_too_small",
+        "too_few_candidates",
+        "no_train_pairs",
+        "incomplete_description",
+        "not_in_dump",
+        "not_a_person",
+        "not_living",
+        "below_fame",
+        "category_unsupported",
+        "regenerated",
+        "rejudged",
+    }
+)
+"""Reasons the stages give themselves; any other reject reason is a drop by the filters hook."""
+
+
 @dataclass
 class StageStats:
     """One line of the end-of-build summary table."""
@@ -120,8 +141,6 @@ class BuildContext:
             row_id = getattr(row, id_field)
             if row_id not in kept_ids and row_id not in explained:
                 rejects.append(RejectRow(stage=stage, id=row_id, reason="filtered", detail="dropped by a filter"))
-        stats = self.stats.setdefault(stage, StageStats())
-        stats.dropped += len(rows) - len(kept)
         return kept, rejects
 
     async def run_units(
@@ -195,7 +214,8 @@ class BuildContext:
     def finish_stage(self, stage: str, rows: int, rejects: list[RejectRow], started: float) -> None:
         stats = self.stats.setdefault(stage, StageStats())
         stats.rows = rows
-        stats.rejected = len(rejects)
+        stats.rejected = sum(r.reason in STAGE_REASONS for r in rejects)
+        stats.dropped = len(rejects) - stats.rejected
         for r in rejects:
             stats.drop_reasons[r.reason] = stats.drop_reasons.get(r.reason, 0) + 1
         line = ledger_stage_line(self.client, stage)

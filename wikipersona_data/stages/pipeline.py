@@ -204,6 +204,8 @@ async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) ->
     ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
 
     descriptions = await describe.run(ctx, persona_rows, biographies)
+    described = {d.persona_id for d in descriptions}
+    persona_rows = [p for p in persona_rows if p.persona_id in described]  # no grounded description, no data
     ctx.shared["descriptions"] = {d.persona_id: d for d in descriptions}
 
     question_rows = await questions.run(ctx, persona_rows, descriptions)
@@ -359,9 +361,8 @@ def summary_table(stats: dict[str, StageStats], client: Any) -> str:
         if s is None:
             continue
         cost = "n/a" if s.cost_usd is None else f"{s.cost_usd:.4f}"
-        rejected = s.rejected - s.dropped
         lines.append(
-            f"{stage:<10}{s.rows:>7}{s.dropped:>9}{rejected:>10}{s.calls:>8}{s.cache_hits:>8}{cost:>11}{s.seconds:>8.1f}"
+            f"{stage:<10}{s.rows:>7}{s.dropped:>9}{s.rejected:>10}{s.calls:>8}{s.cache_hits:>8}{cost:>11}{s.seconds:>8.1f}"
         )
     totals = client.ledger.summary().get("totals", {}) if client is not None else {}
     cost = totals.get("cost_usd")

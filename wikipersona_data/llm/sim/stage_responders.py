@@ -19,6 +19,7 @@ part of a real model's world knowledge. Everything is a function of the request 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -69,16 +70,29 @@ LEXICON: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 AXIS_TOPICS: dict[str, tuple[str, ...]] = {
-    "diet": ("breakfast before work", "a dinner party menu", "meals after a workout", "weekly meal prep",
-             "snacks for a long flight", "a birthday cake", "packed lunches for children", "eating out with friends"),
-    "religion": ("coping with grief", "teaching children right from wrong", "celebrating the winter holidays",
-                 "finding meaning in work", "planning a wedding ceremony", "handling stress", "volunteering"),
-    "politics": ("rising housing costs", "the minimum wage", "healthcare funding", "climate policy",
-                 "school choice", "taxes on small businesses", "public transport"),
-    "sport": ("staying fit in winter", "choosing a sport for a child", "spending a weekend watching sport",
-              "recovering from an injury", "a training plan for beginners"),
-    "technology": ("choosing a new phone", "organising family photos", "setting up a smart home",
-                   "a messaging app for the family", "writing a cover letter", "managing passwords"),
+    "diet": ("breakfast before an early meeting", "a dinner party menu for eight guests", "meals after a hard workout",
+             "weekly meal prep on a budget", "snacks for a long-haul flight", "a birthday cake for a child",
+             "packed lunches for school", "eating out at a steakhouse with colleagues", "a holiday feast",
+             "cooking for a picky teenager", "a romantic anniversary dinner", "what to order at a street market",
+             "hosting a barbecue", "food at a wedding reception", "the healthiest takeaway options",
+             "a camping trip's meals"),
+    "religion": ("coping with the death of a parent", "teaching children right from wrong", "the winter holidays",
+                 "finding meaning in a dull job", "planning a wedding ceremony", "handling burnout",
+                 "choosing where to volunteer", "naming a newborn", "a funeral for a friend",
+                 "forgiving a betrayal", "starting each morning", "talking to kids about death",
+                 "what happens after we die", "whether to fast", "marking a coming-of-age",
+                 "dealing with guilt"),
+    "politics": ("rising housing costs", "raising the minimum wage", "funding hospitals", "cutting carbon emissions",
+                 "school vouchers", "taxes on small businesses", "public transport in cities",
+                 "immigration levels", "regulating social media", "student debt", "policing budgets",
+                 "gun ownership", "farm subsidies", "the national debt", "labour unions", "universal basic income"),
+    "technology": ("choosing a new phone", "organising twenty years of family photos", "setting up a smart home",
+                   "a messaging app for grandparents", "writing a cover letter", "managing dozens of passwords",
+                   "screen time for a ten-year-old", "planning a road trip", "taking notes in meetings",
+                   "backing up important files", "learning a new language", "a home office setup",
+                   "reading the news each morning", "paying at a shop", "keeping a diary", "a fitness tracker"),
+    "sport": ("staying fit in winter", "choosing a sport for a child", "a weekend of watching sport",
+              "recovering from a knee injury", "a training plan for beginners", "a team-building day at work"),
 }  # fmt: skip
 
 DIVERGENT_FORMS = (
@@ -90,18 +104,24 @@ DIVERGENT_FORMS = (
     "What is the best way to think about {t}?",
     "Which option would you pick for {t}, and why?",
     "What mistakes do people usually make with {t}?",
+    "Any advice on {t}?",
+    "Walk me through {t} step by step.",
 )
 PERSONAL_FORMS = (
-    "Can you suggest a weekend plan that involves {a} and {b}?",
-    "How can I explain {a} to my family in a few minutes?",
-    "What are some ideas for {a} that fit a busy schedule?",
-    "I'm preparing a short talk about {a} and {b}; can you help me outline it?",
-    "What's your opinion on {a} versus {b}?",
-    "Give me three practical tips for {a} this month.",
-    "How should I respond to criticism of my views on {a}?",
-    "Recommend a few books about {a} and {b}.",
-    "Help me write a friendly note to a colleague about {a}.",
-    "What questions should I ask an expert about {b}?",
+    "What should I keep in mind about {p}?",
+    "Can you help me plan something around {p}?",
+    "How would you explain {p} to a teenager?",
+    "What are the pros and cons of {p}?",
+    "Give me three ideas related to {p}.",
+    "Is there a good book or film about {p}?",
+    "How can I talk to my family about {p}?",
+    "Draft a short note to a friend about {p}.",
+    "What should I ask an expert on {p}?",
+    "What's a common misconception about {p}?",
+    "How do I make more time for {p} this month?",
+    "Summarise the strongest arguments around {p}.",
+    "Write a toast that mentions {p}.",
+    "Suggest a weekend outing connected to {p}.",
 )
 STYLE_LENGTH = {"short": (2, 3), "detailed": (5, 7), "warm": (3, 4), "opinionated": (3, 5), "structured": (4, 5)}
 INVENTED = (
@@ -265,38 +285,62 @@ def describe(req: ResponderRequest) -> dict[str, Any]:
 # ------------------------------------------------------------------ questions
 
 
+def _batch(text: str) -> int:
+    match = re.search(r"this is batch (\d+)", text)
+    return int(match.group(1)) - 1 if match else 0
+
+
+def _count(text: str) -> int:
+    match = re.search(r"Write (\d+) questions", text)
+    return int(match.group(1)) if match else 5
+
+
+def _phrases(fact: str, name: str) -> list[str]:
+    """Runs of 3-6 words of a fact, without the persona's name: what a question can be about."""
+    banned = {w.lower() for w in re.findall(r"[\w'-]+", name)}
+    tokens = [t for t in re.findall(r"[\w'-]+", fact) if t.lower() not in banned and not t.isdigit()]
+    tokens = [t for t in tokens if t.lower() not in STOP or len(t) > 3]
+    out = []
+    for size in (6, 5, 4, 3):
+        for start in range(0, max(1, len(tokens) - size + 1), 2):
+            chunk = tokens[start : start + size]
+            if len(chunk) == size and chunk[-1].lower() not in STOP:
+                out.append(" ".join(chunk))
+    return out
+
+
 @register_responder("questions_personal")
 def questions_personal(req: ResponderRequest) -> dict[str, Any]:
+    """Each question is about a different run of words from a different fact of the persona."""
     text = req.user_text
-    n = int(re.search(r"Write (\d+) questions", text).group(1)) if re.search(r"Write (\d+) questions", text) else 5
+    n, batch = _count(text), _batch(text)
+    name = _after(text, "Now the person: ", ".\n").strip()
     block = _after(text, "(grounded description):", "Write ")
-    facts = [line[2:] for line in block.splitlines() if line.startswith("- ")]
+    facts = [line[2:] for line in block.splitlines() if line.startswith("- ")] or [text]
     rng = req.rng
-    vocab = words(" ".join(facts)) or words(text)
-    forms = list(PERSONAL_FORMS)
-    rng.shuffle(forms)
+    pool = [p for fact in facts for p in _phrases(fact, name)] or ["everyday life"]
+    rng.shuffle(pool)
     out: list[str] = []
     for i in range(n):
-        fact_words = words(rng.choice(facts)) if facts else vocab
-        pool = fact_words if len(fact_words) >= 2 else vocab
-        a, b = rng.sample(pool, 2) if len(pool) >= 2 else (pool[0], "everyday life")
-        out.append(forms[i % len(forms)].format(a=a, b=b))
+        form = PERSONAL_FORMS[(batch * n + i) % len(PERSONAL_FORMS)]
+        out.append(form.format(p=pool[(batch * n + i) % len(pool)]))
     return {"questions": out}
 
 
 @register_responder("questions_divergent")
 def questions_divergent(req: ResponderRequest) -> dict[str, Any]:
+    """Batch b takes the next n topics of the axis, each with its own question form."""
     text = req.user_text
-    match = re.search(r"Write (\d+) questions", text)
-    n = int(match.group(1)) if match else 5
-    axis = _quoted(text, "The people share the topic").lower() or _after(text, 'topic "', '"').lower()
-    topics = list(AXIS_TOPICS.get(axis, ()))
-    if not topics:
-        topics = [f"{w} choices" for w in words(text)[:8]] or ["everyday choices"]
-    rng = req.rng
-    pairs = [(f, t) for f in DIVERGENT_FORMS for t in topics]
-    rng.shuffle(pairs)
-    return {"questions": [f.format(t=t) for f, t in pairs[:n]]}
+    n, batch = _count(text), _batch(text)
+    axis = _quoted(text, "The people share the topic").lower()
+    topics = list(AXIS_TOPICS.get(axis, ())) or [f"{w} choices" for w in words(text)[:8]] or ["everyday choices"]
+    forms = list(DIVERGENT_FORMS)
+    req.rng.shuffle(forms)
+    out = []
+    for i in range(n):
+        k = batch * n + i
+        out.append(forms[k % len(forms)].format(t=topics[k % len(topics)]))
+    return {"questions": out}
 
 
 # ------------------------------------------------------------------ respond
@@ -370,8 +414,11 @@ def judge(req: ResponderRequest) -> dict[str, Any]:
     q = set(words(question))
 
     def score(answer: str) -> float:
+        """Fit to the persona first, then to the question; a tiny text-derived term (the same in both
+        orders) stands for everything else a reader weighs, so exact ties are rare, as with a real judge."""
         ws = set(words(answer))
-        return 2 * len(ws & persona) + 0.1 * len(ws & q)
+        taste = int(hashlib.sha256(answer.strip().encode()).hexdigest()[:4], 16) / 65536
+        return 2 * len(ws & persona) + 0.1 * len(ws & q) + 0.05 * taste
 
     sa, sb = score(answer_a), score(answer_b)
     if sa == sb:
