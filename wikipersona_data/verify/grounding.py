@@ -121,6 +121,8 @@ class GroundingFilter(Filter):
 
     def __init__(self, cfg: FiltersConfig) -> None:
         self.cfg = cfg
+        self.claim_counts: dict[str, dict[str, int]] = {}
+        """'<persona_id>#s<sample_idx>' -> {'supported' | reason: claims}: every attempt, kept or dropped."""
 
     async def check(self, row: DescriptionRow, context: dict[str, Any]) -> FilterResult:  # type: ignore[override]
         own = persona_names(row.persona_id, context)
@@ -132,6 +134,11 @@ class GroundingFilter(Filter):
                 reason = await entailed(claim, evidence, context, self.cfg)
             claims.append(claim.model_copy(update={"supported": reason == "supported", "support_reason": reason}))
         new = rebuild(row, claims)
+        counts: dict[str, int] = {}
+        for c in claims:
+            key = "supported" if c.supported else (c.support_reason or "").split(":")[0]
+            counts[key] = counts.get(key, 0) + 1
+        self.claim_counts[f"{row.persona_id}#s{row.provenance.sample_idx}"] = dict(sorted(counts.items()))
         bad = [f"{c.claim_id.rsplit('/', 1)[-1]} {c.support_reason.split(':')[0]}" for c in claims if not c.supported]
         if not claims or (new.grounding_score or 0.0) < self.cfg.min_grounding_score:
             detail = f"score {new.grounding_score:.3f} < {self.cfg.min_grounding_score}; unsupported: {bad}"

@@ -101,13 +101,18 @@ def chosen_longer(p: PairRow) -> bool:
 
 
 def balance_drops(pairs: list[PairRow], band: float, seed: int) -> set[str]:
-    """Pair ids to drop so that the chosen-longer share lands in [1 - band, band] (seeded, minimal)."""
+    """Pair ids to drop so that the chosen-longer share lands in [1 - band, band] (seeded, minimal).
+
+    Nothing is dropped when every pair is on one side: balancing would empty the dataset (the
+    statistics in the manifest still show the bias)."""
     total = len(pairs)
     longer = sorted(p.pair_id for p in pairs if chosen_longer(p))
     shorter = sorted(p.pair_id for p in pairs if not chosen_longer(p))
     if not total:
         return set()
     share = len(longer) / total
+    if not longer or not shorter:
+        return set()  # only one side exists: the band is out of reach short of dropping every pair
     rng = random.Random(f"length-balance/{seed}")
     if share > band:
         n = math.ceil((len(longer) - band * total) / (1 - band) - 1e-9)

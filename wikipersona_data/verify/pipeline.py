@@ -12,6 +12,8 @@ pass), and it must give the same verdicts each time.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +100,8 @@ async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) ->
     result = await FilterStep(stage, filters, id_field).run(rows, context)
     stage_dir = context.get("stage_dir")
     if stage_dir is not None:
-        log = stage_log(Path(stage_dir))
+        settings = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+        log = stage_log(Path(stage_dir), hashlib.sha256(settings.encode("utf-8")).hexdigest())
         log.record(filters, list(rows), result, id_field)
         if stage == "split":
             log.extras["length_bias_before"] = length_bias(list(rows))

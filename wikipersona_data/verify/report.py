@@ -8,9 +8,10 @@ That file survives a resume, so a resumed build reports what a fresh one does, a
 an equal report (sorted keys, no timings).
 
 For each filter, in order: ``dropped`` counts the rows it dropped by reason, ``kept`` the rows that
-reached it and passed. The describe stage adds ``grounding_claims``: claims of the kept descriptions,
-kept = supported, dropped = removed from the text by reason. A ``stage`` entry carries the stage's
-own rejects (LLM failures, too few questions...), which are not filter verdicts.
+reached it and passed. The describe stage adds ``grounding_claims``: the claims of every description
+attempt (regenerations too), kept = supported, dropped = unsupported (removed from the text) by
+reason. A ``stage`` entry carries the stage's own rejects (LLM failures, too few questions...), which
+are not filter verdicts.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class StageLog:
     attempts: dict[str, list[int]] = field(default_factory=dict)
     """Row id -> sample indices seen (describe regenerations, judge re-judgments)."""
     claims: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Persona id -> {'supported' | unsupported reason: claims} of its latest grounding."""
+    """'<persona_id>#s<sample_idx>' -> {'supported' | unsupported reason: claims}, every describe attempt."""
+    config: str = ""
+    """sha256 of the filter settings the verdicts were made with; other settings start a fresh log."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Stage-specific figures, e.g. the length bias of the pairs before the split filters."""
 
@@ -75,23 +78,24 @@ class StageLog:
             if prov is not None:
                 seen = set(self.attempts.get(row_id, [])) | {prov.sample_idx}
                 self.attempts[row_id] = sorted(seen)
-        for row in result.kept:
-            if hasattr(row, "claims") and hasattr(row, "grounding_score"):
-                counts: dict[str, int] = {}
-                for c in row.claims:
-                    key = "supported" if c.supported else (c.support_reason or "unknown").split(":")[0]
-                    counts[key] = counts.get(key, 0) + 1
-                self.claims[row.persona_id] = dict(sorted(counts.items()))
+        for f in filters:
+            self.claims.update(getattr(f, "claim_counts", {}))
 
 
 _LOGS: dict[str, StageLog] = {}
 
 
-def stage_log(stage_dir: Path) -> StageLog:
-    """The in-memory log of a stage folder (loaded from disk on first use in this process)."""
+def stage_log(stage_dir: Path, config: str | None = None) -> StageLog:
+    """The in-memory log of a stage folder (loaded from disk on first use in this process).
+
+    With ``config`` (the settings' hash), a log made under other settings is discarded: its verdicts
+    would otherwise linger for rows the new settings never see again.
+    """
     key = str(Path(stage_dir).resolve())
     if key not in _LOGS:
         _LOGS[key] = StageLog.load(Path(stage_dir) / LOG_NAME)
+    if config is not None and _LOGS[key].config != config:
+        _LOGS[key] = StageLog(config=config)
     return _LOGS[key]
 
 
@@ -122,12 +126,10 @@ def filter_counts(log: StageLog) -> dict[str, dict[str, Any]]:
     if "unknown" in dropped_by:
         out["unknown"] = {"kept": 0, "dropped": dict(sorted(dropped_by["unknown"].items()))}
     if log.claims:
-        kept_ids = {k for k, v in log.decisions.items() if v is None}
         totals: dict[str, int] = {}
-        for pid, counts in log.claims.items():
-            if pid in kept_ids:
-                for reason, n in counts.items():
-                    totals[reason] = totals.get(reason, 0) + n
+        for counts in log.claims.values():
+            for reason, n in counts.items():
+                totals[reason] = totals.get(reason, 0) + n
         supported = totals.pop("supported", 0)
         out["grounding_claims"] = {"kept": supported, "dropped": dict(sorted(totals.items()))}
     return out
