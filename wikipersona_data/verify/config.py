@@ -1,7 +1,8 @@
 """``FiltersConfig``: every threshold of the verification filters, validated from the recipe's ``[filters]``.
 
-Strict (unknown keys are errors) for the same reason as the rest of the recipe: a misspelt threshold
-would silently fall back to its default and publish a differently filtered dataset. ``load_recipe``
+Strict (unknown keys and wrongly typed values, e.g. "yes" for a boolean, are errors) for the same
+reason as the rest of the recipe: a misspelt threshold would silently fall back to its default and
+publish a differently filtered dataset. ``load_recipe``
 finds this model by name and turns a validation error into one line, e.g.
 ``builders/x.toml: filters.min_grounding: unknown key``.
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class FiltersConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     # --- grounding of descriptions (stage "describe")
     min_grounding_score: float = Field(
