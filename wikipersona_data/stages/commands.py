@@ -55,6 +55,6 @@ def estimate(recipe: Path) -> int:
     from wikipersona_data.stages.estimate import format_estimate
     from wikipersona_data.stages.recipe import load_recipe
 
-    loaded = load_recipe(recipe)
+    loaded = load_recipe(recipe, check_dump=False)  # counting needs no dump
     click.echo(format_estimate(run_estimate(loaded)))
     return 0

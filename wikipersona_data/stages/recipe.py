@@ -301,8 +301,9 @@ def parse_recipe(text: str, source: Path) -> Recipe:
     return recipe
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe file, and check that the dump files it names exist."""
+def load_recipe(path: str | Path, *, check_dump: bool = True) -> Recipe:
+    """Read and validate a recipe file, and (unless told not to, e.g. for ``estimate``) check that the
+    dump files it names exist."""
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
@@ -311,5 +312,6 @@ def load_recipe(path: str | Path) -> Recipe:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{source}: cannot read recipe: {err}") from None
     recipe = parse_recipe(text, source)
-    recipe.dump_paths()
+    if check_dump:
+        recipe.dump_paths()
     return recipe
