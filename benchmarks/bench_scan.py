@@ -164,6 +164,10 @@ def scan_in_subprocess(dump: Path, index: Path, workers: int, out: Path) -> dict
         "from pathlib import Path\n"
         "from wikipersona_data.wiki.scan import ScanOptions, scan_dump\n"
         "from wikipersona_data.wiki.table import write_table\n"
+        "def hwm_mb():  # VmHWM: ru_maxrss of a fork+exec child starts at its parent's peak on Linux\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) / 1024\n"
         "if __name__ == '__main__':\n"
         "    t = time.perf_counter()\n"
         f"    options = ScanOptions(workers={workers}, progress=False)\n"
@@ -171,7 +175,7 @@ def scan_in_subprocess(dump: Path, index: Path, workers: int, out: Path) -> dict
         f"    n = write_table(Path({str(out)!r}), rows)\n"
         "    seconds = time.perf_counter() - t\n"
         "    print(json.dumps({'seconds': seconds, 'summary': summary.line(), 'rows': n,\n"
-        "        'main_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,\n"
+        "        'main_rss_mb': hwm_mb(),\n"
         "        'worker_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -298,10 +302,12 @@ def main() -> None:
         big, big_index = write_dump(folder, "big", streams, lines)
         small, small_index = write_dump(folder, "quarter", streams[:quarter], lines[:quarter])
         small_xml = sum(len(bz2.decompress(s)) for s in streams[:quarter])
+        n_streams, n_pages = len(streams), sum(len(stream_lines) for stream_lines in lines)
+        del streams, lines  # keep this process small: the scans below run in children
         print(f"source: {source}")
         print(
             f"built in {time.perf_counter() - t:.0f} s: big dump {xml_bytes / 1e6:.0f} MB XML "
-            f"({big.stat().st_size / 1e6:.0f} MB bz2, {len(titles)} pages, {len(streams)} streams); "
+            f"({big.stat().st_size / 1e6:.0f} MB bz2, {n_pages} pages, {n_streams} streams); "
             f"quarter dump {small_xml / 1e6:.0f} MB XML"
         )
         raw_s, raw_out = raw_parallel_decompress(big, big_index, w)

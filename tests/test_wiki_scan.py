@@ -186,3 +186,16 @@ def test_a_worker_that_dies_costs_only_its_task(tmp_path: Path, capsys) -> None:
     assert collector.summary.people == 3 and collector.summary.errors == 1
     assert sorted(row["title"] for row in collector.spill.sorted_rows()) == ["Person 1", "Person 2", "Person 3"]
     assert "the worker died twice" in capsys.readouterr().err
+
+
+def test_workers_are_recycled_without_losing_work(tmp_path: Path, multi: tuple[Path, Path], multi_rows) -> None:
+    from wikipersona_data.wiki.scan import SequentialReader
+
+    pages = list(SequentialReader(write_xml(tmp_path / "d.xml", small_wiki())).pages())
+    options = ScanOptions(workers=2, progress=False)
+    tasks = [PagesTask("d", (page,), SiteContext(), options, 0) for page in pages]
+    collector = _Collector(options, tmp_path, None)
+    _run_tasks(iter(tasks), collector, workers=2, stream_bytes=False, tasks_per_worker=2)  # 3 pools of 4 tasks
+    collector.finish()
+    assert collector.summary.pages == 12 and collector.summary.people == 4 and collector.summary.errors == 0
+    assert [row["page_id"] for row in collector.spill.sorted_rows()] == [r["page_id"] for r in multi_rows[1]]

@@ -13,7 +13,7 @@ with ``parse_biography(full=False)``; a person becomes a row.
 
 Robustness: never trust one page. Pages above ``max_page_bytes`` are not parsed, a parse is cut after
 ``page_timeout`` seconds (``setitimer`` in the worker), any exception is caught; each such page is
-counted in ``errors=`` and logged with its title. Workers are recycled every ``TASKS_PER_CHILD`` tasks
+counted in ``errors=`` and logged with its title. Workers are recycled every ``TASKS_PER_WORKER`` tasks
 (memory a parser leaks is returned), and a worker that dies (OOM kill, crash) breaks only its task:
 in-flight tasks are retried one at a time and a task that kills a worker again is logged and counted
 as an error instead of killing the scan. Bad input (truncated bz2, malformed XML, an index that does not
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -65,7 +66,7 @@ DEFAULT_MAX_PAGE_BYTES = 4_000_000  # the longest enwiki articles are ~1.5 MB of
 DEFAULT_PAGE_TIMEOUT = 20.0
 TASK_BYTES = 4 << 20  # compressed bytes per task (~16 MB of XML, ~0.5 s of work)
 PAGES_PER_TASK = 200  # sequential path
-TASKS_PER_CHILD = 64
+TASKS_PER_WORKER = 64  # tasks per worker process before the pool is replaced
 
 # Column order of the candidate table (Biography scalar fields, then the fame fields).
 BIO_COLUMNS = (
@@ -449,24 +450,34 @@ class _Collector:
 
 
 def _executor(workers: int) -> ProcessPoolExecutor:
-    if sys.version_info >= (3, 11):
-        return ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=TASKS_PER_CHILD)
-    return ProcessPoolExecutor(max_workers=workers)  # pragma: no cover - Python 3.10
+    # spawn: the main process has threads (executor manager, tqdm), which fork must not copy.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _run_tasks(
-    tasks: Iterator[StreamTask | PagesTask], collector: _Collector, workers: int, *, stream_bytes: bool
+    tasks: Iterator[StreamTask | PagesTask],
+    collector: _Collector,
+    workers: int,
+    *,
+    stream_bytes: bool,
+    tasks_per_worker: int = TASKS_PER_WORKER,
 ) -> None:
-    """Run tasks with at most ``2 * workers`` in flight; survive dead workers (module docstring)."""
+    """Run tasks with at most ``2 * workers`` in flight; recycle workers; survive dead ones (module docstring).
+
+    Recycling replaces the whole pool after ``tasks_per_worker * workers`` tasks instead of using
+    ``max_tasks_per_child``, which deadlocks on Python 3.11-3.13 when a backlog is queued (cpython#115634).
+    """
     limit = 2 * workers
+    per_pool = max(1, tasks_per_worker * workers)
     executor = _executor(workers)
+    submitted = 0
     inflight: dict[Future[ChunkResult], StreamTask | PagesTask] = {}
     suspects: deque[StreamTask | PagesTask] = deque()
     try:
         exhausted = False
         while True:
             isolate = bool(suspects)
-            while len(inflight) < (1 if isolate else limit):
+            while len(inflight) < (1 if isolate else limit) and submitted < per_pool:
                 if suspects:
                     if inflight:
                         break
@@ -480,7 +491,12 @@ def _run_tasks(
                 else:
                     break
                 inflight[executor.submit(_run_task, task)] = task
+                submitted += 1
             if not inflight:
+                if submitted >= per_pool and (suspects or not exhausted):
+                    executor.shutdown(wait=True)  # recycle: fresh workers return what the parser leaked
+                    executor, submitted = _executor(workers), 0
+                    continue
                 break
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             broken: list[StreamTask | PagesTask] = []
@@ -497,7 +513,7 @@ def _run_tasks(
                 broken.extend(inflight.values())
                 inflight.clear()
                 executor.shutdown(wait=True, cancel_futures=True)
-                executor = _executor(workers)
+                executor, submitted = _executor(workers), 0
                 if was_isolated:
                     collector.task_died(broken[0].label)
                 else:
