@@ -36,8 +36,20 @@ TABLE_PREVIEW = 20
     type=click.Path(path_type=Path),
     help="Instead of scanning, merge shard tables (and their sketches) into --out. Repeatable.",
 )
-@click.option("--max-page-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_PAGE_BYTES, show_default=True)
-@click.option("--page-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_PAGE_TIMEOUT)
+@click.option(
+    "--max-page-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PAGE_BYTES,
+    show_default=True,
+    help="Person pages with more wikitext are skipped and counted in errors= (parser guard).",
+)
+@click.option(
+    "--page-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_PAGE_TIMEOUT,
+    show_default=True,
+    help="Seconds one page may take to parse before it is skipped and counted in errors=.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 def scan(
     dump: Path,
