@@ -176,3 +176,21 @@ def test_prefilter_superset_on_generated_pages():
         text = "\n".join([*parts[:1], "'''X''' is a thing.", *parts[1:]])
         if bio(text, full=False).is_person:
             assert looks_like_person(text), text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[[Category:Year of birth missing]]", True),
+        ("[[Category:Year_of__birth uncertain]]", True),
+        ("[[Category:Date of \t death unknown]]", True),
+        ("[[Category:Living_people]]", True),
+        ("[[Category:1961 births]]", True),
+        ("The birth of a nation; death and taxes.", False),
+        ("{{Infobox settlement|name=X}} professor of obstetrics", False),
+    ],
+)
+def test_prefilter_category_words(text, expected):
+    assert looks_like_person(text) is expected
+    if not expected:
+        assert not bio(text).is_person

@@ -100,9 +100,7 @@ _PERSON_INFOBOX_SUFFIXES = (
     "nobility",
     "officeholder",
     "office holder",
-    "old boy",
     "pageant titleholder",
-    "people",
     "personbox",
     "philosopher",
     "pharaoh",
@@ -294,8 +292,6 @@ def _name_pattern(name: str) -> str:
 # Category names are case-sensitive after their first letter (as in MediaWiki, and as the parser matches them),
 # so case-sensitive substrings are a valid superset gate; the regex runs only when no births/deaths word exists.
 _LIVING_RE = re.compile(r"iving[\s_]+people")  # literal first: CPython's fast literal search applies
-_OF_BIRTH_RE = re.compile(r"of[\s_]+birth")
-_OF_DEATH_RE = re.compile(r"of[\s_]+death")
 _SUFFIXES = sorted(
     {n.removeprefix("infobox ") for n in PERSON_INFOBOXES if n.startswith("infobox ")}, key=len, reverse=True
 )
@@ -312,14 +308,29 @@ _INFOBOX_RE = re.compile(
 )
 
 
+def _after_of(text: str, word: str) -> bool:
+    """Does ``word`` occur right after "of" + whitespace/underscores ("Year of birth", "Date_of  death")?
+
+    Finds the (few) occurrences of the word with str.find and looks backwards, instead of a regex starting
+    with the very common "of" (3-5x slower on real pages).
+    """
+    i = text.find(word)
+    while i >= 0:
+        j = i
+        while j > 0 and (text[j - 1].isspace() or text[j - 1] == "_"):
+            j -= 1
+        if j < i and text[j - 2 : j] == "of":
+            return True
+        i = text.find(word, i + len(word))
+    return False
+
+
 def looks_like_person(text: str) -> bool:
     """Cheap superset test of :func:`parse_biography`'s ``is_person`` (substring/regex only, no parsing)."""
     if "births" in text or "deaths" in text:
         return True
     if "people" in text and _LIVING_RE.search(text):
         return True
-    if "birth" in text and _OF_BIRTH_RE.search(text):
-        return True
-    if "death" in text and _OF_DEATH_RE.search(text):
+    if _after_of(text, "birth") or _after_of(text, "death"):
         return True
     return _INFOBOX_RE.search(text) is not None
