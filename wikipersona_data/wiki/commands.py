@@ -81,7 +81,10 @@ def scan(
     if shard_spec is not None and out is None:
         raise InputError("--shard needs --out (its sketch is written next to it for --combine)")
     options = ScanOptions(workers=workers, max_page_bytes=max_page_bytes, page_timeout=page_timeout, progress=progress)
-    summary, rows, sketches = scan_dump(dump, index, options=options, shard=shard_spec)
+    spill_dir = out.resolve().parent if out is not None else None  # rows wait on the output's disk, not /tmp
+    if spill_dir is not None:
+        spill_dir.mkdir(parents=True, exist_ok=True)
+    summary, rows, sketches = scan_dump(dump, index, options=options, shard=shard_spec, spill_dir=spill_dir)
     if out is not None:
         write_table(out, rows)
         if shard_spec is not None:

@@ -281,11 +281,18 @@ class DumpReader:
 
     def biography(self, page: Page) -> Biography:
         """Full parse of one page read from this dump."""
-        from wikipersona_data.wiki.parse import parse_biography
+        from wikipersona_data.wiki.parse import ParseFailure, parse_biography
 
-        return parse_biography(
-            page.text, title=page.title, page_id=page.page_id, revision_id=page.revision_id, url_base=self.url_base()
-        )
+        try:
+            return parse_biography(
+                page.text,
+                title=page.title,
+                page_id=page.page_id,
+                revision_id=page.revision_id,
+                url_base=self.url_base(),
+            )
+        except ParseFailure as err:
+            raise InputError(f"{self.dump}: page {page.title!r} (id {page.page_id}) cannot be parsed: {err}") from None
 
     def get(self, title: str) -> Biography:
         """The full-parse Biography of ``title`` (redirects followed)."""
