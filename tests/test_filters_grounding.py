@@ -146,3 +146,17 @@ def test_real_biography_correct_claim_kept_invented_dropped(okafor) -> None:
     full = claim("Adaeze Chinyere Okafor is a Nigerian actress.", ["0.0"], k=0)
     row = description([full, pref], {"0.0": sent["0.0"].text, "0.2": sent["0.2"].text})
     assert asyncio.run(GroundingFilter(FiltersConfig()).check(row, context)).kept
+
+
+def test_other_revision_means_no_evidence(okafor) -> None:
+    """Sentence ids are stable within a revision only: citing another revision's ids proves nothing."""
+    sent = okafor.sentence_map()
+    c = claim("She has appeared in more than 40 films, including The Salt Merchants (2016).", ["0.1"])
+    row = description([c], {"0.1": sent["0.1"].text})
+    context = {"biographies": {"ada-okafor": okafor}}
+    same = row.model_copy(update={"wiki_revision_id": okafor.revision_id})
+    other = row.model_copy(update={"wiki_revision_id": okafor.revision_id - 1})
+    f = GroundingFilter(FiltersConfig(min_grounding_score=0.0))
+    assert asyncio.run(f.check(same, context)).row.claims[0].supported is True
+    reason = asyncio.run(f.check(other, context)).row.claims[0].support_reason
+    assert reason.startswith("evidence_missing: 0.1@") and str(okafor.revision_id) in reason

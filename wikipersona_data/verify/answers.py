@@ -116,6 +116,14 @@ class AnswerLeakFilter(Filter):
     def __init__(self, cfg: FiltersConfig) -> None:
         self.cfg = cfg
         self._cache: dict[tuple[str | None, str], list[re.Pattern[str]]] = {}
+        self.names: list[tuple[str, str, re.Pattern[str]]] = []
+
+    async def prepare(self, rows: list[CandidateRow], context: dict[str, Any]) -> None:  # type: ignore[override]
+        personas = context.get("personas") or {}
+        bios = context.get("biographies") or {}
+        self.names = [
+            (pid, phrase, p) for pid in sorted(personas) for phrase, p in name_patterns(personas[pid], bios.get(pid))
+        ]
 
     def _patterns(self, recipe: Any, axis: str | None, category: str) -> list[re.Pattern[str]]:
         key = (axis, category)
@@ -136,12 +144,9 @@ class AnswerLeakFilter(Filter):
             m = p.search(row.text)
             if m:
                 return self.drop("addresses_category", f"{row.category}: {m.group(0)!r}")
-        personas = context.get("personas") or {}
-        bios = context.get("biographies") or {}
-        for pid in sorted(personas):
-            for phrase, pattern in name_patterns(personas[pid], bios.get(pid)):
-                if pattern.search(row.text):
-                    return self.drop("names_persona_in_answer", f"{pid}: {phrase!r}")
+        for pid, phrase, pattern in self.names:
+            if pattern.search(row.text):
+                return self.drop("names_persona_in_answer", f"{pid}: {phrase!r}")
         return FilterResult.keep()
 
 

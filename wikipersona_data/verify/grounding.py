@@ -62,8 +62,13 @@ def persona_names(persona_id: str, context: dict[str, Any]) -> set[str]:
 
 
 def evidence_texts(row: DescriptionRow, claim: Claim, context: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """(id -> text of the cited sentences that exist, ids that do not exist in the revision)."""
+    """(id -> text of the cited sentences that exist, ids that do not exist in the revision).
+
+    Sentence ids are stable only within a revision: if the build's Biography is another revision than
+    the one described, no cited id counts as existing."""
     bio = (context.get("biographies") or {}).get(row.persona_id)
+    if bio is not None and row.wiki_revision_id is not None and bio.revision_id != row.wiki_revision_id:
+        return {}, [f"{e}@{row.wiki_revision_id} (article is at {bio.revision_id})" for e in claim.evidence]
     source = {s.id: s.text for s in bio.sentences} if bio is not None else row.cited_sentences
     found = {e: source[e] for e in claim.evidence if e in source}
     return found, [e for e in claim.evidence if e not in source]

@@ -118,15 +118,22 @@ class IdentityLeakFilter(Filter):
     name = "identity_leak"
     reasons = ("names_persona",)
 
+    def __init__(self) -> None:
+        self.patterns: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+    async def prepare(self, rows: list[QuestionRow], context: dict[str, Any]) -> None:  # type: ignore[override]
+        bios = context.get("biographies") or {}
+        personas = context.get("personas") or {}
+        self.patterns = {pid: name_patterns(p, bios.get(pid)) for pid, p in personas.items()}
+
     def check(self, row: QuestionRow, context: dict[str, Any]) -> FilterResult:
         personas = context.get("personas") or {}
-        bios = context.get("biographies") or {}
         if row.question_type == "personal":
             who = [personas[row.persona_id]] if row.persona_id in personas else []
         else:
             who = [p for p in personas.values() if any(m.axis == row.axis for m in p.axes)]
         for p in sorted(who, key=lambda p: p.persona_id):
-            for phrase, pattern in name_patterns(p, bios.get(p.persona_id)):
+            for phrase, pattern in self.patterns.get(p.persona_id, []):
                 if pattern.search(row.text):
                     return self.drop("names_persona", f"{p.persona_id}: {phrase!r}")
         return FilterResult.keep()
