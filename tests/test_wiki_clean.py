@@ -33,6 +33,7 @@ def value(text: str) -> str:
         ("A [[Category:Foo|Bar]] B", "A B"),
         ("See [[:Category:Foo]] now", "See Category:Foo now"),
         ("A [[fr:Bonjour]] B", "A B"),
+        ("Play [[Ys: The Vanished Omens|Ys]] now", "Play Ys now"),
         ("It is {{convert|5|km|mi}} long", "It is 5 km long"),
         ("{{convert|5|to|10|km}}", "5 to 10 km"),
         ("He said {{lang|fr|bonjour}}.", "He said bonjour."),
@@ -110,6 +111,9 @@ def test_tidy_nfc_and_spaces():
         ("#Section", None),
         ("Star Wars: A New Hope", "Star Wars: A New Hope"),
         ("AT&amp;T", "AT&T"),
+        ("Ys: The Vanished Omens", "Ys: The Vanished Omens"),
+        ("zh-yue:X", None),
+        (":fr:Paris", None),
     ],
 )
 def test_link_titles(raw, title):

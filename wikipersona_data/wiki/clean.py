@@ -119,7 +119,14 @@ NON_ARTICLE_NAMESPACES = frozenset(
         "imdbtitle",
     }
 )
-_LANGUAGE_CODE_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,3}")
+# Interlanguage link: a language-code-like prefix glued to the title ("fr:Paris"). Article titles with a short
+# prefix have a space after the colon ("Ys: The Vanished Omens"), so they are not mistaken for one.
+_INTERLANGUAGE_RE = re.compile(r"\s*([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,3})\s*:(?!\s)")
+
+
+def _is_interlanguage(target: str) -> bool:
+    return _INTERLANGUAGE_RE.match(target) is not None
+
 
 REFERENCE_TEMPLATES = ("reflist", "references", "notelist", "refbegin", "refend", "efn", "sfn", "harvnb", "rp")
 _LIST_TEMPLATES = frozenset(
@@ -243,6 +250,8 @@ def normalise_link_title(raw: str) -> str | None:
 
     "first letter upper, '_' -> ' ', no fragment": ``[[barack_Obama#Early life|x]]`` -> "Barack Obama".
     """
+    if _is_interlanguage(html.unescape(raw).strip().removeprefix(":")):
+        return None
     title = html.unescape(raw).replace("_", " ")
     title = " ".join(title.split())
     if title.startswith(":"):
@@ -252,7 +261,7 @@ def normalise_link_title(raw: str) -> str | None:
         return None
     if ":" in title:
         prefix = title.split(":", 1)[0].strip().lower()
-        if prefix in NON_ARTICLE_NAMESPACES or _LANGUAGE_CODE_RE.fullmatch(prefix):
+        if prefix in NON_ARTICLE_NAMESPACES:
             return None
     return title[0].upper() + title[1:]
 
@@ -264,7 +273,7 @@ def _link_kind(title: str) -> str:
         return "text"
     if ":" in t:
         prefix = t.split(":", 1)[0].strip().replace("_", " ").lower()
-        if prefix in ("file", "image", "media", "category") or _LANGUAGE_CODE_RE.fullmatch(prefix):
+        if prefix in ("file", "image", "media", "category") or _is_interlanguage(t):
             return "drop"
     return "text"
 
