@@ -152,7 +152,8 @@ def test_other_revision_means_no_evidence(okafor) -> None:
     """Sentence ids are stable within a revision only: citing another revision's ids proves nothing."""
     sent = okafor.sentence_map()
     c = claim("She has appeared in more than 40 films, including The Salt Merchants (2016).", ["0.1"])
-    row = description([c], {"0.1": sent["0.1"].text})
+    pref = claim("Likely prefers plant-based food; known as an advocate of veganism.", ["0.2"], "preference", k=1)
+    row = description([c, pref], {"0.1": sent["0.1"].text, "0.2": sent["0.2"].text})
     context = {"biographies": {"ada-okafor": okafor}}
     same = row.model_copy(update={"wiki_revision_id": okafor.revision_id})
     other = row.model_copy(update={"wiki_revision_id": okafor.revision_id - 1})
