@@ -87,7 +87,12 @@ def test_personas_resolved_with_stable_ids(demo: dict) -> None:
     okafor = by_id["adaeze-okafor"]  # listed as the redirect "Ada Okafor"
     assert okafor.wiki_title == "Adaeze Okafor" and okafor.requested_titles == ["Ada Okafor"]
     assert [(m.axis, m.category) for m in okafor.axes] == [("diet", "vegan")]
-    assert Counter(m.axis for p in personas for m in p.axes) == {"diet": 2, "religion": 2, "politics": 2, "technology": 2}
+    assert Counter(m.axis for p in personas for m in p.axes) == {
+        "diet": 2,
+        "religion": 2,
+        "politics": 2,
+        "technology": 2,
+    }
     assert all(p.wiki_page_id > 0 and p.wiki_url.startswith("https://") for p in personas)
 
 
@@ -219,7 +224,14 @@ def test_cache_replay_builds_the_same_bytes(demo: dict, tmp_path: Path) -> None:
     import shutil
 
     shutil.copytree(demo["work"] / "cache", tmp_path / "cache")
-    build_recipe(DEMO, work_dir=tmp_path, base_url="http://127.0.0.1:9/v1", cache_mode="only", progress=False, echo=lambda _m: None)
+    build_recipe(
+        DEMO,
+        work_dir=tmp_path,
+        base_url="http://127.0.0.1:9/v1",
+        cache_mode="only",
+        progress=False,
+        echo=lambda _m: None,
+    )
     assert outputs(tmp_path) == outputs(demo["work"])
     assert manifest_data(tmp_path) == manifest_data(demo["work"])
 

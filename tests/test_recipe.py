@@ -127,3 +127,10 @@ def count_by_stage(calls: list[tuple[str, str, int, int]]) -> dict[str, int]:
     for stage, _model, _tokens, _max_out in calls:
         out[stage] = out.get(stage, 0) + 1
     return out
+
+
+def test_max_usd_stops_the_build_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, line = run_cli(["build", str(DEMO), "--work", str(tmp_path), "--max-usd", "0.05", "--no-progress"], capsys)
+    assert code == 2 and line.startswith("error: spending cap $0.0500 reached")
+    assert not (tmp_path / "release").exists()
+    assert (tmp_path / "describe" / "journal.jsonl").is_file()  # what was paid for is kept for the next run
