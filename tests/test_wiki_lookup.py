@@ -130,3 +130,11 @@ def test_random_access_needs_a_bz2_dump(tmp_path: Path, multi: tuple[Path, Path]
     plain.write_text("<mediawiki/>")
     with pytest.raises(InputError, match="multistream"):
         DumpReader(plain, multi[1])
+
+
+def test_truncated_stream_during_random_access(tmp_path: Path) -> None:
+    dump, index = write_multistream(tmp_path, small_wiki(), per_stream=6)
+    data = dump.read_bytes()
+    dump.write_bytes(data[: len(data) - 120])  # cut into the last page stream (the footer is ~40 bytes)
+    with DumpReader(dump, index) as reader, pytest.raises(InputError, match="truncated bz2 stream"):
+        reader.get_wikitext("Mary Major")

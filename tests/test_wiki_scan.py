@@ -199,3 +199,10 @@ def test_workers_are_recycled_without_losing_work(tmp_path: Path, multi: tuple[P
     collector.finish()
     assert collector.summary.pages == 12 and collector.summary.people == 4 and collector.summary.errors == 0
     assert [row["page_id"] for row in collector.spill.sorted_rows()] == [r["page_id"] for r in multi_rows[1]]
+
+
+def test_combine_needs_the_shard_sketch(tmp_path: Path, capsys) -> None:
+    table = tmp_path / "part.jsonl"
+    table.write_text("")
+    assert main(["scan", "unused.xml.bz2", "--combine", str(table), "--out", str(tmp_path / "all.jsonl")]) == 2
+    assert "no sketch file part.jsonl.sketch.npz" in capsys.readouterr().err

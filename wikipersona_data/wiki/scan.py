@@ -64,9 +64,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAGE_BYTES = 4_000_000  # the longest enwiki articles are ~1.5 MB of wikitext
 DEFAULT_PAGE_TIMEOUT = 20.0
-TASK_BYTES = 4 << 20  # compressed bytes per task (~16 MB of XML, ~0.5 s of work)
+TASK_BYTES = 2 << 20  # compressed bytes per task (~8 MB of XML, ~0.3 s of work)
 PAGES_PER_TASK = 200  # sequential path
-TASKS_PER_WORKER = 64  # tasks per worker process before the pool is replaced
+TASKS_PER_WORKER = 200  # tasks per worker process before the pool is replaced
 
 # Column order of the candidate table (Biography scalar fields, then the fame fields).
 BIO_COLUMNS = (
@@ -332,7 +332,7 @@ def plan_stream_tasks(
 ) -> list[StreamTask]:
     """Runs of consecutive streams of about ``TASK_BYTES`` (smaller for small dumps, to keep all workers busy)."""
     total = sum(e - s for s, e in bounds)
-    target = max(1, min(TASK_BYTES, total // max(1, 4 * options.workers)))
+    target = max(1, min(TASK_BYTES, total // max(1, 8 * options.workers)))
     tasks: list[StreamTask] = []
     run: list[tuple[int, int, int, int]] = []
     size = 0
