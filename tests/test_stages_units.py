@@ -203,6 +203,33 @@ def test_auto_selection_keeps_only_evidenced_living_people(tmp_path: Path) -> No
     assert len(rows) == 9  # the 8 listed personas + the selected one
 
 
+def test_auto_selection_uses_the_scan_tables_fame(tmp_path: Path) -> None:
+    """With a scan table, fame comes from it: a person below ``min_fame`` is rejected, not kept."""
+    (tmp_path / "scan.jsonl").write_text(json.dumps({"title": "Mariana Teixeira Lopes", "fame_score": 1.5}) + "\n")
+    text = DEMO.read_text().replace(
+        "[counts]", AUTO_AXIS.replace("keep = 1", "keep = 1, min_fame = 2.0") + "\n[counts]", 1
+    )
+    text = text.replace(
+        "[stages.describe]", '[stages.personas]\nendpoint = "sim"\nmodel = "sim-large"\n\n[stages.describe]', 1
+    )
+    text = text.replace('date = "2026-11-01"', 'date = "2026-11-01"\nscan = "scan.jsonl"', 1)
+    path = tmp_path / "auto.toml"
+    path.write_text(text)
+    recipe = load_recipe(path)
+
+    async def run() -> list[PersonaRow]:
+        with SimServer(SimConfig(seed=0)) as sim:
+            async with open_context(recipe, tmp_path / "w", base_url=sim.base_url) as ctx:
+                ctx.progress = False
+                return await personas.run(ctx)
+
+    rows = asyncio.run(run())
+    assert not any(m.source == "auto" for p in rows for m in p.axes)
+    rejects = [json.loads(line) for line in (tmp_path / "w/personas/rejects.jsonl").read_text().splitlines()]
+    below = [r for r in rejects if r["reason"] == "below_fame"]
+    assert [r["detail"] for r in below if "Mariana" in r["id"]] == ["1.500 < 2.0"]
+
+
 def ctx_bio(recipe, title: str):
     from wikipersona_data.wiki.lookup import DumpReader
 

@@ -62,13 +62,17 @@ def load_scan_table(path: Path | None) -> dict[str, float]:
     """title -> fame_score from a ``wikipersona scan`` table (jsonl or parquet)."""
     if path is None:
         return {}
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        table = pq.read_table(path, columns=["title", "fame_score"]).to_pylist()
-        return {r["title"]: float(r["fame_score"]) for r in table}
-    with path.open(encoding="utf-8") as handle:
-        return {r["title"]: float(r["fame_score"]) for r in map(json.loads, handle) if r.get("fame_score") is not None}
+            rows = pq.read_table(path, columns=["title", "fame_score"]).to_pylist()
+        else:
+            with path.open(encoding="utf-8") as handle:
+                rows = [json.loads(line) for line in handle if line.strip()]
+        return {r["title"]: float(r["fame_score"]) for r in rows if r.get("fame_score") is not None}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{path}: cannot read the scan table (needs title and fame_score): {err}") from None
 
 
 def get_biography(ctx: BuildContext, title: str) -> Biography:
@@ -171,7 +175,8 @@ async def run(ctx: BuildContext) -> list[PersonaRow]:
     """Resolve every persona of the recipe; merge memberships of one person across axes."""
     started = time.monotonic()
     store = ctx.store(STAGE, PersonaRow, "persona_id")
-    scan = load_scan_table(ctx.shared.get("scan_table"))
+    needs_fame = any(a.auto_select is not None for a in ctx.recipe.axes)
+    scan = load_scan_table(ctx.recipe.scan_path() if needs_fame else None)
     merged: dict[str, dict[str, Any]] = {}
     rejects: list[RejectRow] = []
 

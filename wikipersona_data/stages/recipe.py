@@ -41,6 +41,9 @@ class DumpSpec(_Strict):
     index: str = Field(description="Multistream index file, relative to the recipe, or 'package:demo'.")
     name: str = Field(description="Dump name recorded in the manifest, e.g. 'enwiki-20261101'.")
     date: str = Field(description="Dump date (YYYY-MM-DD), recorded in the manifest.")
+    scan: str | None = Field(
+        default=None, description="Table of `wikipersona scan` (jsonl/parquet): fame scores for auto selection."
+    )
 
 
 class EndpointSpec(_Strict):
@@ -201,6 +204,8 @@ class Recipe(_Strict):
             spec = getattr(self.stages, stage)
             if spec is not None and spec.endpoint not in self.endpoints:
                 raise ValueError(f"stages.{stage}.endpoint: unknown endpoint {spec.endpoint!r}")
+        if "temperature" not in self.stages.judge.model_fields_set:
+            self.stages.judge.temperature = 0.0  # a judge samples nothing: same input, same verdict
         if any(a.auto_select for a in self.axes) and self.stages.personas is None:
             raise ValueError("stages.personas: required when an axis uses auto_select")
         names = [a.name for a in self.axes]
@@ -227,6 +232,9 @@ class Recipe(_Strict):
     def dump_paths(self) -> tuple[Path, Path]:
         return _resolve(self, "path"), _resolve(self, "index")
 
+    def scan_path(self) -> Path | None:
+        return _resolve(self, "scan") if self.dump.scan else None
+
 
 def _resolve(recipe: Recipe, key: str) -> Path:
     value: str = getattr(recipe.dump, key)
@@ -239,6 +247,8 @@ def _resolve(recipe: Recipe, key: str) -> Path:
             paths = importlib.import_module("wikipersona_data.demo.paths")
         except ModuleNotFoundError as err:
             raise ConfigError(f"{where}: the bundled demo dump is not installed") from err
+        if key == "scan":
+            raise ConfigError(f"{where}: the demo dump has no bundled scan table")
         path = Path(paths.DEMO_DUMP if key == "path" else paths.DEMO_INDEX)
     else:
         base = recipe.source.parent if recipe.source else Path.cwd()
@@ -314,4 +324,5 @@ def load_recipe(path: str | Path, *, check_dump: bool = True) -> Recipe:
     recipe = parse_recipe(text, source)
     if check_dump:
         recipe.dump_paths()
+        recipe.scan_path()
     return recipe
