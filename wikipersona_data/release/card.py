@@ -25,7 +25,7 @@ from wikipersona_data.errors import ConfigError
 from wikipersona_data.release.manifest import Manifest
 from wikipersona_data.release.tables import CONFIGS, split_glob
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "dataset_card.md"
+TEMPLATE_PATH = Path(__file__).with_name("dataset_card.md")  # the repo-root dataset_card.md links here
 PLACEHOLDER_REPO = "ORG/NAME"
 _EXAMPLE_CHARS = 300
 
