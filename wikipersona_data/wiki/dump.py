@@ -79,6 +79,8 @@ def local(tag: str) -> str:
 def check_no_dtd(head: bytes, path: Path) -> None:
     """Refuse a DOCTYPE/ENTITY declaration in the prolog (entity-expansion attacks)."""
     root = _ROOT_START.search(head)
+    if root is None and len(head) >= READ_CHUNK:
+        raise InputError(f"{path}: no root element in the first {READ_CHUNK} bytes (not a MediaWiki export)")
     prolog = head if root is None else head[: root.start()]
     if _DTD.search(prolog):
         raise InputError(f"{path}: refusing an XML DOCTYPE/ENTITY declaration (possible entity-expansion attack)")
