@@ -224,9 +224,8 @@ def stage_breakdown(dump: Path, index: Path, mb: float) -> list[tuple[str, float
 
     counts = index_streams(index)
     bounds = stream_bounds(sorted(counts), dump.stat().st_size, dump, index)
-    times = dict.fromkeys(
-        ["bz2 decompress", "XML parse", "links + features", "prefilter", "parse_biography(full=False)"], 0.0
-    )
+    names = ["bz2 decompress", "XML parse", "inbound-link counting", "prefilter", "parse_biography(full=False)"]
+    times = dict.fromkeys([*names, "fame features (candidates)"], 0.0)
     xml = 0
     with open(dump, "rb") as f:
         for start, end in bounds:
@@ -241,8 +240,7 @@ def stage_breakdown(dump: Path, index: Path, mb: float) -> list[tuple[str, float
             counter = fame.TargetCounter(frozenset())
             for p in pages:
                 counter.add_page_links(p.text)
-                fame.page_features(p.text, p.text_bytes)
-            times["links + features"] += time.perf_counter() - t
+            times["inbound-link counting"] += time.perf_counter() - t
             t = time.perf_counter()
             candidates = [p for p in pages if looks_like_person(p.text)]
             times["prefilter"] += time.perf_counter() - t
@@ -250,6 +248,10 @@ def stage_breakdown(dump: Path, index: Path, mb: float) -> list[tuple[str, float
             for p in candidates:
                 parse_biography(p.text, title=p.title, page_id=p.page_id, revision_id=p.revision_id, full=False)
             times["parse_biography(full=False)"] += time.perf_counter() - t
+            t = time.perf_counter()
+            for p in candidates:
+                fame.page_features(p.text, p.text_bytes)
+            times["fame features (candidates)"] += time.perf_counter() - t
             if xml > mb * 1e6:
                 break
     return [(name, xml / 1e6 / seconds) for name, seconds in times.items()]
