@@ -249,6 +249,15 @@ PREFERENCE_CUES = (
 )
 
 
+def _about(name: str, sentence: str) -> str:
+    """The sentence as a claim about the person: a leading pronoun or surname becomes the full name."""
+    surname = name.split()[-1] if name.split() else ""
+    for subject in ("She ", "He ", "They ", f"{surname} "):
+        if subject.strip() and sentence.startswith(subject) and not sentence.startswith(name):
+            return f"{name} {sentence[len(subject) :]}"
+    return sentence
+
+
 @register_responder("describe")
 def describe(req: ResponderRequest) -> dict[str, Any]:
     text = req.user_text
@@ -264,12 +273,9 @@ def describe(req: ResponderRequest) -> dict[str, Any]:
     all_ids = [sid for sid, _ in sentences]
     claims = []
     for sid, sentence in background:
-        claims.append({"kind": "background", "text": _shorten(sentence), "evidence": [sid]})
+        claims.append({"kind": "background", "text": _about(name, _shorten(sentence)), "evidence": [sid]})
     for sid, sentence in preference:
-        lead = rng.choice(
-            ("Likely prefers what this reflects:", "Values this, per the article:", "Inferred preference:")
-        )
-        claims.append({"kind": "preference", "text": f"{lead} {_shorten(sentence, 24)}", "evidence": [sid]})
+        claims.append({"kind": "preference", "text": _about(name, _shorten(sentence, 24)), "evidence": [sid]})
     rate = _rate(req, "unsupported_claim_rate")
     for claim in claims:
         if rate and rng.random() < rate:
@@ -295,17 +301,28 @@ def _count(text: str) -> int:
     return int(match.group(1)) if match else 5
 
 
+DETERMINERS = frozenset({"a", "an", "the", "her", "his", "their"})
+BREAKS = frozenset({"and", "or", "but", "which", "who", "that", "with", "for", "in", "on", "at", "by", "since", "as"})
+
+
 def _phrases(fact: str, name: str) -> list[str]:
-    """Runs of 3-6 words of a fact, without the persona's name: what a question can be about."""
+    """Noun-phrase-like runs of a fact ("a plant-based food company", "the Nollywood drama Harmattan
+    Road"): a determiner and up to five words, cut at punctuation or a conjunction; no persona name."""
     banned = {w.lower() for w in re.findall(r"[\w'-]+", name)}
-    tokens = [t for t in re.findall(r"[\w'-]+", fact) if t.lower() not in banned and not t.isdigit()]
-    tokens = [t for t in tokens if t.lower() not in STOP or len(t) > 3]
     out = []
-    for size in (6, 5, 4, 3):
-        for start in range(0, max(1, len(tokens) - size + 1), 2):
-            chunk = tokens[start : start + size]
-            if len(chunk) == size and chunk[-1].lower() not in STOP:
-                out.append(" ".join(chunk))
+    for clause in re.split(r"[,;:.()\"]", fact):
+        tokens = clause.split()
+        for i, token in enumerate(tokens[:-1]):
+            if token.lower() not in DETERMINERS:
+                continue
+            run: list[str] = []
+            for word in tokens[i + 1 : i + 6]:
+                if word.lower() in BREAKS or word.lower() in banned:
+                    break
+                run.append(word)
+            if len(run) >= 2:
+                det = "my" if token.lower() in {"her", "his", "their"} else token.lower()
+                out.append(f"{det} {' '.join(run)}")
     return out
 
 
