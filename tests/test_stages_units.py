@@ -238,16 +238,24 @@ def ctx_bio(recipe, title: str):
         return reader.get(title)
 
 
+FACTS = (
+    "Follows a vegan diet and cooks for the family at home.",
+    "Co-founded a plant-based food company in Lagos.",
+    "Spent holidays on the cassava farm of a grandmother near Nsukka.",
+    "Starred in the Nollywood drama Harmattan Road.",
+    "Campaigned for a meat-free day in the public schools of Lagos State.",
+    "Described egusi soup with smoked tofu as the favourite meal.",
+)
+
+
 def description(pid: str) -> DescriptionRow:
-    claim = Claim(
-        claim_id=f"{pid}/c0",
-        kind="preference",
-        text="Follows a vegan diet and cooks at home.",
-        evidence=["0.1"],
-        evidence_exists=True,
-    )
+    claims = [
+        Claim(claim_id=f"{pid}/c{k}", kind="preference", text=t, evidence=["0.1"], evidence_exists=True)
+        for k, t in enumerate(FACTS)
+    ]
+    text = " ".join(FACTS)
     return DescriptionRow(
-        persona_id=pid, bio="", preferences=claim.text, claims=[claim], cited_sentences={"0.1": "x"}, provenance=PROV
+        persona_id=pid, bio="", preferences=text, claims=claims, cited_sentences={"0.1": "x"}, provenance=PROV
     )
 
 
