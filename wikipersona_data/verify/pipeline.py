@@ -56,6 +56,9 @@ ID_FIELDS = {
     "prefixes": "persona_id",
 }
 
+RETRIED_STAGES = ("describe", "judge")
+"""Stages that redo a dropped row with a new sample_idx (describe.py, judge.py); the log counts their attempts."""
+
 
 def stage_filters(stage: str, cfg: FiltersConfig) -> list[Filter]:
     """The filters of a stage, in the order they run (cheap row checks before group checks)."""
@@ -102,8 +105,8 @@ async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) ->
     if stage_dir is not None:
         settings = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
         log = stage_log(Path(stage_dir), hashlib.sha256(settings.encode("utf-8")).hexdigest())
-        log.record(filters, list(rows), result, id_field)
+        log.record(filters, list(rows), result, id_field, attempts=stage in RETRIED_STAGES)
         if stage == "split":
             log.extras["length_bias_before"] = length_bias(list(rows))
-        save_log(Path(stage_dir))
+        save_log(Path(stage_dir), log)
     return result.kept, result.rejects

@@ -65,14 +65,16 @@ class StageLog:
             fh.write(text)
         os.replace(tmp, path)
 
-    def record(self, filters: list[Filter], rows: list[Any], result: StepResult, id_field: str) -> None:
+    def record(
+        self, filters: list[Filter], rows: list[Any], result: StepResult, id_field: str, *, attempts: bool = False
+    ) -> None:
         self.filters = [f.name for f in filters]
         self.reasons = {r: f.name for f in filters for r in f.reasons}
         self.decisions.update(result.decisions)
         for row_id in result.decisions:
             self.flags.pop(row_id, None)
         self.flags.update({k: sorted(v) for k, v in result.flags.items()})
-        for row in rows:
+        for row in rows if attempts else ():
             prov = getattr(row, "provenance", None)
             row_id = str(getattr(row, id_field))
             if prov is not None:
@@ -92,6 +94,8 @@ def stage_log(stage_dir: Path, config: str | None = None) -> StageLog:
     would otherwise linger for rows the new settings never see again.
     """
     key = str(Path(stage_dir).resolve())
+    if key in _LOGS and _LOGS[key].decisions and not (Path(stage_dir) / LOG_NAME).exists():
+        del _LOGS[key]  # the work dir was deleted since: a rebuild in this process starts afresh
     if key not in _LOGS:
         _LOGS[key] = StageLog.load(Path(stage_dir) / LOG_NAME)
     if config is not None and _LOGS[key].config != config:
@@ -99,8 +103,8 @@ def stage_log(stage_dir: Path, config: str | None = None) -> StageLog:
     return _LOGS[key]
 
 
-def save_log(stage_dir: Path) -> None:
-    stage_log(stage_dir).save(Path(stage_dir) / LOG_NAME)
+def save_log(stage_dir: Path, log: StageLog) -> None:
+    log.save(Path(stage_dir) / LOG_NAME)
 
 
 def forget_logs() -> None:
