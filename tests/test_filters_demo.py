@@ -189,3 +189,17 @@ def test_card_shows_a_row_per_filter(build: dict) -> None:
     for stage, name in (("describe", "grounding"), ("describe", "grounding_claims"), ("questions", "identity_leak"),
                         ("respond", "refusal"), ("judge", "judge_agreement"), ("split", "divergence")):  # fmt: skip
         assert f"| {stage} | {name} |" in card
+
+
+def test_resumed_build_reports_the_same(build: dict) -> None:
+    """A rerun on the finished work dir (journal replay, the hook not called per unit) in a fresh process
+    (no in-memory logs) reports exactly what the first build did: the verdicts live in the stage folders."""
+    forget_logs()
+    with SimServer(SimConfig(**SIM)) as sim:
+        release = build_recipe(
+            DEMO, work_dir=build["work"], base_url=sim.base_url, progress=False, echo=lambda _m: None
+        )
+        assert sim.stats()["requests"] == 0  # everything came from the journal and the cache
+    again = json.loads((release / "manifest.json").read_text())["data"]
+    assert again["filter_report"] == build["report"]
+    assert again["ledger"]["build"]["filters"] == build["extras"]
