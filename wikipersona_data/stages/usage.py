@@ -30,7 +30,7 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
     lines: dict[tuple[str, str], dict[str, Any]] = {}
     for stage, keys in sorted(keys_by_stage.items()):
         for key in sorted(keys):
-            record = cache.get(key) if cache is not None else None
+            record = cache.peek(key) if cache is not None else None
             if record is None:
                 continue
             model = record.get("spec", {}).get("model", "?")
