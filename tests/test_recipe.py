@@ -134,3 +134,22 @@ def test_max_usd_stops_the_build_with_one_line(tmp_path: Path, capsys: pytest.Ca
     assert code == 2 and line.startswith("error: spending cap $0.0500 reached")
     assert not (tmp_path / "release").exists()
     assert (tmp_path / "describe" / "journal.jsonl").is_file()  # what was paid for is kept for the next run
+
+
+def test_demo_recipe_matches_the_demo_roster() -> None:
+    """builders/demo.toml lists exactly the roster's 'demo' people, in their roster categories."""
+    import tomllib
+
+    roster = tomllib.loads((ROOT / "wikipersona_data" / "demo" / "axes.toml").read_text())
+    recipe = load_recipe(DEMO)
+    listed = {(a.name, c.name, t) for a in recipe.axes for c in a.categories for t in c.personas}
+    redirects = {"Ada Okafor": "Adaeze Okafor"}
+    listed = {(axis, cat, redirects.get(t, t)) for axis, cat, t in listed}
+    demo = {
+        (axis, entry["name"], person)
+        for axis, cats in roster.items()
+        for entry in cats.values()
+        if entry["role"] == "demo" and axis in {a.name for a in recipe.axes}
+        for person in entry["people"]
+    }
+    assert listed == demo
