@@ -123,6 +123,22 @@ class ChangelogEntry(_Strict):
     date: str | None = None
     summary: str
     counts_added: dict[str, int] = Field(default_factory=dict)
+    personas: list[str] = Field(default_factory=list, description="Personas added in this version (names).")
+    models: dict[str, str] = Field(default_factory=dict, description="Stage -> model that made the added rows.")
+    filters: dict[str, int] = Field(default_factory=dict, description="Added rows dropped, by filter reason.")
+
+
+class ExtensionPersona(_Strict):
+    title: str = Field(description="Wikipedia title as given to `wikipersona extend`.")
+    axes: list[str] = Field(description="'axis:category' memberships.")
+
+
+class Extension(_Strict):
+    """One `wikipersona extend` run: with the recipe, enough to regenerate the version."""
+
+    version: str
+    base_version: str
+    personas: list[ExtensionPersona]
 
 
 class ManifestData(_Strict):
@@ -143,6 +159,13 @@ class ManifestData(_Strict):
     grounding: dict[str, float] = Field(default_factory=dict)
     files: dict[str, FileEntry] = Field(default_factory=dict)
     changelog: list[ChangelogEntry] = Field(default_factory=list)
+    stage_fingerprints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per stage: hash of its settings, templates and upstream (stages/fingerprint.py).",
+    )
+    extensions: list[Extension] = Field(
+        default_factory=list, description="Personas added by `wikipersona extend` on top of the recipe, in order."
+    )
     license: str = "cc-by-sa-4.0"
     source_url: str = "https://en.wikipedia.org"
     repo_id: str | None = None

@@ -1,7 +1,8 @@
 """Semantic versions of the dataset and its changelog.
 
 MAJOR = a column renamed or removed (schema break), MINOR = rows added (new personas, ``extend``),
-PATCH = card or metadata fixes with identical data. The changelog lives in the manifest so the card
+PATCH = card or metadata fixes with identical data. ``build`` refuses nothing: it records the recipe's
+``version``; ``extend`` bumps MINOR of the release it extends. The changelog lives in the manifest so the card
 can list every version, and each entry records what it added so users can tell versions apart.
 """
 
@@ -40,11 +41,21 @@ def counts_added(new: dict[str, int], old: dict[str, int] | None) -> dict[str, i
     return {k: new.get(k, 0) - old.get(k, 0) for k in COUNTED if new.get(k, 0) != old.get(k, 0)}
 
 
-def with_entry(data: ManifestData, *, summary: str, date: str | None = None, previous: ManifestData | None = None):
+def with_entry(
+    data: ManifestData,
+    *,
+    summary: str,
+    date: str | None = None,
+    previous: ManifestData | None = None,
+    personas: list[str] | None = None,
+    models: dict[str, str] | None = None,
+    filters: dict[str, int] | None = None,
+):
     """Return ``data`` with a changelog entry for its version (replacing an older entry of that version).
 
     ``previous`` is the manifest of the version this one extends: its changelog is carried over so
-    the card lists every version, and the counts added are measured against it.
+    the card lists every version, and the counts added are measured against it. ``personas``,
+    ``models`` and ``filters`` say what was added, by which models, and what the filters dropped of it.
     """
     history = list(previous.changelog if previous is not None else data.changelog)
     history = [e for e in history if e.version != data.version]
@@ -53,6 +64,9 @@ def with_entry(data: ManifestData, *, summary: str, date: str | None = None, pre
         date=date,
         summary=summary,
         counts_added=counts_added(data.counts, previous.counts if previous is not None else None),
+        personas=personas or [],
+        models=models or {},
+        filters=filters or {},
     )
     ordered = sorted([*history, entry], key=lambda e: parse(e.version))
     return data.model_copy(update={"changelog": ordered})

@@ -31,6 +31,7 @@ from wikipersona_data.stages import describe, judge, personas, prefixes, questio
 from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
+from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
 from wikipersona_data.stages.recipe import Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
 from wikipersona_data.stages.usage import data_ledger, keys_of
@@ -161,10 +162,12 @@ async def open_context(
     max_usd: float | None = None,
     cache_mode: str = "use",
     filter_hook: FilterHook | None = None,
+    cache_dir: Path | None = None,
 ) -> AsyncIterator[BuildContext]:
     """Everything a stage needs (client, cache, dump reader, embedded simulator), closed on exit.
 
-    Also how tests run a single stage against a simulator of their choice.
+    Also how tests run a single stage against a simulator of their choice. ``cache_dir`` (default
+    ``<work>/cache``) lets ``wikipersona extend`` keep its stage folders apart while sharing the build's cache.
     """
     from wikipersona_data.llm.cache import CallCache
     from wikipersona_data.llm.client import LLMClient
@@ -173,7 +176,7 @@ async def open_context(
 
     work.mkdir(parents=True, exist_ok=True)
     dump_path, index_path = recipe.dump_paths()
-    cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
+    cache = CallCache(cache_dir or work / "cache", mode=cache_mode)  # type: ignore[arg-type]
     with embedded_simulator(recipe, base_url) as sim_url:
         client = LLMClient(
             endpoint_configs(recipe, base_url, sim_url),
@@ -199,6 +202,11 @@ async def open_context(
 
 
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) -> Path:
+    recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))  # (extend area) stage fingerprints
+    if recomputed:
+        say(
+            f"settings changed since the last run, recomputing: {', '.join(recomputed)} (old folders: <stage>@<fp>)"
+        )
     persona_rows = await personas.run(ctx)
     biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
     ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
@@ -277,6 +285,7 @@ def build_manifest(
         divergence=divergence_by_axis(judgments, pairs),
         grounding={},
         license=recipe.license,
+        stage_fingerprints=stage_fingerprints(recipe),
     )
     extra = {
         "split": split.split_spec(ctx),

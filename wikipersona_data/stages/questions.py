@@ -140,7 +140,11 @@ def axis_members(personas: list[PersonaRow]) -> dict[str, list[PersonaRow]]:
     return members
 
 
-async def run(ctx: BuildContext, personas: list[PersonaRow], descriptions: list[DescriptionRow]) -> list[QuestionRow]:
+async def run(
+    ctx: BuildContext, personas: list[PersonaRow], descriptions: list[DescriptionRow], *, divergent: bool = True
+) -> list[QuestionRow]:
+    """``divergent=False`` (extend area: ``wikipersona extend``) makes personal questions only: an added
+    persona reuses its axes' divergent questions from the release."""
     started = time.monotonic()
     store = ctx.store(STAGE, QuestionRow, "question_id")
     counts = ctx.recipe.counts
@@ -164,7 +168,7 @@ async def run(ctx: BuildContext, personas: list[PersonaRow], descriptions: list[
         units.append((f"personal/{p.persona_id}@{fingerprint}", personal))
     members = axis_members([p for p in personas if p.persona_id in described])
     rejects: list[RejectRow] = []
-    for axis in ctx.recipe.axes:
+    for axis in ctx.recipe.axes if divergent else []:
         group = members.get(axis.name, [])
         if len(group) < 2:
             rejects.append(

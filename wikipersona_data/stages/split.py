@@ -79,14 +79,19 @@ async def run(
     questions: list[QuestionRow],
     candidates: list[CandidateRow],
     judgments: list[JudgmentRow],
+    *,
+    test: set[str] | None = None,
+    folds: dict[str, int] | None = None,
 ) -> list[PairRow]:
+    """``test`` / ``folds`` (extend area: ``wikipersona extend``) fix the test question ids and persona folds
+    decided elsewhere, so added personas keep the release's divergent split and nobody else's fold moves."""
     started = time.monotonic()
     store = ctx.store(STAGE, PairRow, "pair_id")
     by_q = {q.question_id: q for q in questions}
     by_c = {c.candidate_id: c for c in candidates}
     by_p = {p.persona_id: p for p in personas}
-    test = test_questions(ctx, judgments, by_q)
-    folds = persona_folds(ctx, personas)
+    test = test_questions(ctx, judgments, by_q) if test is None else test
+    folds = persona_folds(ctx, personas) if folds is None else folds
     rows: list[PairRow] = []
     rejects: list[RejectRow] = []
     for j in judgments:

@@ -1,0 +1,127 @@
+"""Stage fingerprints: which stage outputs of a work dir are still valid for this recipe.
+
+A stage's journal keys its units by their *inputs* (a persona, a question, its candidates), not by
+the stage's own settings, so without a fingerprint a changed judge model would resume from the old
+model's journal. The fingerprint of a stage hashes what shapes its rows:
+
+- its recipe settings (endpoint, model, sampling params, counts, seeds, judge/split tables),
+- the sha256 of its prompt templates (and of the filters' templates),
+- the ``[filters]`` table (filters run inside every stage),
+- the fingerprint of the stage before it (the chain is linear: personas -> describe -> questions ->
+  respond -> judge -> split -> prefixes), so a change recomputes that stage and everything after it,
+  and nothing before it.
+
+``prepare_stage_dirs`` runs before the stages: a stage folder whose ``fingerprint`` file differs (or is
+missing) is moved aside to ``<stage>@<old fingerprint>/`` (kept for inspection, never read again) and
+the stage recomputes from scratch; its unchanged LLM calls still replay from the call cache for free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+from wikipersona_data.stages.ids import content_id
+from wikipersona_data.stages.recipe import Recipe
+from wikipersona_data.stages.templates import TEMPLATE_DIR, load_template
+
+ORDER = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
+FILE = "fingerprint"
+FILTER_TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "verify" / "templates"
+
+# stage -> (recipe stage specs it calls, its template names, recipe settings it reads)
+_INPUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "personas": (("personas",), ("personas_candidates", "personas_evidence"), ("axes", "seeds.personas")),
+    "describe": (("describe",), ("describe",), ("counts.description_max_sentences", "seeds.describe")),
+    "questions": (
+        ("questions",),
+        ("questions_personal", "questions_divergent"),
+        (
+            "counts.personal_questions",
+            "counts.divergent_questions",
+            "counts.question_batch",
+            "counts.max_question_batches",
+            "seeds.questions",
+        ),
+    ),
+    "respond": (
+        ("respond", "embed"),
+        ("respond", "respond_categories"),
+        ("axes", "counts.candidates_generated", "counts.candidates_kept", "seeds.respond", "seeds.select"),
+    ),
+    "judge": (("judge",), ("judge",), ("judge", "seeds.judge")),
+    "split": ((), (), ("split", "seeds.split", "seeds.folds")),
+    "prefixes": (
+        ("prefixes",),
+        ("prefixes_infer",),
+        ("counts.inference_shots", "counts.fewshot_shots", "seeds.prefixes"),
+    ),
+}
+
+
+def _setting(recipe: Recipe, dotted: str) -> Any:
+    value: Any = recipe
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    if isinstance(value, list):
+        return [v.model_dump(mode="json") if hasattr(v, "model_dump") else v for v in value]
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def _template_sha(name: str) -> str:
+    path = TEMPLATE_DIR / f"{name}.md"
+    return load_template(name).sha256 if path.is_file() else "absent"
+
+
+def _filter_templates() -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(FILTER_TEMPLATE_DIR.glob("*.md"))}
+
+
+def stage_fingerprints(recipe: Recipe) -> dict[str, str]:
+    """Stage name -> fingerprint (16 hex), each including the one before it."""
+    out: dict[str, str] = {}
+    upstream = content_id("dump", recipe.dump.name, recipe.dump.date)
+    shared = {"filters": recipe.filters, "filter_templates": _filter_templates()}
+    for stage in ORDER:
+        specs, templates, settings = _INPUTS[stage]
+        config = {
+            "specs": {s: _setting(recipe, f"stages.{s}") if getattr(recipe.stages, s) else None for s in specs},
+            "templates": {t: _template_sha(t) for t in templates},
+            "settings": {k: _setting(recipe, k) for k in settings},
+            **shared,
+        }
+        upstream = content_id(upstream, stage, _canonical(config))
+        out[stage] = upstream
+    return out
+
+
+def _canonical(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
+    """Move aside every stage folder whose fingerprint differs; write the current ones. Returns the stages
+    that were moved aside (to be recomputed)."""
+    stale = []
+    for stage in ORDER:
+        folder = work / stage
+        marker = folder / FILE
+        want = fingerprints[stage]
+        if folder.is_dir():
+            have = marker.read_text(encoding="utf-8").strip() if marker.is_file() else "unknown"
+            if have == want:
+                continue
+            aside = work / f"{stage}@{have}"
+            if aside.exists():
+                shutil.rmtree(aside)
+            folder.rename(aside)
+            stale.append(stage)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_name(FILE + ".tmp")
+        tmp.write_text(want + "\n", encoding="utf-8")
+        tmp.replace(marker)
+    return stale
