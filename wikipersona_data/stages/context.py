@@ -171,29 +171,29 @@ class BuildContext:
             leave=True,
             dynamic_ncols=True,
         )
-        gate = asyncio.Semaphore(self.unit_concurrency)
         last_postfix = 0.0
+        pending = iter(todo)
 
-        async def run(key: str, make: Callable[[], Awaitable[tuple[list[Any], list[RejectRow]]]]) -> None:
+        async def worker() -> None:
+            """Take the next unit until none is left: at most ``unit_concurrency`` units exist at once."""
             nonlocal last_postfix
-            async with gate:
+            for key, make in pending:  # next() runs between awaits, so workers never take the same unit
                 unit_rows, unit_rejects = await make()
-            store.record_unit(key, unit_rows, unit_rejects)
-            rows.extend(unit_rows)
-            rejects.extend(unit_rejects)
-            bar.update(1)
-            now = time.monotonic()
-            if now - last_postfix > 0.5:
-                last_postfix = now
-                bar.set_postfix(self.postfix(stage), refresh=False)
+                store.record_unit(key, unit_rows, unit_rejects)
+                rows.extend(unit_rows)
+                rejects.extend(unit_rejects)
+                bar.update(1)
+                now = time.monotonic()
+                if now - last_postfix > 0.5:
+                    last_postfix = now
+                    bar.set_postfix(self.postfix(stage), refresh=False)
 
-        tasks: list[asyncio.Future[None]] = []
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.unit_concurrency, len(todo)))]
         try:
-            tasks = [asyncio.ensure_future(run(key, make)) for key, make in todo]
-            if tasks:
-                await asyncio.gather(*tasks)
+            if workers:
+                await asyncio.gather(*workers)
         except BaseException:
-            for task in tasks:
+            for task in workers:
                 task.cancel()
             raise
         finally:
