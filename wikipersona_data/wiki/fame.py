@@ -59,7 +59,7 @@ def title_hash(key: str) -> int:
 
 
 _MEMO_LIMIT = 500_000  # raw target -> hash entries kept per worker process (~60 MB at most)
-_memo: dict[str, int | None] = {}
+_memos: dict[frozenset[str], dict[str, int | None]] = {}  # per namespace set: what is skipped depends on it
 
 
 class TargetCounter:
@@ -74,8 +74,9 @@ class TargetCounter:
     def __init__(self, skip_prefixes: frozenset[str]) -> None:
         self.skip_prefixes = skip_prefixes
         self.counts: Counter[int] = Counter()
-        if len(_memo) > _MEMO_LIMIT:
-            _memo.clear()
+        self.memo = _memos.setdefault(skip_prefixes, {})
+        if len(self.memo) > _MEMO_LIMIT:
+            self.memo.clear()
 
     def _key_hash(self, raw: str) -> int | None:
         key = normalize_title(strip_fragment(raw))
@@ -86,7 +87,7 @@ class TargetCounter:
         return title_hash(key)
 
     def _hashes(self, raws: set[str]) -> set[int | None]:
-        memo = _memo
+        memo = self.memo
         for raw in raws.difference(memo):
             memo[raw] = self._key_hash(raw)
         return set(map(memo.__getitem__, raws))  # C-level loops: this runs once per link of every article
