@@ -32,6 +32,9 @@ def test_show_json_is_a_biography(multi: tuple[Path, Path], capsys) -> None:
     assert main(["show", str(dump), "--index", str(index), "AT&T_Person", "--json"]) == 0
     bio = Biography.model_validate(json.loads(capsys.readouterr().out))
     assert bio.title == "AT&T Person" and bio.page_id == 17 and bio.birth_year == 1985
+    assert main(["show", str(dump), "--index", str(index), "Jane", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["title"] == "Jane Doe" and "redirect: Jane -> Jane Doe" in captured.err
 
 
 def test_show_unknown_title_one_line_with_suggestion(multi: tuple[Path, Path], capsys) -> None:

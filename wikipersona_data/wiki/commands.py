@@ -123,12 +123,12 @@ def show(dump: Path, title: str, index: Path, as_json: bool) -> None:
     with DumpReader(dump, index) as reader:
         page, chain = reader.follow(title)
         bio = reader.biography(page)
+    if len(chain) > 1:  # on stderr with --json, so stdout stays one JSON document
+        click.echo(f"redirect: {' -> '.join(chain)}", err=as_json)
     if as_json:
         click.echo(json.dumps(bio.model_dump(mode="json"), ensure_ascii=False, indent=2))
-        return
-    if len(chain) > 1:
-        click.echo(f"redirect: {' -> '.join(chain)}")
-    click.echo(render_biography(bio))
+    else:
+        click.echo(render_biography(bio))
 
 
 def render_biography(bio) -> str:  # type: ignore[no-untyped-def]
