@@ -41,7 +41,8 @@ def test_cascade(row: object, reason: str | None) -> None:
     [
         (judgment(agreement=0.5), "low_judge_agreement"),
         (judgment(chosen="a", rejected="a"), "same_candidate"),
-        (judgment(agreement=0.75), None),
+        (judgment(agreement=0.7), "low_judge_agreement"),
+        (judgment(agreement=0.75), None),  # at the threshold: kept
         (judgment(agreement=1.0), None),
     ],
 )

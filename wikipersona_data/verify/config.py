@@ -65,7 +65,11 @@ class FiltersConfig(BaseModel):
 
     # --- pairs (stages "judge" and "split")
     min_judge_agreement: float = Field(
-        default=0.75, ge=0, le=1, description="Judgments below are re-judged, then dropped."
+        default=0.75,
+        ge=0,
+        le=1,
+        description="Judgments below are re-judged, then dropped. With 4 candidates the chosen one has 4 votes: 0.75 "
+        "passes a chosen whose other match was a coin toss after a position-biased pair of votes; 0.8 re-judges those.",
     )
     max_rejudges: int = Field(default=1, ge=0, le=5)
     drop_non_divergent: bool = Field(
