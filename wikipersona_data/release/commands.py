@@ -62,3 +62,90 @@ def demo(out: Path, work: Path) -> int:
 
     run_demo(out=out, work=work, echo=click.echo)
     return 0
+
+
+class _OrderedOptions(click.Command):
+    """Keeps the command-line order of --persona and --axis (click groups a repeated option's values),
+    so each --axis can belong to the --persona written before it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        tokens: list[tuple[str, str]] = []
+        it = iter(args)
+        for arg in it:
+            name, eq, value = arg.partition("=")
+            if name in ("--persona", "--axis"):
+                tokens.append((name[2:], value if eq else next(it, "")))
+        ctx.meta["extend_order"] = tokens
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_OrderedOptions)
+@click.argument("release", type=click.Path(path_type=Path))
+@click.option("--persona", "titles", multiple=True, required=True, help="Wikipedia title to add (repeatable).")
+@click.option(
+    "--axis",
+    "axes",
+    multiple=True,
+    required=True,
+    help="AXIS:CATEGORY of the --persona written before it (one or more per persona).",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="New release folder (default RELEASE-vX.Y.Z)."
+)
+@click.option(
+    "--work", type=click.Path(path_type=Path), default=None, help="Work dir of the build (default work/<recipe>)."
+)
+@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for every recipe endpoint.")
+@click.option(
+    "--cache",
+    "cache_mode",
+    type=click.Choice(["use", "only"]),
+    default="use",
+    show_default=True,
+    help="Call cache: use it (new calls are made and cached), or replay only (fail on a miss).",
+)
+@click.option(
+    "--dump", type=click.Path(path_type=Path), default=None, help="Dump file, if the recipe's is a file path."
+)
+@click.option("--index", type=click.Path(path_type=Path), default=None, help="Its multistream index.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
+def extend(
+    release: Path,
+    titles: tuple[str, ...],
+    axes: tuple[str, ...],
+    out: Path | None,
+    work: Path | None,
+    base_url: str | None,
+    cache_mode: str,
+    dump: Path | None,
+    index: Path | None,
+    no_progress: bool,
+) -> int:
+    """Add personas to RELEASE (minor version bump; existing rows unchanged; only new LLM calls are paid).
+
+    Each --persona TITLE is followed by its --axis AXIS:CATEGORY options, e.g.
+
+      wikipersona extend demo-release --persona "Mariana Teixeira Lopes" --axis diet:pescatarian
+      --persona "Wade Brunner" --axis politics:libertarian
+    """
+    from wikipersona_data.release.extend import extend_release, pair_options
+    from wikipersona_data.release.verify import verify_release
+
+    additions = pair_options(click.get_current_context().meta["extend_order"])
+    path = extend_release(
+        release,
+        additions,
+        out=out,
+        work=work,
+        base_url=base_url,
+        cache_mode=cache_mode,
+        dump=dump,
+        index=index,
+        progress=not no_progress,
+        echo=lambda msg: click.echo(msg, err=True),
+    )
+    report = verify_release(path)
+    click.echo(report.lines()[-1])
+    if not report.ok:
+        raise WikipersonaError(f"{path}: {len(report.failures)} check(s) failed, first: {report.failures[0].name}")
+    return 0

@@ -130,6 +130,7 @@ class ChangelogEntry(_Strict):
 
 class ExtensionPersona(_Strict):
     title: str = Field(description="Wikipedia title as given to `wikipersona extend`.")
+    persona_id: str
     axes: list[str] = Field(description="'axis:category' memberships.")
 
 

@@ -1,0 +1,563 @@
+"""``wikipersona extend``: add personas to a release without touching a byte of its rows.
+
+How (each step reuses the stage functions, restricted to the new personas):
+
+1. The release's manifest holds the recipe TEXT; it is re-parsed (``--dump/--index`` replace file dump
+   paths; ``package:demo`` works anywhere). Every requested title is checked against the dump and the
+   release *before* anything runs: found (else close titles are suggested), a person, living, not
+   already a persona, its ``axis:category`` in the recipe and the axis with divergent questions in the
+   release. A problem is one line, exit 2, nothing written.
+2. The recipe's stages run in the build's work dir (``--work``, default ``work/<recipe name>``): with
+   that work dir and its call cache this is a resume that recomputes nothing and sends no request; the
+   rows it gives must equal the release's rows (otherwise the work dir is not the one of this release
+   and extending from it would mix two datasets: refused).
+3. The new personas go through personas -> describe -> personal questions -> respond -> judge -> split
+   -> prefixes in their own folder ``<work>/extend/<version>-<hash>/``, sharing the client and cache.
+   They are judged on the release's divergent questions of their axes with the same kept candidates
+   as the other members, and those questions keep the release's split (a test question stays test).
+   Their personal split is seeded per persona exactly as in a build; a new persona gets the
+   least-used fold among those its axis does not use yet, so no existing fold moves.
+4. The new release = the old parquet rows read back and re-written unchanged + the new rows; version
+   = minor bump; the changelog keeps every earlier entry and adds one (counts, personas, models,
+   filter drops); ``extensions`` in the manifest records what was added, so the release can be
+   regenerated (build the recipe, then the same extends).
+
+Refused: recipes whose split filters decide over whole groups (``drop_non_divergent``,
+``balance_length``), because re-deciding them with a new member would change existing rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import platform
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from wikipersona_data.errors import ConfigError, InputError
+from wikipersona_data.release import manifest as mf
+from wikipersona_data.release.tables import SPLITS, split_glob, to_table
+from wikipersona_data.release.versions import bump, with_entry
+from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
+from wikipersona_data.stages.assemble import release_rows
+from wikipersona_data.stages.context import STAGE_REASONS, BuildContext
+from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
+from wikipersona_data.stages.ids import content_id, seeded_order, slug
+from wikipersona_data.stages.recipe import AxisSpec, CategorySpec, Recipe, parse_recipe
+from wikipersona_data.stages.rows import PersonaRow
+
+GROUP_FILTERS = ("drop_non_divergent", "balance_length")
+
+
+@dataclass(frozen=True)
+class Addition:
+    """One ``--persona TITLE`` and the ``--axis AXIS:CATEGORY`` options that follow it."""
+
+    title: str
+    axes: tuple[tuple[str, str], ...]
+
+
+def pair_options(tokens: list[tuple[str, str]]) -> list[Addition]:
+    """(option, value) in command-line order -> additions: each --axis belongs to the --persona before it."""
+    out: list[tuple[str, list[tuple[str, str]]]] = []
+    for option, value in tokens:
+        if option == "persona":
+            if not value.strip():
+                raise ConfigError("--persona: empty title")
+            out.append((value.strip(), []))
+            continue
+        if not out:
+            raise ConfigError(
+                f"--axis {value}: comes before any --persona (write --persona TITLE --axis AXIS:CATEGORY)"
+            )
+        axis, sep, category = value.partition(":")
+        if not sep or not axis.strip() or not category.strip():
+            raise ConfigError(f"--axis {value!r}: expected AXIS:CATEGORY, e.g. diet:pescatarian")
+        out[-1][1].append((axis.strip(), category.strip()))
+    if not out:
+        raise ConfigError("give at least one --persona TITLE --axis AXIS:CATEGORY")
+    for title, axes in out:
+        if not axes:
+            raise ConfigError(f"--persona {title!r}: needs at least one --axis AXIS:CATEGORY after it")
+    return [Addition(title, tuple(axes)) for title, axes in out]
+
+
+# ------------------------------------------------------------------------------------------ release I/O
+
+
+def read_rows(release: Path) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The release's pairs by split and personas, as typed rows (the writer's own contract)."""
+    pairs: dict[str, list[dict[str, Any]]] = {}
+    for split_name in SPLITS["pairs"]:
+        pairs[split_name] = _read_split(release, "pairs", split_name)
+    return pairs, _read_split(release, "personas", "train")
+
+
+def _read_split(release: Path, config: str, split_name: str) -> list[dict[str, Any]]:
+    files = sorted(release.glob(split_glob(config, split_name)))
+    if not files:
+        raise InputError(f"{release}: no {split_glob(config, split_name)} (not a release folder?)")
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            rows += pq.read_table(path).to_pylist()
+        except Exception as err:  # any pyarrow/OS error: say which file
+            raise InputError(f"{path}: unreadable parquet ({type(err).__name__}: {err})") from None
+    return rows
+
+
+def load_release_recipe(release: Path, manifest: mf.Manifest, dump: Path | None, index: Path | None) -> Recipe:
+    """The recipe the release was built with, from the manifest; ``dump``/``index`` replace its dump paths."""
+    recipe = parse_recipe(manifest.data.recipe.text, release / "manifest.json")
+    if recipe.sha256 != manifest.data.recipe.sha256:
+        raise InputError(f"{release / 'manifest.json'}: recipe.text does not match recipe.sha256")
+    if dump is not None:
+        recipe.dump.path = str(Path(dump).resolve())
+    if index is not None:
+        recipe.dump.index = str(Path(index).resolve())
+    if not recipe.dump.path.startswith("package:") and not Path(recipe.dump.path).is_absolute() and dump is None:
+        raise ConfigError(
+            f"{release / 'manifest.json'}: the recipe's dump path {recipe.dump.path!r} is relative to the original "
+            "recipe file; give --dump and --index"
+        )
+    recipe.dump_paths()  # one-line error if the files are missing
+    for key in GROUP_FILTERS:
+        if recipe.filters.get(key):
+            raise ConfigError(
+                f"{release / 'manifest.json'}: filters.{key} is on; it decides over whole groups, so adding a "
+                "member would change existing rows: extend does not support it"
+            )
+    return recipe
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
+def check_additions(
+    additions: list[Addition],
+    recipe: Recipe,
+    reader: Any,
+    old_personas: list[dict[str, Any]],
+    old_pairs: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Validate every addition (one-line errors) and return title -> Biography of the canonical article."""
+    existing = {p["persona_id"]: p["name"] for p in old_personas}
+    axes_with_questions = {r["axis"] for rows in old_pairs.values() for r in rows if r["question_type"] == "divergent"}
+    bios: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for add in additions:
+        for axis_name, category in add.axes:
+            try:
+                axis = recipe.axis(axis_name)
+            except KeyError:
+                known = ", ".join(a.name for a in recipe.axes)
+                raise ConfigError(
+                    f"--axis {axis_name}:{category}: axis {axis_name!r} is not in the release ({known})"
+                ) from None
+            names = [c.name for c in axis.categories]
+            if category not in names:
+                raise ConfigError(
+                    f"--axis {axis_name}:{category}: category {category!r} is not in axis {axis_name!r} "
+                    f"({', '.join(names)})"
+                )
+            if axis_name not in axes_with_questions:
+                raise ConfigError(f"--axis {axis_name}:{category}: the release has no divergent questions on it")
+        axis_names = [a for a, _ in add.axes]
+        if len(set(axis_names)) != len(axis_names):
+            raise ConfigError(f"--persona {add.title!r}: one category per axis (got {axis_names})")
+        bio = reader.get(add.title)  # InputError with close titles when not found
+        if not bio.is_person:
+            raise InputError(f"--persona {add.title!r}: the article {bio.title!r} is not about a person")
+        if not bio.is_living or bio.death_year is not None:
+            died = f" (died {bio.death_year})" if bio.death_year else ""
+            raise InputError(f"--persona {add.title!r}: {bio.title!r} is not a living person{died}")
+        pid = slug(bio.title)
+        if pid in existing:
+            raise InputError(f"--persona {add.title!r}: {bio.title!r} is already a persona of the release ({pid})")
+        if pid in seen:
+            raise InputError(f"--persona {add.title!r}: same article as --persona {seen[pid]!r}")
+        seen[pid] = add.title
+        bios[add.title] = bio
+    return bios
+
+
+def restricted_recipe(recipe: Recipe, additions: list[Addition]) -> Recipe:
+    """The recipe with only the added personas listed (and no auto selection), for the personas stage."""
+    wanted: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for add in additions:
+        for axis, category in add.axes:
+            wanted[axis][category].append(add.title)
+    axes = [
+        AxisSpec(name=a.name, categories=[CategorySpec(name=c, personas=t) for c, t in wanted[a.name].items()])
+        for a in recipe.axes
+        if a.name in wanted
+    ]
+    return recipe.model_copy(update={"axes": axes})
+
+
+def assign_folds(old_personas: list[dict[str, Any]], new: list[PersonaRow], k: int, seed: int) -> dict[str, int]:
+    """Fold per new persona: the least-used fold among those its primary axis does not use yet (all folds
+    if every fold is used), ties broken by a seeded order; existing folds never move."""
+    load = Counter(p["persona_fold"] for p in old_personas if p["persona_fold"] is not None)
+    by_axis: dict[str, set[int]] = defaultdict(set)
+    for p in old_personas:
+        if p["axes"] and p["persona_fold"] is not None:
+            by_axis[min(a["axis"] for a in p["axes"])].add(p["persona_fold"])
+    folds: dict[str, int] = {}
+    for row in sorted(new, key=lambda r: r.persona_id):
+        primary = min(m.axis for m in row.axes) if row.axes else ""
+        free = [f for f in range(k) if f not in by_axis[primary]] or list(range(k))
+        order = seeded_order(seed, [str(f) for f in free], "extend-fold", row.persona_id)
+        fold = min(free, key=lambda f: (load[f], order.index(str(f))))
+        folds[row.persona_id] = fold
+        load[fold] += 1
+        by_axis[primary].add(fold)
+    return folds
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class Extended:
+    pairs: dict[str, list[dict[str, Any]]]
+    personas: list[dict[str, Any]]
+    stats: dict[str, Any]
+    ext_ctx: BuildContext
+    new_names: list[str]
+    ids: dict[str, str]  # requested title -> persona_id
+
+
+async def _base_stages(ctx: BuildContext) -> dict[str, Any]:
+    """The recipe's stages in the build's work dir (a resume: journaled units and cached calls)."""
+    prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))
+    persona_rows = await personas.run(ctx)
+    bios = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
+    ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=bios)
+    descriptions = await describe.run(ctx, persona_rows, bios)
+    described = {d.persona_id for d in descriptions}
+    persona_rows = [p for p in persona_rows if p.persona_id in described]
+    ctx.shared["descriptions"] = {d.persona_id: d for d in descriptions}
+    question_rows = await questions.run(ctx, persona_rows, descriptions)
+    ctx.shared["questions"] = {q.question_id: q for q in question_rows}
+    candidates = await respond.run(ctx, question_rows)
+    ctx.shared["candidates"] = {c.candidate_id: c for c in candidates}
+    judgments = await judge.run(ctx, persona_rows, descriptions, question_rows, candidates)
+    ctx.shared["judgments"] = {j.judgment_id: j for j in judgments}
+    pairs = await split.run(ctx, persona_rows, question_rows, candidates, judgments)
+    ctx.shared["pairs"] = {p.pair_id: p for p in pairs}
+    prefix_rows = await prefixes.run(ctx, persona_rows, descriptions, pairs)
+    folds = split.persona_folds(ctx, persona_rows)
+    return {
+        "personas": persona_rows,
+        "descriptions": descriptions,
+        "questions": question_rows,
+        "candidates": candidates,
+        "judgments": judgments,
+        "pairs": pairs,
+        "prefixes": prefix_rows,
+        "folds": folds,
+    }
+
+
+def _typed(config: str, split_name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return to_table(config, split_name, rows).to_pylist()
+
+
+def check_base_matches(
+    base: dict[str, Any],
+    old_pairs: dict[str, list[dict[str, Any]]],
+    old_personas: list[dict[str, Any]],
+    extension_ids: set[str],
+    work: Path,
+) -> None:
+    """The work dir's rows must be the release's rows (those not added by earlier extends)."""
+    pairs, persona_records = release_rows(
+        base["personas"], base["descriptions"], base["pairs"], base["prefixes"], base["folds"]
+    )
+    hint = f"{work}: does not hold the stages of this release ({{}}); give --work of the build that made it"
+    for split_name in SPLITS["pairs"]:
+        want = [r for r in old_pairs[split_name] if r["persona_id"] not in extension_ids]
+        got = _typed("pairs", split_name, pairs.get(split_name, []))
+        if got != want:
+            ids = {r["pair_id"] for r in got} ^ {r["pair_id"] for r in want}
+            first = min(ids) if ids else next(a["pair_id"] for a, b in zip(got, want, strict=True) if a != b)
+            raise InputError(hint.format(f"pairs/{split_name} differ first at {first}"))
+    want_personas = [p for p in old_personas if p["persona_id"] not in extension_ids]
+    if _typed("personas", "train", persona_records) != want_personas:
+        raise InputError(hint.format("personas differ"))
+
+
+async def _extend_stages(
+    ctx: BuildContext,
+    ext_dir: Path,
+    additions: list[Addition],
+    base: dict[str, Any],
+    old_pairs: dict[str, list[dict[str, Any]]],
+    old_personas: list[dict[str, Any]],
+) -> Extended:
+    recipe = ctx.recipe
+    ext = dataclasses.replace(ctx, work_dir=ext_dir, stats={}, shared={})
+    prepare_stage_dirs(ext_dir, stage_fingerprints(recipe))
+    # personas: the recipe restricted to the added titles (same resolution and checks as a build)
+    new_personas = await personas.run(dataclasses.replace(ext, recipe=restricted_recipe(recipe, additions)))
+    bios = {p.persona_id: personas.get_biography(ext, p.wiki_title) for p in new_personas}
+    all_personas = {p.persona_id: p for p in [*base["personas"], *new_personas]}
+    ext.shared.update(personas=all_personas, biographies=bios)
+
+    descriptions = await describe.run(ext, new_personas, bios)
+    described = {d.persona_id for d in descriptions}
+    new_personas = [p for p in new_personas if p.persona_id in described]
+    ext.shared["descriptions"] = {d.persona_id: d for d in [*base["descriptions"], *descriptions]}
+
+    personal = await questions.run(ext, new_personas, descriptions, divergent=False)
+    axes = {m.axis for p in new_personas for m in p.axes}
+    released_split = {
+        r["question_id"]: split_name
+        for split_name, rows in old_pairs.items()
+        for r in rows
+        if r["question_type"] == "divergent"
+    }
+    reused = [
+        q
+        for q in base["questions"]
+        if q.question_type == "divergent" and q.axis in axes and q.question_id in released_split
+    ]
+    question_rows = [*personal, *reused]
+    ext.shared["questions"] = {q.question_id: q for q in question_rows}
+
+    new_candidates = await respond.run(ext, personal)
+    reused_ids = {q.question_id for q in reused}
+    candidates = [*new_candidates, *(c for c in base["candidates"] if c.question_id in reused_ids)]
+    ext.shared["candidates"] = {c.candidate_id: c for c in candidates}
+
+    judgments = await judge.run(ext, new_personas, descriptions, question_rows, candidates)
+    ext.shared["judgments"] = {j.judgment_id: j for j in judgments}
+
+    by_q = {q.question_id: q for q in question_rows}
+    personal_test = {q for q in split.test_questions(ext, judgments, by_q) if by_q[q].question_type == "personal"}
+    test = personal_test | {q for q, s in released_split.items() if s == "test"}
+    folds = assign_folds(old_personas, new_personas, recipe.split.persona_folds, recipe.seeds.folds)
+    pairs = await split.run(ext, new_personas, question_rows, candidates, judgments, test=test, folds=folds)
+    ext.shared["pairs"] = {p.pair_id: p for p in pairs}
+    prefix_rows = await prefixes.run(ext, new_personas, descriptions, pairs)
+
+    new_pairs, new_persona_records = release_rows(new_personas, descriptions, pairs, prefix_rows, folds)
+    merged = {s: [*old_pairs[s], *new_pairs.get(s, [])] for s in SPLITS["pairs"]}
+    return Extended(
+        pairs=merged,
+        personas=[*old_personas, *new_persona_records],
+        stats=ext.stats,
+        ext_ctx=ext,
+        new_names=sorted(p.name for p in new_personas),
+        ids={t: p.persona_id for p in new_personas for t in p.requested_titles},
+    )
+
+
+# ------------------------------------------------------------------------------------------ manifest
+
+
+def _merge_reports(old: dict[str, dict[str, mf.FilterCounts]], new: dict[str, dict[str, dict[str, Any]]]) -> Any:
+    out: dict[str, dict[str, mf.FilterCounts]] = {s: dict(f) for s, f in old.items()}
+    for stage, filters in new.items():
+        for name, counts in filters.items():
+            have = out.setdefault(stage, {}).get(name, mf.FilterCounts(kept=0))
+            dropped = Counter(have.dropped)
+            dropped.update(counts.get("dropped", {}))
+            out[stage][name] = mf.FilterCounts(
+                kept=have.kept + counts.get("kept", 0), dropped=dict(sorted(dropped.items()))
+            )
+    return out
+
+
+def _merge_ledgers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Calls, tokens and cost behind the rows: the old release's plus the extension's."""
+    lines: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in [*(old.get("by_stage_model") or []), *(new.get("by_stage_model") or [])]:
+        key = (row["stage"], row["model"])
+        have = lines.get(key)
+        if have is None:
+            lines[key] = dict(row)
+            continue
+        for field in ("calls", "input_tokens", "output_tokens", "unknown_usage"):
+            have[field] = have.get(field, 0) + row.get(field, 0)
+        costs = (have.get("cost_usd"), row.get("cost_usd"))
+        have["cost_usd"] = None if None in costs else round(costs[0] + costs[1], 6)
+    rows = [lines[k] for k in sorted(lines)]
+    costs = [r.get("cost_usd") for r in rows]
+    totals = {
+        "calls": sum(r["calls"] for r in rows),
+        "input_tokens": sum(r["input_tokens"] for r in rows),
+        "output_tokens": sum(r["output_tokens"] for r in rows),
+        "cost_usd": None if None in costs else round(sum(costs), 6),
+    }
+    return {**old, "by_stage_model": rows, "totals": totals}
+
+
+def divergence_of(pairs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """Per axis: share of divergent questions (>= 2 members) whose members did not all choose alike;
+    the same figure ``assemble.divergence_by_axis`` gives a build, computed from the released rows."""
+    chosen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    members: Counter[tuple[str, str]] = Counter()
+    for rows in pairs.values():
+        for r in rows:
+            if r["question_type"] == "divergent":
+                key = (r["axis"] or "", r["question_id"])
+                chosen[key].add(r["chosen_id"])
+                members[key] += 1
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for key, n in members.items():
+        if n >= 2:
+            totals[key[0]][0] += len(chosen[key]) > 1
+            totals[key[0]][1] += 1
+    return {axis: round(d / n, 6) for axis, (d, n) in sorted(totals.items()) if n}
+
+
+def _counts(pairs: dict[str, list[dict[str, Any]]], personas_: list[dict[str, Any]]) -> dict[str, int]:
+    types = Counter(r["question_type"] for rows in pairs.values() for r in rows)
+    return {
+        "personas": len(personas_),
+        "pairs_train": len(pairs["train"]),
+        "pairs_test": len(pairs["test"]),
+        "personal": types["personal"],
+        "divergent": types["divergent"],
+    }
+
+
+def extended_manifest(
+    old: mf.Manifest, recipe: Recipe, version: str, additions: list[Addition], result: Extended, started: float
+) -> mf.Manifest:
+    from wikipersona_data import __version__
+    from wikipersona_data.stages.pipeline import filter_report, served_models, stage_call_keys
+    from wikipersona_data.stages.usage import data_ledger
+
+    ctx = result.ext_ctx
+    served = served_models(ctx)
+    models = {}
+    for stage, use in old.data.models.items():
+        extra = served.get(use.requested, set()) if stage != "embed" else set()
+        models[stage] = mf.ModelUse(requested=use.requested, served=sorted(set(use.served) | extra))
+    ext_ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
+    dropped = Counter()
+    for stats in result.stats.values():
+        dropped.update({r: n for r, n in stats.drop_reasons.items() if r not in STAGE_REASONS})
+    used = {
+        s: getattr(recipe.stages, s).model
+        for s in ("describe", "questions", "respond", "judge", "prefixes", "embed")
+        if getattr(recipe.stages, s) is not None
+    }
+    extension = mf.Extension(
+        version=version,
+        base_version=old.data.version,
+        personas=[
+            mf.ExtensionPersona(title=a.title, persona_id=result.ids[a.title], axes=[f"{x}:{c}" for x, c in a.axes])
+            for a in additions
+        ],
+    )
+    data = old.data.model_copy(
+        update={
+            "version": version,
+            "counts": _counts(result.pairs, result.personas),
+            "files": {},
+            "models": models,
+            "filter_report": _merge_reports(old.data.filter_report, filter_report(ctx)),
+            "ledger": _merge_ledgers(old.data.ledger, ext_ledger),
+            "divergence": divergence_of(result.pairs),
+            "grounding": {},
+            "extensions": [*old.data.extensions, extension],
+        }
+    )
+    names = ", ".join(result.new_names)
+    data = with_entry(
+        data,
+        summary=f"Added {len(result.new_names)} persona(s) with `wikipersona extend`: {names}; other rows unchanged.",
+        previous=old.data,
+        personas=result.new_names,
+        models=used,
+        filters=dict(sorted(dropped.items())),
+    )
+    run = mf.RunInfo(
+        wall_seconds=round(time.monotonic() - started, 3),
+        package_version=__version__,
+        python=platform.python_version(),
+        durations={stage: round(s.seconds, 3) for stage, s in result.stats.items()},
+    )
+    return mf.Manifest(data=data, run=run)
+
+
+def extend_release(
+    release: Path,
+    additions: list[Addition],
+    *,
+    out: Path | None = None,
+    work: Path | None = None,
+    base_url: str | None = None,
+    cache_mode: str = "use",
+    dump: Path | None = None,
+    index: Path | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> Path:
+    """Write the extended release (minor version bump) and return its folder."""
+    release = Path(release)
+    old = mf.Manifest.load(release / "manifest.json")
+    version = bump(old.data.version, "minor")
+    out = Path(out) if out else release.with_name(f"{release.name}-v{version}")
+    if out.resolve() == release.resolve():
+        raise ConfigError(f"--out {out}: is the release being extended; write the new version elsewhere")
+    recipe = load_release_recipe(release, old, dump, index)
+    old_pairs, old_personas = read_rows(release)
+    from wikipersona_data.wiki.lookup import DumpReader
+
+    with DumpReader(*recipe.dump_paths()) as reader:
+        check_additions(additions, recipe, reader, old_personas, old_pairs)
+    work = Path(work) if work else Path("work") / recipe.name
+    tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
+    ext_dir = work / "extend" / f"v{version}-{tag}"
+    started = time.monotonic()
+    result, manifest = asyncio.run(
+        _run(recipe, release, old, version, additions, work, ext_dir, base_url, cache_mode, progress, echo, started)
+    )
+    from wikipersona_data.release.writer import write_release
+
+    path = write_release(out, pairs=result.pairs, personas=result.personas, manifest=manifest)
+    added = manifest.data.changelog[-1].counts_added
+    echo(
+        f"release {old.tag} -> v{version} written to {path} "
+        f"(+{added.get('personas', 0)} personas, +{added.get('pairs_train', 0) + added.get('pairs_test', 0)} pairs)"
+    )
+    return path
+
+
+async def _run(
+    recipe: Recipe,
+    release: Path,
+    old: mf.Manifest,
+    version: str,
+    additions: list[Addition],
+    work: Path,
+    ext_dir: Path,
+    base_url: str | None,
+    cache_mode: str,
+    progress: bool,
+    echo: Callable[[str], None],
+    started: float,
+) -> tuple[Extended, mf.Manifest]:
+    from wikipersona_data.stages.pipeline import open_context, summary_table
+
+    old_pairs, old_personas = read_rows(release)
+    extension_ids = {p.persona_id for e in old.data.extensions for p in e.personas}
+    async with open_context(recipe, work, base_url=base_url, cache_mode=cache_mode) as ctx:
+        ctx.progress = progress
+        base = await _base_stages(ctx)
+        check_base_matches(base, old_pairs, old_personas, extension_ids, work)
+        result = await _extend_stages(ctx, ext_dir, additions, base, old_pairs, old_personas)
+        echo(summary_table(result.stats, ctx.client))
+        manifest = extended_manifest(old, recipe, version, additions, result, started)
+    return result, manifest
