@@ -162,12 +162,10 @@ async def open_context(
     max_usd: float | None = None,
     cache_mode: str = "use",
     filter_hook: FilterHook | None = None,
-    cache_dir: Path | None = None,
 ) -> AsyncIterator[BuildContext]:
     """Everything a stage needs (client, cache, dump reader, embedded simulator), closed on exit.
 
-    Also how tests run a single stage against a simulator of their choice. ``cache_dir`` (default
-    ``<work>/cache``) lets ``wikipersona extend`` keep its stage folders apart while sharing the build's cache.
+    Also how tests run a single stage against a simulator of their choice.
     """
     from wikipersona_data.llm.cache import CallCache
     from wikipersona_data.llm.client import LLMClient
@@ -176,7 +174,7 @@ async def open_context(
 
     work.mkdir(parents=True, exist_ok=True)
     dump_path, index_path = recipe.dump_paths()
-    cache = CallCache(cache_dir or work / "cache", mode=cache_mode)  # type: ignore[arg-type]
+    cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
     with embedded_simulator(recipe, base_url) as sim_url:
         client = LLMClient(
             endpoint_configs(recipe, base_url, sim_url),
