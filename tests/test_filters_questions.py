@@ -180,3 +180,29 @@ def test_duplicate_threshold_is_the_recipes() -> None:
     ]
     assert dedupe(rows)["b"] == "kept"
     assert dedupe(rows, question_near_duplicate=0.3)["b"] == "near_duplicate"
+
+
+def test_prefix_filtered_index_finds_what_brute_force_finds() -> None:
+    """Every pair at or above the threshold is found, on templated texts where most shingles are common."""
+    import random
+
+    from wikipersona_data.verify.questions import ShingleIndex, shingle_frequency
+    from wikipersona_data.verify.text import jaccard, shingles
+
+    rng = random.Random(5)
+    vocab = ["run", "runs", "bread", "breakfast", "plan", "plans", "week", "weeks", "lunch", "swim", "swims", "walk"]
+    forms = ("What is a good {} before a long {}?", "How do I {} my {} this {}?", "Best {} for a {} {}?")
+    texts = [rng.choice(forms).format(*(rng.choice(vocab) for _ in range(3))) for _ in range(300)]
+    for threshold in (0.5, 0.7, 0.9):
+        index = ShingleIndex(5, threshold, shingle_frequency(texts, 5))
+        kept: list[str] = []
+        for text in texts:
+            score, _other, grams = index.best(text)
+            brute = max((jaccard(grams, shingles(k, 5)) for k in kept), default=0.0)
+            assert (score >= threshold) == (brute >= threshold), (text, score, brute)
+            if score >= threshold:
+                assert score == brute
+            else:
+                kept.append(text)
+                index.add(grams, text)
+        assert 0 < len(kept) < len(texts)

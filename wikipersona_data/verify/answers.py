@@ -15,7 +15,7 @@ from typing import Any
 from wikipersona_data.stages.rows import CandidateRow
 from wikipersona_data.verify.base import Filter, FilterResult
 from wikipersona_data.verify.config import FiltersConfig
-from wikipersona_data.verify.questions import ShingleIndex, category_forms, name_patterns
+from wikipersona_data.verify.questions import ShingleIndex, category_forms, name_patterns, shingle_frequency
 from wikipersona_data.verify.text import tokens
 
 REFUSALS = [
@@ -166,7 +166,8 @@ class CandidateDuplicateFilter(Filter):
         for c in rows:
             by_q.setdefault(c.question_id, []).append(c)
         for qid in sorted(by_q):
-            index = ShingleIndex(self.cfg.shingle_size)
+            n, threshold = self.cfg.shingle_size, self.cfg.answer_near_duplicate
+            index = ShingleIndex(n, threshold, shingle_frequency([c.text for c in by_q[qid]], n))
             for c in sorted(by_q[qid], key=lambda c: (c.k, c.candidate_id)):
                 score, other, grams = index.best(c.text)
                 if other is not None and score >= self.cfg.answer_near_duplicate:

@@ -1,11 +1,12 @@
 """Question filters (stage "questions"): length, answerability, identity and category leaks, duplicates.
 
-Near-duplicates are found with exact character n-gram Jaccard over an inverted shingle index rather
-than MinHash/LSH (``datasketch``): questions are short (a few hundred shingles), a build has at most a
-few thousand of them per call, so exact Jaccard over the candidates that share a shingle is fast
-enough, has no false negatives, and adds no dependency (datasketch needs scipy, which nothing else
-here uses). An optional embedding-cosine pass (``question_embed_dedupe``) catches paraphrases that
-share few characters; it uses the recipe's embedding model through the build's client.
+Near-duplicates are found with exact character n-gram Jaccard, candidates found by prefix filtering
+over an inverted shingle index (``ShingleIndex``), rather than MinHash/LSH (``datasketch``): questions
+are short (tens of shingles), a build has a few thousand of them, so exact Jaccard on the few
+candidates prefix filtering leaves is fast, has no false negatives at the threshold (LSH has), and
+adds no dependency (datasketch needs scipy, which nothing else here uses). An optional
+embedding-cosine pass (``question_embed_dedupe``) catches paraphrases that share few characters; it
+uses the recipe's embedding model through the build's client.
 
 Which of two duplicates is dropped is fixed by a deterministic order (type, scope, batch, position),
 so the stage's repeated calls (after every top-up batch, then once on all questions) agree.
@@ -13,6 +14,7 @@ so the stage's repeated calls (after every top-up batch, then once on all questi
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -187,22 +189,34 @@ class CategoryLeakFilter(Filter):
 
 
 class ShingleIndex:
-    """Exact char-n-gram Jaccard against everything added so far, via an inverted shingle index."""
+    """Exact char-n-gram Jaccard against the sets added so far, finding candidates by prefix filtering.
 
-    def __init__(self, n: int) -> None:
+    Two sets with Jaccard >= t share at least one of their first ``|A| - ceil(t |A|) + 1`` shingles when
+    both are sorted by one global order; ordering rare shingles first keeps those prefixes selective, so
+    only a few candidates get an exact Jaccard. Shingles common to a template ("what is the best way")
+    are then never looked up, which is what keeps thousands of templated questions fast. Pairs below
+    the threshold may be missed by ``best`` (they do not matter: they are not duplicates).
+    """
+
+    def __init__(self, n: int, threshold: float, frequency: dict[str, int] | None = None) -> None:
         self.n = n
+        self.threshold = threshold
+        self.frequency = frequency or {}
         self.sets: list[set[str]] = []
         self.keys: list[Any] = []
         self.index: dict[str, list[int]] = {}
 
+    def _prefix(self, grams: set[str]) -> list[str]:
+        ordered = sorted(grams, key=lambda g: (self.frequency.get(g, 0), g))
+        return ordered[: len(ordered) - math.ceil(self.threshold * len(ordered) - 1e-9) + 1]
+
     def best(self, text: str) -> tuple[float, Any, set[str]]:
+        """(best Jaccard among the candidates, its key, the text's shingles)."""
         grams = shingles(text, self.n)
-        shared: dict[int, int] = {}
-        for g in grams:
-            for i in self.index.get(g, ()):
-                shared[i] = shared.get(i, 0) + 1
+        candidates = sorted({i for g in self._prefix(grams) for i in self.index.get(g, ())})
         best_score, best_key = 0.0, None
-        for i, inter in sorted(shared.items()):
+        for i in candidates:
+            inter = len(grams & self.sets[i])
             score = inter / (len(grams) + len(self.sets[i]) - inter)
             if score > best_score:
                 best_score, best_key = score, self.keys[i]
@@ -211,8 +225,16 @@ class ShingleIndex:
     def add(self, grams: set[str], key: Any) -> None:
         self.sets.append(grams)
         self.keys.append(key)
-        for g in grams:
+        for g in self._prefix(grams):
             self.index.setdefault(g, []).append(len(self.sets) - 1)
+
+
+def shingle_frequency(texts: list[str], n: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for text in texts:
+        for g in shingles(text, n):
+            counts[g] = counts.get(g, 0) + 1
+    return counts
 
 
 class QuestionDuplicateFilter(Filter):
@@ -229,7 +251,8 @@ class QuestionDuplicateFilter(Filter):
         ordered = sorted(rows, key=order_key)
         vectors = await self._embeddings(ordered, context)
         exact: dict[str, QuestionRow] = {}
-        index = ShingleIndex(self.cfg.shingle_size)
+        n, threshold = self.cfg.shingle_size, self.cfg.question_near_duplicate
+        index = ShingleIndex(n, threshold, shingle_frequency([q.text for q in ordered], n))
         kept_vectors: list[tuple[Any, QuestionRow]] = []
         self.verdicts = {}
         for i, q in enumerate(ordered):
