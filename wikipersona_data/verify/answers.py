@@ -117,6 +117,7 @@ class AnswerLeakFilter(Filter):
         self.cfg = cfg
         self._cache: dict[tuple[str | None, str], list[re.Pattern[str]]] = {}
         self.names: list[tuple[str, str, re.Pattern[str]]] = []
+        self.any_name: re.Pattern[str] | None = None
 
     async def prepare(self, rows: list[CandidateRow], context: dict[str, Any]) -> None:  # type: ignore[override]
         personas = context.get("personas") or {}
@@ -124,6 +125,9 @@ class AnswerLeakFilter(Filter):
         self.names = [
             (pid, phrase, p) for pid in sorted(personas) for phrase, p in name_patterns(personas[pid], bios.get(pid))
         ]
+        # one pass over the text for all names; the per-name patterns only run to say which one matched
+        parts = [f"(?i:{p.pattern})" if p.flags & re.IGNORECASE else f"(?:{p.pattern})" for _, _, p in self.names]
+        self.any_name = re.compile("|".join(parts)) if parts else None
 
     def _patterns(self, recipe: Any, axis: str | None, category: str) -> list[re.Pattern[str]]:
         key = (axis, category)
@@ -144,6 +148,8 @@ class AnswerLeakFilter(Filter):
             m = p.search(row.text)
             if m:
                 return self.drop("addresses_category", f"{row.category}: {m.group(0)!r}")
+        if self.any_name is None or not self.any_name.search(row.text):
+            return FilterResult.keep()
         for pid, phrase, pattern in self.names:
             if pattern.search(row.text):
                 return self.drop("names_persona_in_answer", f"{pid}: {phrase!r}")
