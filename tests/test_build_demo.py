@@ -45,14 +45,15 @@ SIM = {"seed": 0, "unsupported_claim_rate": 0.1, "position_bias_rate": 0.1}
 
 
 def outputs(work: Path) -> dict[str, bytes]:
-    """Every stage output file and every release data file, by relative path (journals and cache excluded)."""
+    """Every stage output and release file but manifest.json (whose ``run`` part holds timings), by path."""
     files = {}
     for stage in STAGES:
         for name in ("rows.jsonl", "rejects.jsonl"):
             files[f"{stage}/{name}"] = (work / stage / name).read_bytes()
     release = work / "release"
-    for path in sorted((release / "data").rglob("*.parquet")):
+    for path in sorted((release / "data").rglob("*.parquet")) + sorted((release / "charts").glob("*")):
         files[str(path.relative_to(work))] = path.read_bytes()
+    files["release/README.md"] = (release / "README.md").read_bytes()
     return files
 
 
