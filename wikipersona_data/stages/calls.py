@@ -33,7 +33,6 @@ class StageLLM:
     def __init__(self, client: Any, recipe: Recipe) -> None:
         self.client = client
         self.recipe = recipe
-        self.served_models: dict[str, set[str]] = {}
 
     def params(self, stage: str, sample_idx: int = 0, **overrides: Any) -> dict[str, Any]:
         """Semantic sampling params of a stage (only what changes the answer goes into the cache key).
@@ -76,8 +75,6 @@ class StageLLM:
             max_reasks=spec.max_reasks,
         )
         served = getattr(result, "served_model", None)
-        if served:
-            self.served_models.setdefault(spec.model, set()).add(served)
         provenance = Provenance(
             endpoint=spec.endpoint,
             model=spec.model,

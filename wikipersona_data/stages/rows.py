@@ -34,7 +34,10 @@ class Provenance(_Row):
     endpoint: str = Field(description="Recipe endpoint name.")
     model: str = Field(description="Model requested in the recipe.")
     served_model: str | None = Field(default=None, description="Model the server said it used (None if not reported).")
-    call_keys: list[str] = Field(default_factory=list, description="Call-cache keys of all attempts (re-asks too).")
+    call_keys: list[str] = Field(
+        default_factory=list,
+        description="Call-cache keys of all attempts (re-asks too); a candidate's start with its categories call.",
+    )
     template: str = Field(description="Prompt template file name, e.g. 'describe.md'.")
     template_sha256: str
     sample_idx: int = 0
