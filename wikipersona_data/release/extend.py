@@ -171,7 +171,10 @@ def check_additions(
         axis_names = [a for a, _ in add.axes]
         if len(set(axis_names)) != len(axis_names):
             raise ConfigError(f"--persona {add.title!r}: one category per axis (got {axis_names})")
-        bio = reader.get(add.title)  # InputError with close titles when not found
+        try:
+            bio = reader.get(add.title)
+        except InputError as err:  # names close titles when not found
+            raise InputError(f"--persona {add.title!r}: {err}") from None
         if not bio.is_person:
             raise InputError(f"--persona {add.title!r}: the article {bio.title!r} is not about a person")
         if not bio.is_living or bio.death_year is not None:
@@ -549,6 +552,7 @@ async def _run(
     echo: Callable[[str], None],
     started: float,
 ) -> tuple[Extended, mf.Manifest]:
+    from wikipersona_data.llm.ledger import Ledger
     from wikipersona_data.stages.pipeline import open_context, summary_table
 
     old_pairs, old_personas = read_rows(release)
@@ -557,6 +561,8 @@ async def _run(
         ctx.progress = progress
         base = await _base_stages(ctx)
         check_base_matches(base, old_pairs, old_personas, extension_ids, work)
+        # a fresh ledger, so the summary below counts the extension's calls only (not the replay above)
+        ctx.client.ledger = Ledger(ctx.client.ledger.prices)
         result = await _extend_stages(ctx, ext_dir, additions, base, old_pairs, old_personas)
         echo(summary_table(result.stats, ctx.client))
         manifest = extended_manifest(old, recipe, version, additions, result, started)
