@@ -464,3 +464,29 @@ def prefixes_infer(req: ResponderRequest) -> dict[str, Any]:
     first = f"This person asks about {', '.join(topics) or 'everyday matters'}, which suggests an active, busy life."
     second = f"They prefer answers that emphasise {', '.join(likes) or 'practical advice'}, and dislike generic advice."
     return {"persona": first + "\n\n" + second}
+
+
+# ------------------------------------------------------------------ verification (optional LLM entailment)
+
+_CLAIM = re.compile(r"^Claim \((background|preference)\): (.+)$", re.MULTILINE)
+
+
+@register_responder("entailment")
+def entailment(req: ResponderRequest) -> dict[str, Any]:
+    """Entailed when enough of the claim's content words occur in the cited sentences: a stand-in for
+    a model's reading that agrees with the word check on plain quotes and disagrees on invented content.
+    Preferences are inferences, so they need less overlap."""
+    text = req.user_text
+    match = _CLAIM.search(text)
+    if match is None:
+        return {"entailed": False, "rationale": "No claim was given."}
+    kind, claim = match.groups()
+    evidence = set(words(" ".join(sentence for _, sentence in _SENTENCE.findall(text))))
+    claim_words = [w for w in words(claim) if w not in STOP]
+    if not claim_words:
+        return {"entailed": False, "rationale": "The claim says nothing checkable."}
+    share = sum(w in evidence for w in claim_words) / len(claim_words)
+    needed = 0.3 if kind == "preference" else 0.5
+    if share >= needed:
+        return {"entailed": True, "rationale": f"The sentences state most of the claim ({share:.0%} of its words)."}
+    return {"entailed": False, "rationale": f"The sentences do not say this ({share:.0%} of its words appear)."}
