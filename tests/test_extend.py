@@ -267,3 +267,24 @@ def test_out_equal_to_the_release_is_refused(ext: dict, capsys: pytest.CaptureFi
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: --out") and "\n" not in err
     assert {p: p.stat().st_mtime_ns for p in ext["release"].rglob("*")} == before
+
+
+def test_a_work_dir_that_does_not_reproduce_the_release_is_refused(
+    ext: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A release whose rows the work dir does not give back (here: one chosen answer edited, checksums
+    re-made so it still verifies) must not be extended from that work dir: it would mix two datasets."""
+    from wikipersona_data.release.manifest import Manifest
+    from wikipersona_data.release.writer import write_release
+
+    pairs, personas = read_rows(ext["release"])
+    edited = dict(pairs["train"][0], chosen=[{"role": "assistant", "content": "An answer nobody generated."}])
+    pairs["train"][0] = edited
+    manifest = Manifest.load(ext["release"] / "manifest.json")
+    other = write_release(tmp_path / "other", pairs=pairs, personas=personas, manifest=manifest)
+    assert verify_release(other).ok
+    argv = ["extend", str(other), "--persona", ext["title"], "--axis", f"{AXIS}:{ext['category']}"]
+    code = main([*argv, "--out", str(tmp_path / "never"), "--work", str(ext["work"]), "--cache", "only"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "does not hold the stages of this release" in err and edited["pair_id"] in err, err
+    assert not (tmp_path / "never").exists()

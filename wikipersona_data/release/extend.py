@@ -514,6 +514,12 @@ def extend_release(
     out = Path(out) if out else release.with_name(f"{release.name}-v{version}")
     if out.resolve() == release.resolve():
         raise ConfigError(f"--out {out}: is the release being extended; write the new version elsewhere")
+    from wikipersona_data.release.verify import verify_release
+
+    report = verify_release(release)
+    if not report.ok:
+        failed = report.failures[0]
+        raise InputError(f"{release}: fails verify ({failed.name}: {failed.detail}); extend a release that verifies")
     recipe = load_release_recipe(release, old, dump, index)
     old_pairs, old_personas = read_rows(release)
     from wikipersona_data.wiki.lookup import DumpReader
