@@ -44,7 +44,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +131,18 @@ class TextResult:
 class _Fetched:
     response: dict[str, Any]
     cached: bool
+
+
+@dataclass
+class _Run:
+    """What the attempt loop of one logical chat call ended with."""
+
+    value: Any = None
+    failure: str = "no_attempt"
+    keys: tuple[str, ...] = ()
+    reply: Reply | None = None
+    cached: bool = True
+    usage: dict[str, int] | None = None
 
 
 class _CallFailed(Exception):
@@ -227,8 +239,7 @@ class LLMClient:
         max_reasks: int = 2,
     ) -> JsonResult:
         """One validated JSON object, re-asking up to ``max_reasks`` times when a reply is unusable."""
-        ep, profile = self._endpoint(endpoint)
-        sem = semantic_params(params)
+        _ep, profile = self._endpoint(endpoint)
         json_schema = strict_schema(schema)
         base = [dict(m) for m in messages]
         extra: dict[str, Any] = {}
@@ -239,41 +250,30 @@ class LLMClient:
             }
         else:
             base = _with_instruction(base, schema_instruction(schema_name, json_schema))
-        keys: list[str] = []
-        usage: dict[str, int] | None = None
-        all_cached = True
-        conversation = base
-        failure = "no_attempt"
-        reply: Reply | None = None
-        for attempt in range(max_reasks + 1):
-            spec = {
-                "api": "chat",
-                "endpoint": ep.identity,
-                "model": model,
-                "messages": conversation,
-                "params": sem,
-                "schema": {"name": schema_name, "json": json_schema},
-                "sample_idx": sample_idx,
-                "attempt": attempt,
-            }
-            key = call_key(spec)
-            keys.append(key)
-            try:
-                fetched = await self._chat(stage, ep, profile, model, key, spec, conversation, sem, extra)
-            except _CallFailed as err:
-                return JsonResult(False, None, err.reason, tuple(keys), None, None, False, usage)
-            all_cached = all_cached and fetched.cached
-            reply = Reply.from_response(fetched.response)
-            usage = _sum_usage(usage, reply.usage)
-            value, why = parse_json_reply(reply, schema)
-            if value is not None:
-                return JsonResult(True, value, None, tuple(keys), reply.content, reply.served_model, all_cached, usage)
-            failure = why or "invalid"
-            self.ledger.record_error(stage, model, failure.split(":", 1)[0])
-            conversation = base + reask_messages(reply.content, failure)
-        raw = reply.content if reply else None
-        served = reply.served_model if reply else None
-        return JsonResult(False, None, failure, tuple(keys), raw, served, all_cached, usage)
+        run = await self._attempts(
+            stage=stage,
+            endpoint=endpoint,
+            model=model,
+            base=base,
+            params=params,
+            schema={"name": schema_name, "json": json_schema},
+            extra=extra,
+            sample_idx=sample_idx,
+            max_reasks=max_reasks,
+            accept=lambda reply: parse_json_reply(reply, schema),
+            reask=lambda reply, why: base + reask_messages(reply.content, why),
+        )
+        reply = run.reply
+        return JsonResult(
+            run.value is not None,
+            run.value,
+            None if run.value is not None else run.failure,
+            run.keys,
+            reply.content if reply else None,
+            reply.served_model if reply else None,
+            run.cached,
+            run.usage,
+        )
 
     async def chat_text(
         self,
@@ -287,14 +287,59 @@ class LLMClient:
         max_reasks: int = 0,
     ) -> TextResult:
         """Free text; truncated (``length``), refused or empty replies are failures, re-asked if allowed."""
+
+        def accept(reply: Reply) -> tuple[str | None, str | None]:
+            why = reply_failure(reply)
+            return (reply.content, None) if why is None else (None, why)
+
+        run = await self._attempts(
+            stage=stage,
+            endpoint=endpoint,
+            model=model,
+            base=[dict(m) for m in messages],
+            params=params,
+            schema=None,
+            extra={},
+            sample_idx=sample_idx,
+            max_reasks=max_reasks,
+            accept=accept,
+            reask=None,
+        )
+        reply = run.reply
+        ok = run.value is not None
+        return TextResult(
+            ok,
+            run.value,
+            None if ok else run.failure,
+            run.keys,
+            reply.served_model if reply else None,
+            run.cached,
+            run.usage,
+            reply.finish_reason if reply else None,
+        )
+
+    async def _attempts(
+        self,
+        *,
+        stage: str,
+        endpoint: str,
+        model: str,
+        base: list[dict[str, Any]],
+        params: Mapping[str, Any] | None,
+        schema: dict[str, Any] | None,
+        extra: dict[str, Any],
+        sample_idx: int,
+        max_reasks: int,
+        accept: Callable[[Reply], tuple[Any, str | None]],
+        reask: Callable[[Reply, str], list[dict[str, Any]]] | None,
+    ) -> _Run:
+        """The one attempt loop of chat calls: each attempt has its own cache key (``attempt``); an
+        unusable reply is recorded as an error and asked again (with ``reask``'s conversation, or the
+        same one), up to ``max_reasks`` times. An HTTP failure ends the loop at once."""
         ep, profile = self._endpoint(endpoint)
         sem = semantic_params(params)
-        conversation = [dict(m) for m in messages]
-        keys: list[str] = []
-        usage: dict[str, int] | None = None
-        all_cached = True
-        failure = "no_attempt"
-        reply: Reply | None = None
+        run = _Run()
+        conversation = base
         for attempt in range(max_reasks + 1):
             spec = {
                 "api": "chat",
@@ -302,29 +347,29 @@ class LLMClient:
                 "model": model,
                 "messages": conversation,
                 "params": sem,
-                "schema": None,
+                "schema": schema,
                 "sample_idx": sample_idx,
                 "attempt": attempt,
             }
             key = call_key(spec)
-            keys.append(key)
+            run.keys += (key,)
             try:
-                fetched = await self._chat(stage, ep, profile, model, key, spec, conversation, sem, {})
+                fetched = await self._chat(stage, ep, profile, model, key, spec, conversation, sem, extra)
             except _CallFailed as err:
-                return TextResult(False, None, err.reason, tuple(keys), None, False, usage, None)
-            all_cached = all_cached and fetched.cached
-            reply = Reply.from_response(fetched.response)
-            usage = _sum_usage(usage, reply.usage)
-            why = reply_failure(reply)
-            if why is None:
-                return TextResult(
-                    True, reply.content, None, tuple(keys), reply.served_model, all_cached, usage, reply.finish_reason
-                )
-            failure = why
-            self.ledger.record_error(stage, model, failure.split(":", 1)[0])
-        served = reply.served_model if reply else None
-        finish = reply.finish_reason if reply else None
-        return TextResult(False, None, failure, tuple(keys), served, all_cached, usage, finish)
+                run.failure, run.reply, run.cached = err.reason, None, False
+                return run
+            run.cached = run.cached and fetched.cached
+            run.reply = Reply.from_response(fetched.response)
+            run.usage = _sum_usage(run.usage, run.reply.usage)
+            value, why = accept(run.reply)
+            if value is not None:
+                run.value = value
+                return run
+            run.failure = why or "invalid"
+            self.ledger.record_error(stage, model, run.failure.split(":", 1)[0])
+            if reask is not None:
+                conversation = reask(run.reply, run.failure)
+        return run
 
     async def embed(self, *, stage: str, endpoint: str, model: str, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order. Failures raise :class:`LLMError` (there is no row to reject)."""
