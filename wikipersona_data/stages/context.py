@@ -143,6 +143,38 @@ class BuildContext:
                 rejects.append(RejectRow(stage=stage, id=row_id, reason="filtered", detail="dropped by a filter"))
         return kept, rejects
 
+    async def until_kept(
+        self,
+        stage: str,
+        id_field: str,
+        produce: Callable[[int], Awaitable[tuple[list[RowT], list[RejectRow]]]],
+        *,
+        attempts: int,
+        retry_reasons: Iterable[str],
+        label: str,
+    ) -> tuple[list[RowT], list[RejectRow]]:
+        """``produce(sample_idx)`` then the filters, asked again with the next ``sample_idx`` while the
+        filters drop the result only for ``retry_reasons``, at most ``attempts`` times in all.
+
+        Earlier attempts stay as rejects named ``label`` ('regenerated', 'rejudged') with the filter's
+        reason in the detail, so every paid attempt is accounted for.
+        """
+        retryable = frozenset(retry_reasons)
+        earlier: list[RejectRow] = []
+        for sample_idx in range(attempts):
+            rows, rejects = await produce(sample_idx)
+            if not rows:
+                return [], earlier + rejects
+            kept, dropped = await self.apply_filters(stage, rows, id_field)
+            if kept:
+                return kept, earlier
+            if sample_idx + 1 == attempts or not all(r.reason in retryable for r in dropped):
+                return [], earlier + dropped
+            for r in dropped:
+                update = {"id": f"{r.id}#s{sample_idx}", "reason": label, "detail": f"{r.reason}: {r.detail}"}
+                earlier.append(r.model_copy(update=update))
+        return [], earlier
+
     async def run_units(
         self, stage: str, store: StageStore[Any], units: list[Unit]
     ) -> tuple[list[Any], list[RejectRow]]:

@@ -126,24 +126,14 @@ async def describe_grounded(
 ) -> tuple[list[DescriptionRow], list[RejectRow]]:
     """describe_one, asked again with a new ``sample_idx`` while the filters drop the result for weak
     grounding, at most ``filters.max_regenerations`` times; earlier attempts stay as 'regenerated' rejects."""
-    attempts = 1 + int(ctx.recipe.filters.get("max_regenerations", 0) or 0)
-    earlier: list[RejectRow] = []
-    for sample_idx in range(attempts):
-        rows, rejects = await describe_one(ctx, persona, bio, sample_idx)
-        if not rows:
-            return [], earlier + rejects
-        kept, dropped = await ctx.apply_filters(STAGE, rows, "persona_id")
-        if kept:
-            return kept, earlier
-        if sample_idx + 1 == attempts or not all(r.reason in REGENERATE_REASONS for r in dropped):
-            return [], earlier + dropped
-        earlier += [
-            r.model_copy(
-                update={"id": f"{r.id}#s{sample_idx}", "reason": "regenerated", "detail": f"{r.reason}: {r.detail}"}
-            )
-            for r in dropped
-        ]
-    return [], earlier
+    return await ctx.until_kept(
+        STAGE,
+        "persona_id",
+        lambda sample_idx: describe_one(ctx, persona, bio, sample_idx),
+        attempts=1 + int(ctx.recipe.filters.get("max_regenerations", 0) or 0),
+        retry_reasons=REGENERATE_REASONS,
+        label="regenerated",
+    )
 
 
 # ---- end of grounding regeneration ----

@@ -222,24 +222,14 @@ async def judge_agreed(
 ) -> tuple[list[JudgmentRow], list[RejectRow]]:
     """judge_one, judged again with a new ``sample_idx`` while the filters drop it for low agreement, at most
     ``filters.max_rejudges`` times; earlier attempts stay as 'rejudged' rejects."""
-    attempts = 1 + int(ctx.recipe.filters.get("max_rejudges", 0) or 0)
-    earlier: list[RejectRow] = []
-    for sample_idx in range(attempts):
-        rows, rejects = await judge_one(ctx, persona, question, candidates, description, sample_idx)
-        if not rows:
-            return [], earlier + rejects
-        kept, dropped = await ctx.apply_filters(STAGE, rows, "judgment_id")
-        if kept:
-            return kept, earlier
-        if sample_idx + 1 == attempts or not all(r.reason in REJUDGE_REASONS for r in dropped):
-            return [], earlier + dropped
-        earlier += [
-            r.model_copy(
-                update={"id": f"{r.id}#s{sample_idx}", "reason": "rejudged", "detail": f"{r.reason}: {r.detail}"}
-            )
-            for r in dropped
-        ]
-    return [], earlier
+    return await ctx.until_kept(
+        STAGE,
+        "judgment_id",
+        lambda sample_idx: judge_one(ctx, persona, question, candidates, description, sample_idx),
+        attempts=1 + int(ctx.recipe.filters.get("max_rejudges", 0) or 0),
+        retry_reasons=REJUDGE_REASONS,
+        label="rejudged",
+    )
 
 
 # ---- end of re-judging ----
