@@ -112,9 +112,12 @@ def test_changed_judge_model_recomputes_judge_and_downstream_only(first: dict, t
     pairs = manifest(first["release"])["data"]["counts"]
     assert data["counts"]["personas"] == pairs["personas"]
 
-    # building the original recipe in that work dir again moves the new judge folders aside and replays the
-    # original judge calls from the cache: the original bytes, no request
+    # building the original recipe in that work dir again moves the new folders aside and brings the original
+    # ones back: nothing recomputed, no request, the original bytes
     with SimServer(SimConfig(**SIM)) as sim:
         again = build(work, tmp_path / "out-again", sim)
         assert sim.stats()["requests"] == 0
     assert data_files(again) == data_files(first["release"])
+    for stage in downstream:
+        assert (work / f"{stage}@{new_fp[stage]}").is_dir() and not (work / f"{stage}@{old_fp[stage]}").exists()
+        assert (work / stage / "fingerprint").read_text().strip() == old_fp[stage]

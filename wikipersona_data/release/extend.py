@@ -494,6 +494,21 @@ def extended_manifest(
     return mf.Manifest(data=data, run=run)
 
 
+@dataclass
+class Job:
+    """What one extend works from: the release (manifest, recipe, rows), the additions, the folders."""
+
+    release: Path
+    old: mf.Manifest
+    recipe: Recipe
+    version: str
+    additions: list[Addition]
+    old_pairs: dict[str, list[dict[str, Any]]]
+    old_personas: list[dict[str, Any]]
+    work: Path
+    ext_dir: Path
+
+
 def extend_release(
     release: Path,
     additions: list[Addition],
@@ -507,34 +522,44 @@ def extend_release(
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> Path:
-    """Write the extended release (minor version bump) and return its folder."""
+    """Write the extended release (minor version bump) and return its folder.
+
+    Every check that can fail on the user's input runs before any stage, so a refused extend writes
+    nothing (not even a work dir).
+    """
+    from wikipersona_data.release.verify import verify_release
+    from wikipersona_data.release.writer import _refuse_to_clobber, write_release
+    from wikipersona_data.wiki.lookup import DumpReader
+
     release = Path(release)
     old = mf.Manifest.load(release / "manifest.json")
     version = bump(old.data.version, "minor")
     out = Path(out) if out else release.with_name(f"{release.name}-v{version}")
     if out.resolve() == release.resolve():
         raise ConfigError(f"--out {out}: is the release being extended; write the new version elsewhere")
-    from wikipersona_data.release.verify import verify_release
-
+    _refuse_to_clobber(out)
     report = verify_release(release)
     if not report.ok:
         failed = report.failures[0]
         raise InputError(f"{release}: fails verify ({failed.name}: {failed.detail}); extend a release that verifies")
     recipe = load_release_recipe(release, old, dump, index)
     old_pairs, old_personas = read_rows(release)
-    from wikipersona_data.wiki.lookup import DumpReader
-
     with DumpReader(*recipe.dump_paths()) as reader:
         check_additions(additions, recipe, reader, old_personas, old_pairs)
     work = Path(work) if work else Path("work") / recipe.name
     tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
-    ext_dir = work / "extend" / f"v{version}-{tag}"
-    started = time.monotonic()
-    result, manifest = asyncio.run(
-        _run(recipe, release, old, version, additions, work, ext_dir, base_url, cache_mode, progress, echo, started)
+    job = Job(
+        release=release,
+        old=old,
+        recipe=recipe,
+        version=version,
+        additions=additions,
+        old_pairs=old_pairs,
+        old_personas=old_personas,
+        work=work,
+        ext_dir=work / "extend" / f"v{version}-{tag}",
     )
-    from wikipersona_data.release.writer import write_release
-
+    result, manifest = asyncio.run(_run(job, base_url, cache_mode, progress, echo))
     path = write_release(out, pairs=result.pairs, personas=result.personas, manifest=manifest)
     added = manifest.data.changelog[-1].counts_added
     echo(
@@ -545,31 +570,20 @@ def extend_release(
 
 
 async def _run(
-    recipe: Recipe,
-    release: Path,
-    old: mf.Manifest,
-    version: str,
-    additions: list[Addition],
-    work: Path,
-    ext_dir: Path,
-    base_url: str | None,
-    cache_mode: str,
-    progress: bool,
-    echo: Callable[[str], None],
-    started: float,
+    job: Job, base_url: str | None, cache_mode: str, progress: bool, echo: Callable[[str], None]
 ) -> tuple[Extended, mf.Manifest]:
     from wikipersona_data.llm.ledger import Ledger
     from wikipersona_data.stages.pipeline import open_context, summary_table
 
-    old_pairs, old_personas = read_rows(release)
-    extension_ids = {p.persona_id for e in old.data.extensions for p in e.personas}
-    async with open_context(recipe, work, base_url=base_url, cache_mode=cache_mode) as ctx:
+    started = time.monotonic()
+    extension_ids = {p.persona_id for e in job.old.data.extensions for p in e.personas}
+    async with open_context(job.recipe, job.work, base_url=base_url, cache_mode=cache_mode) as ctx:
         ctx.progress = progress
         base = await _base_stages(ctx)
-        check_base_matches(base, old_pairs, old_personas, extension_ids, work)
+        check_base_matches(base, job.old_pairs, job.old_personas, extension_ids, job.work)
         # a fresh ledger, so the summary below counts the extension's calls only (not the replay above)
         ctx.client.ledger = Ledger(ctx.client.ledger.prices)
-        result = await _extend_stages(ctx, ext_dir, additions, base, old_pairs, old_personas)
+        result = await _extend_stages(ctx, job.ext_dir, job.additions, base, job.old_pairs, job.old_personas)
         echo(summary_table(result.stats, ctx.client))
-        manifest = extended_manifest(old, recipe, version, additions, result, started)
+        manifest = extended_manifest(job.old, job.recipe, job.version, job.additions, result, started)
     return result, manifest

@@ -12,8 +12,9 @@ model's journal. The fingerprint of a stage hashes what shapes its rows:
   and nothing before it.
 
 ``prepare_stage_dirs`` runs before the stages: a stage folder whose ``fingerprint`` file differs (or is
-missing) is moved aside to ``<stage>@<old fingerprint>/`` (kept for inspection, never read again) and
-the stage recomputes from scratch; its unchanged LLM calls still replay from the call cache for free.
+missing) is moved aside to ``<stage>@<old fingerprint>/`` and the stage recomputes from scratch (its
+unchanged LLM calls still replay from the call cache for free); a folder set aside earlier under the
+current fingerprint is moved back instead, so going back to earlier settings resumes where they were.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ def _canonical(value: Any) -> str:
 
 
 def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
-    """Move aside every stage folder whose fingerprint differs; write the current ones. Returns the stages
-    that were moved aside (to be recomputed)."""
+    """Move aside every stage folder whose fingerprint differs, bring back a folder set aside earlier for
+    the current fingerprint (switching settings back and forth recomputes nothing), write the current
+    fingerprints. Returns the stages whose folder was moved aside."""
     stale = []
     for stage in ORDER:
         folder = work / stage
@@ -120,6 +122,10 @@ def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
                 shutil.rmtree(aside)
             folder.rename(aside)
             stale.append(stage)
+        earlier = work / f"{stage}@{want}"
+        if earlier.is_dir():
+            earlier.rename(folder)
+            continue
         folder.mkdir(parents=True, exist_ok=True)
         tmp = marker.with_name(FILE + ".tmp")
         tmp.write_text(want + "\n", encoding="utf-8")
