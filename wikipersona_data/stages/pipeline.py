@@ -202,7 +202,7 @@ async def open_context(
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) -> Path:
     recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))  # (extend area) stage fingerprints
     if recomputed:
-        say(f"settings changed since the last run, recomputing: {', '.join(recomputed)} (old folders: <stage>@<fp>)")
+        say(f"settings changed since the last run: {', '.join(recomputed)} (other settings' folders: <stage>@<fp>)")
     persona_rows = await personas.run(ctx)
     biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
     ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
