@@ -121,3 +121,28 @@ def test_changed_judge_model_recomputes_judge_and_downstream_only(first: dict, t
     for stage in downstream:
         assert (work / f"{stage}@{new_fp[stage]}").is_dir() and not (work / f"{stage}@{old_fp[stage]}").exists()
         assert (work / stage / "fingerprint").read_text().strip() == old_fp[stage]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "first_changed"),
+    [
+        ("split = 24", "split = 25", "split"),
+        ("inference_shots = 4", "inference_shots = 3", "prefixes"),
+        ("both_orders = true", "both_orders = false", "judge"),
+        (
+            '[stages.respond]\nendpoint = "sim"\nmodel = "sim-small"',
+            '[stages.respond]\nendpoint = "sim"\nmodel = "sim-large"',
+            "respond",
+        ),
+        ("personal_questions = 12", "personal_questions = 10", "questions"),
+        ("min_grounding_score = 0.85", "min_grounding_score = 0.8", "personas"),  # filters run in every stage
+        ('personas = ["Brett Halvorsen"]', 'personas = ["Brett Halvorsen", "Mariana Teixeira Lopes"]', "personas"),
+    ],
+)
+def test_a_setting_changes_its_stage_and_every_later_one(old: str, new: str, first_changed: str) -> None:
+    text = DEMO.read_text(encoding="utf-8")
+    assert old in text
+    before = stage_fingerprints(parse_recipe(text, DEMO))
+    after = stage_fingerprints(parse_recipe(text.replace(old, new, 1), DEMO))
+    cut = ORDER.index(first_changed)
+    assert [s for s in ORDER if before[s] != after[s]] == list(ORDER[cut:])
