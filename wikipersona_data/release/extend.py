@@ -238,7 +238,8 @@ class Extended:
 
 
 async def _base_stages(ctx: BuildContext) -> dict[str, Any]:
-    """The recipe's stages in the build's work dir (a resume: journaled units and cached calls)."""
+    """The recipe's stages in the build's work dir (a resume: journaled units and cached calls), in the order
+    and with the shared rows of ``pipeline._run_stages``, stopping before the release is written."""
     prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))
     persona_rows = await personas.run(ctx)
     bios = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
@@ -316,7 +317,12 @@ async def _extend_stages(
 
     descriptions = await describe.run(ext, new_personas, bios)
     described = {d.persona_id for d in descriptions}
-    new_personas = [p for p in new_personas if p.persona_id in described]
+    for p in new_personas:
+        if p.persona_id not in described:
+            raise InputError(
+                f"--persona {p.requested_titles[0]!r}: no description passed the grounding filters "
+                f"(see {ext_dir / 'describe' / 'rejects.jsonl'}); nothing written"
+            )
     ext.shared["descriptions"] = {d.persona_id: d for d in [*base["descriptions"], *descriptions]}
 
     personal = await questions.run(ext, new_personas, descriptions, divergent=False)
