@@ -41,8 +41,11 @@ Links: ns-0 targets from the lead (infobox included) and the kept sections, not 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import mwparserfromhell
+from mwparserfromhell.nodes import Template
 from mwparserfromhell.parser import ParserError
 from mwparserfromhell.wikicode import Wikicode
 
@@ -134,7 +137,18 @@ def parse_biography(
         raise ParseFailure(f"{title!r} (page {page_id}): wikitext could not be parsed: {message}") from exc
 
 
-def _parse(wikitext: str, *, title: str, page_id: int, revision_id: int | None, full: bool, url_base: str):
+@dataclass(frozen=True)
+class Prepared:
+    """Wikitext with invisible markup removed (comments, refs, tables, media links), split at the first heading."""
+
+    text: str
+    lead_src: str
+    body_src: str
+    ref_count: int
+
+
+def prepare(wikitext: str, *, title: str, page_id: int, full: bool) -> Prepared:
+    """The preprocessing both parse modes and the scan's fast path share (so they see the same lead/categories)."""
     text = _COMMENT_RE.sub("", wikitext)
     ref_count = len(_REF_TAG_RE.findall(text))
     # Citations are removed before parsing: they are invisible in prose, their unbalanced markup (an unclosed
@@ -153,24 +167,38 @@ def _parse(wikitext: str, *, title: str, page_id: int, revision_id: int | None, 
         raise ParseFailure(
             f"{title!r} (page {page_id}): {part} is {len(checked):,} characters, over the {MAX_WIKITEXT_CHARS:,} limit"
         )
+    return Prepared(text, lead_src, body_src, ref_count)
 
-    categories = _categories(text)
+
+@dataclass(frozen=True)
+class Decision:
+    """Person/living/date fields decided from categories, infobox fields and lead templates (module docstring)."""
+
+    is_person: bool
+    is_living: bool
+    birth_date: str | None
+    birth_year: int | None
+    death_year: int | None
+    birth_year_infobox: int | None
+    birth_year_category: int | None
+    date_conflict: bool
+    birth_date_source: str | None
+    evidence: dict[str, bool]
+
+
+def decide(
+    categories: list[str],
+    infobox_is_person: bool,
+    fields_raw: dict[str, str],
+    lead_templates: list[Template],
+    first_lead_line: Callable[[], str],
+) -> Decision:
+    """The precedence rules of the module docstring; ``first_lead_line`` is only called when they need it."""
     cat = category_signals(categories)
-    lead_code = mwparserfromhell.parse(lead_src)
-    lead_templates = lead_code.filter_templates(recursive=True)
-
-    infobox, infobox_is_person, embedded_fields = _infobox(lead_code)
-    short_description = _short_description(lead_code)
-    lead_links = _links(lead_code) if full else []
-    _drop_reference_templates(lead_code)
-    lead = clean_prose(lead_code)
-
-    # --- dates ---
     birth_infobox: PartialDate | None = None
     death_infobox: PartialDate | None = None
     living_template = False
     death_template = False
-    fields_raw = embedded_fields
     for key in _BIRTH_FIELDS:
         if fields_raw.get(key):
             date, info = date_from_value(fields_raw[key])
@@ -203,58 +231,82 @@ def _parse(wikitext: str, *, title: str, page_id: int, revision_id: int | None, 
         if info.birth is not None and birth_lead is None and template_name(template) != "circa":
             birth_lead = info.birth
     if birth_infobox is None and birth_lead is None:
-        born = _BORN_RE.search(lead.split("\n", 1)[0]) if lead else None
+        born = _BORN_RE.search(first_lead_line())
         birth_lead = parse_plain_date(born.group(1)) if born else None
 
     birth = birth_infobox or birth_lead
     death = death_infobox or death_lead
     birth_year_infobox = birth.year if birth else None
     birth_year_category = cat["birth_year"]
-    birth_date = birth.iso() if birth else (f"{birth_year_category:04d}" if birth_year_category else None)
-    birth_year = birth.year if birth else birth_year_category
-    death_year = death.year if death else cat["death_year"]
-    date_conflict = bool(birth_year_infobox and birth_year_category and birth_year_infobox != birth_year_category)
-
-    # --- person / living ---
     is_person = bool(cat["person"] or infobox_is_person)
     death_evidence = bool(death is not None or death_template or cat["death"])
-    evidence = {
-        "category_living": cat["living"],
-        "category_possibly_living": cat["possibly_living"],
-        "category_birth_year": birth_year_category is not None,
-        "category_death": cat["death"],
-        "person_infobox": infobox_is_person,
-        "birth_date_and_age": living_template,
-        "death_date": death is not None or death_template,
-    }
     if not is_person or death_evidence or cat["possibly_living"]:
         is_living = False
     else:
         is_living = bool(cat["living"] or living_template)
+    return Decision(
+        is_person=is_person,
+        is_living=is_living,
+        birth_date=birth.iso() if birth else (f"{birth_year_category:04d}" if birth_year_category else None),
+        birth_year=birth.year if birth else birth_year_category,
+        death_year=death.year if death else cat["death_year"],
+        birth_year_infobox=birth_year_infobox,
+        birth_year_category=birth_year_category,
+        date_conflict=bool(birth_year_infobox and birth_year_category and birth_year_infobox != birth_year_category),
+        birth_date_source=(
+            "infobox" if birth_infobox else "lead" if birth_lead else "category" if birth_year_category else None
+        ),
+        evidence={
+            "category_living": cat["living"],
+            "category_possibly_living": cat["possibly_living"],
+            "category_birth_year": birth_year_category is not None,
+            "category_death": cat["death"],
+            "person_infobox": infobox_is_person,
+            "birth_date_and_age": living_template,
+            "death_date": death is not None or death_template,
+        },
+    )
+
+
+def _parse(wikitext: str, *, title: str, page_id: int, revision_id: int | None, full: bool, url_base: str):
+    prepared = prepare(wikitext, title=title, page_id=page_id, full=full)
+    text, lead_src, body_src = prepared.text, prepared.lead_src, prepared.body_src
+    categories = categories_of(text)
+    lead_code = mwparserfromhell.parse(lead_src)
+    lead_templates = lead_code.filter_templates(recursive=True)
+    top_templates = lead_code.filter_templates(recursive=False)
+
+    infobox, infobox_is_person, fields_raw = infobox_of(
+        [t for t in lead_templates if is_infobox_name(template_name(t))],
+        [t for t in top_templates if is_infobox_name(template_name(t))],
+    )
+    short_description = short_description_of(top_templates)
+    lead_links = _links(lead_code) if full else []
+    _drop_reference_templates(lead_code)
+    lead = clean_prose(lead_code)
+    decision = decide(categories, infobox_is_person, fields_raw, lead_templates, lambda: lead.split("\n", 1)[0])
 
     bio = Biography(
         page_id=page_id,
         title=title,
         revision_id=revision_id,
         url=article_url(title, url_base),
-        is_person=is_person,
-        is_living=is_living,
-        birth_date=birth_date,
-        birth_year=birth_year,
-        death_year=death_year,
+        is_person=decision.is_person,
+        is_living=decision.is_living,
+        birth_date=decision.birth_date,
+        birth_year=decision.birth_year,
+        death_year=decision.death_year,
         short_description=short_description,
         infobox=infobox,
         categories=categories,
         lead=lead,
-        living_evidence=evidence,
-        birth_year_infobox=birth_year_infobox,
-        birth_year_category=birth_year_category,
-        date_conflict=date_conflict,
-        birth_date_source=(
-            "infobox" if birth_infobox else "lead" if birth_lead else "category" if birth_year_category else None
-        ),
+        living_evidence=decision.evidence,
+        birth_year_infobox=decision.birth_year_infobox,
+        birth_year_category=decision.birth_year_category,
+        date_conflict=decision.date_conflict,
+        birth_date_source=decision.birth_date_source,
         sort_key=_defaultsort(text),
-        ref_count=ref_count,
+        ref_count=prepared.ref_count,
         wikitext_length=len(wikitext),
         parse_mode="full" if full else "cheap",
     )
@@ -314,7 +366,7 @@ def article_url(title: str, url_base: str) -> str:
     return url_base + "".join(_URL_UNSAFE.get(c, c) for c in title.replace(" ", "_"))
 
 
-def _categories(text: str) -> list[str]:
+def categories_of(text: str) -> list[str]:
     """Category memberships in order of first appearance, deduplicated; ``[[:Category:X]]`` is a link, not one."""
     seen: dict[str, None] = {}
     for m in _CATEGORY_RE.finditer(text):
@@ -329,27 +381,30 @@ def _defaultsort(text: str) -> str | None:
     return m.group(1).strip() or None if m else None
 
 
-def _short_description(code: Wikicode) -> str | None:
-    for template in code.filter_templates(recursive=False):
+def short_description_of(top_templates: list[Template]) -> str | None:
+    """The first top-level {{Short description|...}} with a value; "none" means none."""
+    for template in top_templates:
         if template_name(template) == "short description" and template.has("1"):
             value = clean_value(template.get("1").value)
             return None if value.lower() == "none" or not value else value
     return None
 
 
-def _infobox(code: Wikicode) -> tuple[Infobox | None, bool, dict[str, str]]:
+def infobox_of(
+    candidates: list[Template], top: list[Template], *, clean: bool = True
+) -> tuple[Infobox | None, bool, dict[str, str]]:
     """The article's infobox (first top-level infobox-family template; embedded ones merged in).
 
-    Returns the Infobox, whether any infobox in the lead marks a person (bands excluded), and the raw
-    (uncleaned) field values used for date parsing.
+    ``candidates`` are the lead's infobox-family templates at any depth, ``top`` the top-level ones. Returns
+    the Infobox, whether any infobox in the lead marks a person (bands excluded), and the raw (uncleaned) field
+    values used for date parsing. ``clean=False`` leaves ``Infobox.fields`` empty (the scan needs only the
+    template name and the raw date fields; cleaning every value is most of the infobox's cost).
     """
-    candidates = [t for t in code.filter_templates(recursive=True) if is_infobox_name(template_name(t))]
     is_person = False
     for template in candidates:
         background = template.get("background").value.strip_code() if template.has("background") else None
         if is_person_infobox(template_name(template), background):
             is_person = True
-    top = [t for t in code.filter_templates(recursive=False) if is_infobox_name(template_name(t))]
     primary = top[0] if top else (candidates[0] if candidates else None)
     if primary is None:
         return None, is_person, {}
@@ -369,7 +424,7 @@ def _infobox(code: Wikicode) -> tuple[Infobox | None, bool, dict[str, str]]:
             if not key or key in raw or key in ("embed", "module", "module2", "module3", "child"):
                 continue
             raw[key] = str(param.value)
-            value = clean_value(param.value)
+            value = clean_value(param.value) if clean else ""
             if value:
                 fields[key] = value
     return Infobox(template=template_name(primary), fields=fields), is_person, raw

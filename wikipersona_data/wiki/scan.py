@@ -8,8 +8,8 @@ counters of hashed link targets), so throughput scales with cores. Without an in
 hands batches of pages to the workers; that caps the scan at one core's bz2 speed (~30 MB/s of XML).
 
 Per page, in the worker: every ns-0 article feeds the inbound-link counter and every ns-0 redirect the
-redirect counter (fame.py); an article passing the cheap ``looks_like_person`` prefilter is parsed
-with ``parse_biography(full=False)``; a person becomes a row.
+redirect counter (fame.py); an article passing the cheap ``looks_like_person`` prefilter gets its row
+fields from ``scan_fields`` (falling back to ``parse_biography(full=False)``); a person becomes a row.
 
 Robustness: never trust one page. Pages above ``max_page_bytes`` are not parsed, a parse is cut after
 ``page_timeout`` seconds (``setitimer`` in the worker), any exception is caught; each such page is
@@ -178,32 +178,40 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _PageTimeout
 
 
-def _parse_person(page: Page, options: ScanOptions, url_base: str) -> Any:
-    """``parse_biography(full=False)`` under the per-page time limit (a SIGALRM in this worker)."""
+def _parse_person(page: Page, options: ScanOptions, url_base: str) -> dict[str, Any]:
+    """The row's scalar fields under the per-page time limit (a SIGALRM in this worker).
+
+    ``scan_fields`` (no tree of the lead) decides most pages; when it cannot be sure (scan_fields.py lists
+    when), ``parse_biography(full=False)`` does, so rows never depend on which path ran.
+    """
     from wikipersona_data.wiki.parse import parse_biography
+    from wikipersona_data.wiki.scan_fields import scan_fields
 
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     try:
         signal.setitimer(signal.ITIMER_REAL, options.page_timeout)
         try:
-            return parse_biography(
-                page.text,
-                title=page.title,
-                page_id=page.page_id,
-                revision_id=page.revision_id,
-                full=False,
-                url_base=url_base,
-            )
+            args = {"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id, "url_base": url_base}
+            fields = scan_fields(page.text, **args)
+            if fields is None:
+                fields = bio_fields(parse_biography(page.text, full=False, **args))
+            return fields
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _row(bio: Any, page: Page) -> dict[str, Any]:
+def bio_fields(bio: Any) -> dict[str, Any]:
+    """A Biography's row fields (BIO_COLUMNS)."""
     row = {name: getattr(bio, name) for name in BIO_COLUMNS if name not in ("infobox_template", "categories")}
     row["infobox_template"] = bio.infobox.template if bio.infobox is not None else None
     row["categories"] = list(bio.categories)
+    return row
+
+
+def _row(fields: dict[str, Any], page: Page) -> dict[str, Any]:
+    row = dict(fields)
     row.update(fame.page_features(page.text, page.text_bytes))
     row.update(inbound_links=0, redirects_in=0, fame_score=0.0)  # filled in once every page was counted
     return {name: row[name] for name in COLUMNS}
@@ -237,7 +245,7 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
             )
             continue
         try:
-            bio = _parse_person(page, options, site.url_base)
+            fields = _parse_person(page, options, site.url_base)
         except _PageTimeout:
             stats["errors"] += 1
             result.errors.append(
@@ -250,11 +258,11 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
                 f"skipped page {page.title!r} (id {page.page_id}): {type(err).__name__}: {str(err)[:200]}"
             )
             continue
-        if not bio.is_person:
+        if not fields["is_person"]:
             continue
         stats["people"] += 1
-        stats["living"] += int(bool(bio.is_living))
-        result.rows.append(_row(bio, page))
+        stats["living"] += int(bool(fields["is_living"]))
+        result.rows.append(_row(fields, page))
     for target, count in links.counts.items():
         result.links[target] = result.links.get(target, 0) + count
     for target, count in redirects.counts.items():
