@@ -237,12 +237,13 @@ def stage_breakdown(dump: Path, index: Path, mb: float) -> list[tuple[str, float
     """Single-core cost of each step a scan worker performs, on the first ``mb`` MB of XML streams."""
     from wikipersona_data.wiki import fame
     from wikipersona_data.wiki.multistream import decompress_streams, index_streams, parse_stream_pages, stream_bounds
-    from wikipersona_data.wiki.parse import parse_biography
     from wikipersona_data.wiki.person import looks_like_person
+    from wikipersona_data.wiki.scan import ScanOptions, _parse_person
 
+    options = ScanOptions()
     counts = index_streams(index)
     bounds = stream_bounds(sorted(counts), dump.stat().st_size, dump, index)
-    names = ["bz2 decompress", "XML parse", "inbound-link counting", "prefilter", "parse_biography(full=False)"]
+    names = ["bz2 decompress", "XML parse", "inbound-link counting", "prefilter", "row fields (scan_fields)"]
     times = dict.fromkeys([*names, "fame features (candidates)"], 0.0)
     xml = 0
     with open(dump, "rb") as f:
@@ -264,8 +265,8 @@ def stage_breakdown(dump: Path, index: Path, mb: float) -> list[tuple[str, float
             times["prefilter"] += time.perf_counter() - t
             t = time.perf_counter()
             for p in candidates:
-                parse_biography(p.text, title=p.title, page_id=p.page_id, revision_id=p.revision_id, full=False)
-            times["parse_biography(full=False)"] += time.perf_counter() - t
+                _parse_person(p, options, "https://en.wikipedia.org/wiki/")  # what the worker runs, fallback included
+            times["row fields (scan_fields)"] += time.perf_counter() - t
             t = time.perf_counter()
             for p in candidates:
                 fame.page_features(p.text, p.text_bytes)

@@ -434,25 +434,32 @@ def remove_media_links(text: str) -> str:
         start = match.start()
         if start < position:
             continue  # nested inside a span already removed
-        depth, i = 0, start
-        while i < len(text) - 1:
-            pair = text[i : i + 2]
-            if pair == "[[":
-                depth += 1
-                i += 2
-            elif pair == "]]":
-                depth -= 1
-                i += 2
-                if depth == 0:
-                    break
-            elif text[i] == "\n" and text[i : i + 2] == "\n\n":
-                break  # an unclosed File link never spans a paragraph break
-            else:
-                i += 1
         out.append(text[position:start])
-        position = i
+        position = _media_link_end(text, start)
     out.append(text[position:])
     return "".join(out)
+
+
+_MEDIA_SCAN_RE = re.compile(r"\[\[|\]\]|\n\n")
+
+
+def _media_link_end(text: str, start: int) -> int:
+    """Where the link opened at ``start`` ends: after its closing ``]]``, or at a paragraph break if unclosed.
+
+    An unclosed link with no paragraph break runs to the text's last character (kept, as the character-by-
+    character scan this replaces did).
+    """
+    depth = 0
+    end = start
+    for m in _MEDIA_SCAN_RE.finditer(text, start):
+        token = m.group()
+        if token == "\n\n":
+            return m.start()  # an unclosed File link never spans a paragraph break
+        depth += 1 if token == "[[" else -1
+        end = m.end()
+        if depth == 0:
+            return end
+    return end if end >= len(text) else max(len(text) - 1, start)
 
 
 # Safety net for constructs the parser degraded to text (crossing/unbalanced markup): visible text only.

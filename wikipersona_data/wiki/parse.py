@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import mwparserfromhell
 from mwparserfromhell.nodes import Template
@@ -98,8 +99,10 @@ BOILERPLATE_SECTIONS = frozenset(
         "literature",
     }
 )
-_BIRTH_FIELDS = ("birth_date", "born", "date_of_birth", "birthdate", "birth date", "dateofbirth", "birth_year")
-_DEATH_FIELDS = ("death_date", "died", "date_of_death", "deathdate", "death date", "dateofdeath", "death_year")
+#: Infobox parameters that hold embedded infoboxes or flags, not fields.
+NOT_FIELDS = frozenset({"embed", "module", "module2", "module3", "child"})
+BIRTH_FIELDS = ("birth_date", "born", "date_of_birth", "birthdate", "birth date", "dateofbirth", "birth_year")
+DEATH_FIELDS = ("death_date", "died", "date_of_death", "deathdate", "death date", "dateofdeath", "death_year")
 
 _COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _HEADING_RE = re.compile(r"^=[^\n]*=[ \t]*$", re.MULTILINE)
@@ -199,7 +202,7 @@ def decide(
     death_infobox: PartialDate | None = None
     living_template = False
     death_template = False
-    for key in _BIRTH_FIELDS:
+    for key in BIRTH_FIELDS:
         if fields_raw.get(key):
             date, info = date_from_value(fields_raw[key])
             if info is not None:
@@ -211,7 +214,7 @@ def decide(
                 birth_infobox = date
             if birth_infobox:
                 break
-    for key in _DEATH_FIELDS:
+    for key in DEATH_FIELDS:
         if fields_raw.get(key) and death_infobox is None:
             date, info = date_from_value(fields_raw[key])
             death_infobox = (info.death or info.birth) if info is not None else date
@@ -326,11 +329,19 @@ def _remove_paired(pattern: re.Pattern[str], closing: str, text: str) -> str:
     every such tag (measured: 20,000 unclosed ``<ref>`` in 140 KB took 29 s); before the last closing tag
     every opening tag finds its match and the scan resumes after it, so the substitution stays linear.
     """
-    end = text.lower().rfind(closing)
-    if end < 0:
+    last = None
+    for last in _closing_re(closing).finditer(text):  # noqa: B007 - only the last one is wanted
+        pass
+    if last is None:
         return text
-    end = text.find(">", end) + 1 or len(text)
+    end = text.find(">", last.start()) + 1 or len(text)
     return pattern.sub("", text[:end]) + text[end:]
+
+
+@lru_cache(maxsize=4)
+def _closing_re(closing: str) -> re.Pattern[str]:
+    """``</`` + the tag name in any case: the literal ``</`` prefix keeps the scan fast (no lower-cased copy)."""
+    return re.compile(re.escape(closing[:2]) + "(?i:" + re.escape(closing[2:]) + ")")
 
 
 _TABLE_START_RE = re.compile(r"^[ \t:]*\{\|", re.MULTILINE)
@@ -421,7 +432,7 @@ def infobox_of(
             if not param.showkey:
                 continue
             key = _COMMENT_RE.sub("", str(param.name)).strip()
-            if not key or key in raw or key in ("embed", "module", "module2", "module3", "child"):
+            if not key or key in raw or key in NOT_FIELDS:
                 continue
             raw[key] = str(param.value)
             value = clean_value(param.value) if clean else ""

@@ -3,18 +3,23 @@
 ``parse_biography`` builds an mwparserfromhell tree of the whole lead and renders its prose, but a scan row
 needs only is_person, is_living, birth_date/year, death_year, short_description, infobox_template and
 categories. Here the lead is only *scanned*: ``{{``/``}}`` are matched with a stack to find every template's
-span, depth and name, and only the top-level templates that contain an interesting one (infobox family,
-short description, date and circa templates) are parsed, each on its own. The decisions then go through the
-same functions as ``parse_biography`` (``prepare``, ``categories_of``, ``infobox_of``,
-``short_description_of``, ``decide``), so both paths agree by construction once they see the same templates.
+span, depth and name. Small interesting templates (date, circa, short description) are parsed on their own
+with mwparserfromhell; infoboxes, the big ones, are never built into trees: their parameters are split at
+``|``/``=`` outside nested templates, links and tags, and the split is checked against mwparserfromhell's C
+tokenizer (the same ``|``/``=`` at template depth 1, the same number of nested templates). Building the tree
+is what costs (the tokenizer is ~20x cheaper than the builder). The decisions then go through the same
+functions as ``parse_biography`` (``prepare``, ``categories_of``, ``short_description_of``, ``decide``), so
+both paths agree by construction once they see the same templates and parameters.
 
 The fast path gives up (returns None and the caller runs ``parse_biography(full=False)``) exactly when it
 cannot be sure it sees what mwparserfromhell would:
 
 * the lead has ``{{{`` (a parameter reference) or unbalanced ``{{``/``}}``, or a tag whose content
   mwparserfromhell does not parse as wikitext (``<nowiki>``, ``<math>``, ``<pre>``, ``<source>``, ...);
-* a template name contains markup (``{{``, ``[[``, ``<``), or an interesting template's span does not parse
-  to exactly one template with the same interesting templates inside;
+* a template name contains markup (``{{``, ``[[``, ``<``); a top-level template holding an interesting one does
+  not tokenize to exactly one template with as many nested templates as the scan found; a small interesting
+  template does not parse to one template of the same name; an infobox's ``|``/``=`` split differs from the
+  tokenizer's;
 * a short description or the first infobox at depth 0 is preceded by markup that could enclose it
   (``[``, ``<``, ``'``), or there are infoboxes but none at depth 0 (which one is "top-level" is then
   mwparserfromhell's call);
@@ -25,21 +30,23 @@ cannot be sure it sees what mwparserfromhell would:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import mwparserfromhell
 from mwparserfromhell.nodes import Template
+from mwparserfromhell.parser import CTokenizer, tokens
 
 from wikipersona_data.wiki.dates import CIRCA_TEMPLATES, DATE_TEMPLATES, template_name
 from wikipersona_data.wiki.parse import (
+    NOT_FIELDS,
     article_url,
     categories_of,
     decide,
-    infobox_of,
     prepare,
     short_description_of,
 )
-from wikipersona_data.wiki.person import is_infobox_name
+from wikipersona_data.wiki.person import PERSON_INFOBOXES, is_infobox_name, is_person_infobox
 
 _BRACES_RE = re.compile(r"\{\{|\}\}")
 _OPAQUE_TAG_RE = re.compile(
@@ -56,21 +63,50 @@ class _Unsure(Exception):
     """The fast path cannot decide; the caller falls back to the mwparserfromhell path."""
 
 
+Span = tuple[int, int, int, str]  # (start, end, depth, normalised name)
+
+_TOKENIZER = CTokenizer()
+_STRUCTURE = frozenset(
+    {
+        tokens.TemplateOpen,
+        tokens.TemplateClose,
+        tokens.TemplateParamSeparator,
+        tokens.TemplateParamEquals,
+        tokens.ArgumentOpen,
+    }
+)
+_SPLIT_RE = re.compile(r"\{\{|\[\[|\[(?:https?:)?//|<[A-Za-z/]|\||=")
+_LINK_RE = re.compile(r"\[\[|\]\]")
+
+
+@dataclass
+class _Box:
+    """An infobox-family template without a tree: its name and (key or None, raw value) parameters."""
+
+    name: str
+    params: list[tuple[str | None, str]] = field(default_factory=list)
+
+    def background(self) -> str | None:
+        """``template.get("background").value.strip_code()`` (the last such parameter, as MediaWiki reads it)."""
+        values = [value for key, value in self.params if key == "background"]
+        return mwparserfromhell.parse(values[-1]).strip_code() if values else None
+
+
 def _normalise(name: str) -> str:
     name = " ".join(name.replace("_", " ").split()).lower()
     return name[len("template:") :].strip() if name.startswith("template:") else name
 
 
-def _interesting(name: str) -> bool:
-    return name in DATE_TEMPLATES or name in CIRCA_TEMPLATES or name == "short description" or is_infobox_name(name)
+def _small(name: str) -> bool:
+    return name in DATE_TEMPLATES or name in CIRCA_TEMPLATES or name == "short description"
 
 
-def _spans(lead: str) -> list[tuple[int, int, int, str]]:
-    """Every template as (start, end, depth, normalised name), in order of start (mwparserfromhell's order)."""
+def _spans(lead: str) -> list[Span]:
+    """Every template, in order of start (mwparserfromhell's ``filter_templates(recursive=True)`` order)."""
     if "{{{" in lead or _OPAQUE_TAG_RE.search(lead):
         raise _Unsure
     stack: list[int] = []
-    spans: list[tuple[int, int, int, str]] = []
+    spans: list[Span] = []
     for m in _BRACES_RE.finditer(lead):
         if m.group() == "{{":
             stack.append(m.start())
@@ -90,37 +126,136 @@ def _spans(lead: str) -> list[tuple[int, int, int, str]]:
     return spans
 
 
-def _parsed_templates(lead: str, spans: list[tuple[int, int, int, str]]) -> tuple[list[Template], list[Template]]:
-    """mwparserfromhell Templates of the depth-0 spans holding an interesting template: (all in order, top-level)."""
-    every: list[Template] = []
-    top: list[Template] = []
+def _depth1_signature(text: str) -> tuple[str, int]:
+    """mwparserfromhell's view of one template: "S"/"E" per ``|``/``=`` at depth 1, and how many templates."""
+    toks = _TOKENIZER.tokenize(text, 0, False)
+    if not toks or type(toks[0]) is not tokens.TemplateOpen:
+        raise _Unsure
+    kinds = [kind for kind in map(type, toks) if kind in _STRUCTURE]  # a C-speed filter: most tokens are text
+    if tokens.ArgumentOpen in kinds or type(toks[-1]) is not tokens.TemplateClose:
+        raise _Unsure
+    depth = 0
+    templates = 0
+    signature: list[str] = []
+    for i, kind in enumerate(kinds):
+        if kind is tokens.TemplateOpen:
+            depth += 1
+            templates += 1
+        elif kind is tokens.TemplateClose:
+            depth -= 1
+            if depth == 0 and i != len(kinds) - 1:
+                raise _Unsure  # not one template spanning the text
+        elif depth == 1:
+            signature.append("S" if kind is tokens.TemplateParamSeparator else "E")
+    if depth != 0:
+        raise _Unsure
+    return "".join(signature), templates
+
+
+def _split_params(lead: str, start: int, end: int, ends: dict[int, int]) -> tuple[list[tuple[str | None, str]], str]:
+    """A template's parameters split at ``|`` (and the first ``=``) outside nested templates, links and tags."""
+    seps: list[int] = []
+    equals: dict[int, int] = {}
+    pos, stop = start + 2, end - 2
+    while True:
+        m = _SPLIT_RE.search(lead, pos, stop)
+        if m is None:
+            break
+        token, pos = m.group(), m.end()
+        if token == "{{":
+            pos = ends[m.start()]
+        elif token == "[[":
+            pos = _link_end(lead, m.start(), stop)
+        elif token.startswith("["):
+            close = lead.find("]", pos, stop)
+            pos = close + 1 if close >= 0 else pos
+        elif token.startswith("<"):
+            close = lead.find(">", pos, stop)
+            pos = close + 1 if close >= 0 else pos
+        elif token == "|":
+            seps.append(m.start())
+        elif seps and seps[-1] not in equals:
+            equals[seps[-1]] = m.start()
+    params: list[tuple[str | None, str]] = []
+    signature: list[str] = []
+    for i, sep in enumerate(seps):
+        param_end = seps[i + 1] if i + 1 < len(seps) else stop
+        signature.append("S")
+        if sep in equals:
+            signature.append("E")
+            params.append((lead[sep + 1 : equals[sep]].strip(), lead[equals[sep] + 1 : param_end]))
+        else:
+            params.append((None, lead[sep + 1 : param_end]))
+    return params, "".join(signature)
+
+
+def _link_end(lead: str, start: int, stop: int) -> int:
+    """End of the ``[[...]]`` starting at ``start`` (nested links counted); just past ``[[`` if unclosed."""
+    depth = 0
+    for m in _LINK_RE.finditer(lead, start, stop):
+        depth += 1 if m.group() == "[[" else -1
+        if depth == 0:
+            return m.end()
+    return start + 2
+
+
+def _parse_small(text: str, name: str) -> Template:
+    code = mwparserfromhell.parse(text)
+    if len(code.nodes) != 1 or not isinstance(code.nodes[0], Template) or template_name(code.nodes[0]) != name:
+        raise _Unsure
+    return code.nodes[0]
+
+
+@dataclass
+class _Lead:
+    """What the lead's templates say, as parse.py reads it from the tree."""
+
+    date_templates: list[Template] = field(default_factory=list)  # in lead order, any depth
+    boxes: list[tuple[int, int, _Box]] = field(default_factory=list)  # infobox family, any depth
+    top_boxes: list[tuple[int, int, _Box]] = field(default_factory=list)  # top-level ones
+    top_short: list[Template] = field(default_factory=list)  # top-level short descriptions
+
+
+def _read_lead(lead: str, spans: list[Span]) -> _Lead:
+    facts = _Lead()
+    ends = {start: end for start, end, _, _ in spans}
     i = 0
     while i < len(spans):
-        start, end, _, _ = spans[i]
+        start, end, _, head = spans[i]
         j = i + 1
         while j < len(spans) and spans[j][0] < end:
             j += 1
         group = spans[i:j]  # this depth-0 template and everything nested in it
         i = j
-        wanted = [name for _, _, _, name in group if _interesting(name)]
-        if not wanted:
+        if not any(_small(name) or is_infobox_name(name) for _, _, _, name in group):
             continue
-        code = mwparserfromhell.parse(lead[start:end])
-        if len(code.nodes) != 1 or not isinstance(code.nodes[0], Template):
+        signature, count = _depth1_signature(lead[start:end])
+        if count != len(group):
             raise _Unsure
-        templates = code.filter_templates(recursive=True)
-        if [n for t in templates if _interesting(n := template_name(t))] != wanted:
-            raise _Unsure
-        every.extend(templates)  # the lead's templates at any depth, as filter_templates(recursive=True)
-        if _ENCLOSING_MARKUP_RE.search(_outside(lead, spans, start)):
-            if is_infobox_name(group[0][3]) or group[0][3] == "short description":
-                raise _Unsure  # top-level or inside a link/tag/bold: only the full tree knows
-            continue  # a date template in prose: whether it is top-level does not matter
-        top.append(code.nodes[0])
-    return every, top
+        top = not _ENCLOSING_MARKUP_RE.search(_outside(lead, spans, start))
+        if not top and (head == "short description" or is_infobox_name(head)):
+            raise _Unsure  # top-level or inside a link/tag/bold: only the full tree knows
+        for s, e, _, name in group:
+            if is_infobox_name(name):
+                params, mine = _split_params(lead, s, e, ends)
+                theirs = signature if s == start else _depth1_signature(lead[s:e])[0]
+                if mine != theirs:
+                    raise _Unsure
+                box = (s, e, _Box(name, params))
+                facts.boxes.append(box)
+                if s == start and top:
+                    facts.top_boxes.append(box)
+            elif _small(name):
+                template = _parse_small(lead[s:e], name)
+                if name == "short description":
+                    if s == start and top:
+                        facts.top_short.append(template)
+                else:
+                    facts.date_templates.append(template)
+    return facts
 
 
-def _outside(lead: str, spans: list[tuple[int, int, int, str]], before: int) -> str:
+def _outside(lead: str, spans: list[Span], before: int) -> str:
     """The lead text before ``before`` that is outside every template (what could enclose a template there)."""
     parts: list[str] = []
     pos = 0
@@ -134,6 +269,25 @@ def _outside(lead: str, spans: list[tuple[int, int, int, str]], before: int) -> 
     return "".join(parts)
 
 
+def _infobox(facts: _Lead) -> tuple[str | None, bool, dict[str, str]]:
+    """parse.infobox_of without cleaning: primary template name, person?, raw fields (primary then embedded)."""
+    is_person = any(
+        is_person_infobox(box.name, box.background() if box.name in PERSON_INFOBOXES else None)
+        for _, _, box in facts.boxes
+    )
+    if not facts.top_boxes:
+        return None, is_person, {}
+    start, end, primary = facts.top_boxes[0]
+    embedded = [box for s, _, box in facts.boxes if start < s < end]
+    raw: dict[str, str] = {}
+    for box in [primary, *embedded]:
+        for key, value in box.params:
+            if key is None or not key or key in raw or key in NOT_FIELDS:
+                continue
+            raw[key] = value
+    return primary.name, is_person, raw
+
+
 def scan_fields(
     wikitext: str, *, title: str, page_id: int, revision_id: int | None, url_base: str
 ) -> dict[str, Any] | None:
@@ -141,16 +295,13 @@ def scan_fields(
     prepared = prepare(wikitext, title=title, page_id=page_id, full=False)
     lead = prepared.lead_src
     try:
-        spans = _spans(lead)
-        every, top = _parsed_templates(lead, spans)
+        facts = _read_lead(lead, _spans(lead))
     except _Unsure:
         return None
-    candidates = [t for t in every if is_infobox_name(template_name(t))]
-    top_infoboxes = [t for t in top if is_infobox_name(template_name(t))]
-    if candidates and not top_infoboxes:
+    if facts.boxes and not facts.top_boxes:
         return None
     categories = categories_of(prepared.text)
-    infobox, infobox_is_person, fields_raw = infobox_of(candidates, top_infoboxes, clean=False)
+    infobox_template, infobox_is_person, fields_raw = _infobox(facts)
 
     def no_born_line() -> str:
         if any(hint in lead for hint in _BORN_HINTS):
@@ -158,7 +309,7 @@ def scan_fields(
         return ""
 
     try:
-        decision = decide(categories, infobox_is_person, fields_raw, every, no_born_line)
+        decision = decide(categories, infobox_is_person, fields_raw, facts.date_templates, no_born_line)
     except _Unsure:
         return None
     return {
@@ -171,7 +322,7 @@ def scan_fields(
         "birth_date": decision.birth_date,
         "birth_year": decision.birth_year,
         "death_year": decision.death_year,
-        "short_description": short_description_of(top),
-        "infobox_template": infobox.template if infobox is not None else None,
+        "short_description": short_description_of(facts.top_short),
+        "infobox_template": infobox_template,
         "categories": categories,
     }
