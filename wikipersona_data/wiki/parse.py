@@ -344,29 +344,42 @@ def _closing_re(closing: str) -> re.Pattern[str]:
     return re.compile(re.escape(closing[:2]) + "(?i:" + re.escape(closing[2:]) + ")")
 
 
-_TABLE_START_RE = re.compile(r"^[ \t:]*\{\|", re.MULTILINE)
+_TABLE_LINE_RE = re.compile(r"^[ \t:]*(?:(\{\|)|\|\}(?!\}))", re.MULTILINE)
 
 
 def _remove_tables(text: str) -> str:
-    """Drop ``{| ... |}`` tables line by line (nesting counted) before parsing.
+    """Drop ``{| ... |}`` tables, whole lines from the opening to the closing one (nesting counted), before parsing.
 
     mwparserfromhell degrades a malformed table to plain text (a real Andre Agassi statistics table leaked
-    "| bgcolor=lime | [[...]]" into the section text), and table cells are never prose we want.
+    "| bgcolor=lime | [[...]]" into the section text), and table cells are never prose we want. Only the lines
+    opening or closing a table are visited (a regex), not every line of the article; an unclosed table runs to
+    the end of the text.
     """
-    if not _TABLE_START_RE.search(text):
-        return text
-    kept: list[str] = []
+    out: list[str] = []
     depth = 0
-    for line in text.split("\n"):
-        stripped = line.lstrip(" \t:")
-        if stripped.startswith("{|"):
+    position = 0  # start of the text not yet copied or dropped
+    cut = 0  # start of the line opening the outermost table
+    to_end = False  # the dropped lines include the text's last line
+    for m in _TABLE_LINE_RE.finditer(text):
+        if m.group(1):
+            if depth == 0:
+                cut = text.rfind("\n", 0, m.start()) + 1
             depth += 1
-        elif depth and stripped.startswith("|}") and not stripped.startswith("|}}"):
+        elif depth:
             depth -= 1
-            continue
-        if depth == 0:
-            kept.append(line)
-    return "\n".join(kept)
+            if depth == 0:
+                out.append(text[position:cut])
+                line_end = text.find("\n", m.end())
+                position = line_end + 1 if line_end >= 0 else len(text)
+                to_end = line_end < 0
+    if depth:
+        out.append(text[position:cut])
+        position, to_end = len(text), True
+    out.append(text[position:])
+    result = "".join(out)
+    if to_end and 0 < cut and result.endswith("\n"):
+        result = result[:-1]  # the dropped lines ran to the end: no line follows the last kept one
+    return result
 
 
 _URL_UNSAFE = {c: f"%{ord(c):02X}" for c in '%?#"<>[]{}|^`\\'}
