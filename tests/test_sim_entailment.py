@@ -6,7 +6,7 @@ import json
 
 import openai
 
-from wikipersona_data.llm.sim import SimConfig, SimServer
+from wikipersona_data.llm.sim import SimConfig, SimServer, register_responder
 from wikipersona_data.verify.grounding import entailment_template
 
 SCHEMA = {
@@ -42,3 +42,15 @@ def test_supported_claim_is_entailed_and_invented_one_is_not() -> None:
     assert invented["entailed"] is False
     assert inferred["entailed"] is True
     assert all(r["rationale"] for r in (kept, invented, inferred))
+
+
+def test_a_test_override_of_a_responder_is_undone_by_unregister() -> None:
+    from wikipersona_data.llm.sim.responders import get_responder, load_stage_responders, unregister_responder
+
+    load_stage_responders()
+    stage = get_responder("entailment")
+    assert stage is not None
+    register_responder("entailment")(lambda req: {"entailed": True, "rationale": "override"})
+    assert get_responder("entailment") is not stage
+    unregister_responder("entailment")
+    assert get_responder("entailment") is stage

@@ -29,7 +29,16 @@ tools/function calling, logprobs, the Batch and Files APIs.
 """
 
 from wikipersona_data.llm.sim.config import FAULT_KINDS, SimConfig
-from wikipersona_data.llm.sim.responders import ResponderRequest, register_responder, unregister_responder
+from wikipersona_data.llm.sim.responders import (
+    ResponderRequest,
+    load_stage_responders,
+    register_responder,
+    unregister_responder,
+)
 from wikipersona_data.llm.sim.server import SimServer
+
+# The stage responders register first, so a registration made later (a test's override) always wins
+# until it is unregistered, whatever order servers are started in.
+load_stage_responders()
 
 __all__ = ["FAULT_KINDS", "ResponderRequest", "SimConfig", "SimServer", "register_responder", "unregister_responder"]

@@ -46,12 +46,15 @@ class ResponderRequest:
 Responder = Callable[[ResponderRequest], Any]
 
 _REGISTRY: dict[str, Responder] = {}
+_SHADOWED: dict[str, list[Responder]] = {}  # earlier registrations a later one replaced, newest last
 
 
 def register_responder(schema_name: str) -> Callable[[Responder], Responder]:
     """Decorator: ``fn(req) -> dict`` answers chat requests for ``schema_name`` (a later registration wins)."""
 
     def decorate(fn: Responder) -> Responder:
+        if schema_name in _REGISTRY:
+            _SHADOWED.setdefault(schema_name, []).append(_REGISTRY[schema_name])
         _REGISTRY[schema_name] = fn
         return fn
 
@@ -59,8 +62,12 @@ def register_responder(schema_name: str) -> Callable[[Responder], Responder]:
 
 
 def unregister_responder(schema_name: str) -> None:
-    """Forget a responder (tests use it to leave the registry as they found it)."""
+    """Forget the latest responder for ``schema_name`` and bring back the one it replaced, if any, so a
+    test that overrides a stage responder leaves the registry as it found it."""
     _REGISTRY.pop(schema_name, None)
+    earlier = _SHADOWED.get(schema_name)
+    if earlier:
+        _REGISTRY[schema_name] = earlier.pop()
 
 
 def get_responder(schema_name: str | None) -> Responder | None:
