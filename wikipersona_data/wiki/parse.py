@@ -8,6 +8,10 @@ Two modes share one code path for everything they both produce, so a scan row (`
 * ``full=True`` additionally parses the body: level-2 sections (boilerplate such as References dropped, nested
   ``===`` kept inside their section), sentences with stable ids, and outgoing article links.
 
+The scan reads its rows' scalar fields through a third, tree-free path (scan_fields.py) that shares
+``prepare``, ``categories_of``, ``short_description_of`` and ``decide`` with this module and falls back to
+``full=False`` when unsure; tests/test_wiki_scan_fields.py checks that all three agree.
+
 Comments, ``<ref>`` citations, tables and File/Image links are removed before anything else: they are invisible
 text; a commented-out ``== Heading ==`` must not split the lead; and mwparserfromhell degrades malformed refs,
 tables and captions to raw text (seen on real articles, see ``_parse``). ``ref_count`` counts ``<ref`` opening
