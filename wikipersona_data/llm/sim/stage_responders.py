@@ -162,13 +162,20 @@ def words(text: str) -> list[str]:
     return list(seen)
 
 
+_AGAINST = re.compile(r"\b(critic\w*|against|oppos\w*|reject\w*|sceptic\w*|skeptic\w*|dismiss\w*|distrust\w*)\b")
+
+
 def lexicon_for(text: str) -> set[str]:
-    """Vocabulary evoked by the category words present in ``text``."""
-    low = text.lower()
+    """Vocabulary evoked by the category words present in ``text``. A sentence that speaks against a
+    category ("critical of plant-based meat substitutes") does not evoke it, as a reader would not
+    take it for the person's own preference."""
     out: set[str] = set()
-    for triggers, vocab in LEXICON.values():
-        if any(t in low for t in triggers):
-            out.update(vocab)
+    for sentence in re.split(r"(?<=[.!?])\s+", text.lower()):
+        if _AGAINST.search(sentence):
+            continue
+        for triggers, vocab in LEXICON.values():
+            if any(t in sentence for t in triggers):
+                out.update(vocab)
     return out
 
 
