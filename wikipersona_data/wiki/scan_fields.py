@@ -2,27 +2,27 @@
 
 ``parse_biography`` builds an mwparserfromhell tree of the whole lead and renders its prose, but a scan row
 needs only is_person, is_living, birth_date/year, death_year, short_description, infobox_template and
-categories. Here the lead is only *scanned*: ``{{``/``}}`` are matched with a stack to find every template's
-span, depth and name. Small interesting templates (date, circa, short description) are parsed on their own
-with mwparserfromhell; infoboxes, the big ones, are never built into trees: their parameters are split at
-``|``/``=`` outside nested templates, links and tags, and the split is checked against mwparserfromhell's C
-tokenizer (the same ``|``/``=`` at template depth 1, the same number of nested templates). Building the tree
-is what costs (the tokenizer is ~20x cheaper than the builder). The decisions then go through the same
-functions as ``parse_biography`` (``prepare``, ``categories_of``, ``short_description_of``, ``decide``), so
-both paths agree by construction once they see the same templates and parameters.
+categories. Building the tree is what costs: mwparserfromhell's C tokenizer is ~20x cheaper than its Python
+tree builder. So here the lead is only *scanned*: ``{{``/``}}`` are matched with a stack (every template's
+span, depth and name), and the tokenizer's token stream of the whole lead, read without a tree, says which
+templates mwparserfromhell sees, in context, and which are top-level (nothing open around them). Small
+interesting templates (date, circa, short description) are then parsed on their own; infoboxes, the big
+ones, are never built: their parameters are split at ``|`` and the first ``=`` outside nested templates,
+links and tags, and the split must equal the tokenizer's separators and equals signs for that template. The
+decisions go through the same functions as ``parse_biography`` (``prepare``, ``categories_of``,
+``short_description_of``, ``decide``), so both paths agree by construction once they see the same templates
+and parameters (tests/test_wiki_scan_fields.py checks it on every sample, demo and fixture page and on
+spliced real pages).
 
-The fast path gives up (returns None and the caller runs ``parse_biography(full=False)``) exactly when it
-cannot be sure it sees what mwparserfromhell would:
+The fast path gives up (returns None and the scan runs ``parse_biography(full=False)``) exactly when:
 
 * the lead has ``{{{`` (a parameter reference) or unbalanced ``{{``/``}}``, or a tag whose content
   mwparserfromhell does not parse as wikitext (``<nowiki>``, ``<math>``, ``<pre>``, ``<source>``, ...);
-* a template name contains markup (``{{``, ``[[``, ``<``); a top-level template holding an interesting one does
-  not tokenize to exactly one template with as many nested templates as the scan found; a small interesting
-  template does not parse to one template of the same name; an infobox's ``|``/``=`` split differs from the
-  tokenizer's;
-* a short description or the first infobox at depth 0 is preceded by markup that could enclose it
-  (``[``, ``<``, ``'``), or there are infoboxes but none at depth 0 (which one is "top-level" is then
-  mwparserfromhell's call);
+* a template name contains markup (``{{``, ``[[``, ``<``);
+* the tokenizer's templates differ from the brace scan's (count or nesting depth; e.g. broken markup later
+  in the lead made it treat a template as text), or a ``|``/``=`` belongs to something other than a template;
+* a small interesting template does not parse on its own to one template of the same name, or an infobox's
+  ``|``/``=`` split differs from the tokenizer's;
 * no birth date comes from the infobox or lead templates and the lead contains "born", "b." or "&#": the
   "(born <date>)" rule reads the *rendered* lead, which only the full parser produces.
 """
@@ -55,7 +55,6 @@ _OPAQUE_TAG_RE = re.compile(
     re.IGNORECASE,
 )
 _NAME_END_RE = re.compile(r"\||\{\{|\}\}")
-_ENCLOSING_MARKUP_RE = re.compile(r"[\[<']")
 _BORN_HINTS = ("born", "b.", "&#")
 
 
@@ -66,15 +65,31 @@ class _Unsure(Exception):
 Span = tuple[int, int, int, str]  # (start, end, depth, normalised name)
 
 _TOKENIZER = CTokenizer()
-_STRUCTURE = frozenset(
+_OPENERS = frozenset(
     {
-        tokens.TemplateOpen,
-        tokens.TemplateClose,
-        tokens.TemplateParamSeparator,
-        tokens.TemplateParamEquals,
         tokens.ArgumentOpen,
+        tokens.WikilinkOpen,
+        tokens.ExternalLinkOpen,
+        tokens.HeadingStart,
+        tokens.TagOpenOpen,
+        tokens.CommentStart,
+        tokens.HTMLEntityStart,
     }
 )
+_CLOSERS = frozenset(
+    {
+        tokens.TemplateClose,
+        tokens.ArgumentClose,
+        tokens.WikilinkClose,
+        tokens.ExternalLinkClose,
+        tokens.HeadingEnd,
+        tokens.TagCloseSelfclose,
+        tokens.TagCloseClose,
+        tokens.CommentEnd,
+        tokens.HTMLEntityEnd,
+    }
+)
+_STRUCTURE = _OPENERS | _CLOSERS | {tokens.TemplateOpen, tokens.TemplateParamSeparator, tokens.TemplateParamEquals}
 _SPLIT_RE = re.compile(r"\{\{|\[\[|\[(?:https?:)?//|<[A-Za-z/]|\||=")
 _LINK_RE = re.compile(r"\[\[|\]\]")
 
@@ -126,30 +141,36 @@ def _spans(lead: str) -> list[Span]:
     return spans
 
 
-def _depth1_signature(text: str) -> tuple[str, int]:
-    """mwparserfromhell's view of one template: "S"/"E" per ``|``/``=`` at depth 1, and how many templates."""
-    toks = _TOKENIZER.tokenize(text, 0, False)
-    if not toks or type(toks[0]) is not tokens.TemplateOpen:
-        raise _Unsure
-    kinds = [kind for kind in map(type, toks) if kind in _STRUCTURE]  # a C-speed filter: most tokens are text
-    if tokens.ArgumentOpen in kinds or type(toks[-1]) is not tokens.TemplateClose:
-        raise _Unsure
-    depth = 0
-    templates = 0
-    signature: list[str] = []
-    for i, kind in enumerate(kinds):
+def _structure(lead: str) -> list[tuple[bool, int, str]]:
+    """mwparserfromhell's view of every template of the lead, in order: (top-level?, depth, "S"/"E" signature).
+
+    From the C tokenizer's token stream, in context (broken markup later in the lead can make the tokenizer
+    give up on an earlier template; seen on a truncated real article), without building the tree. A template
+    is top-level when nothing (template, link, tag, heading, ...) is open around it; its signature is one "S"
+    per ``|`` and one "E" per parameter ``=`` while it is the innermost open construct.
+    """
+    kinds = [kind for kind in map(type, _TOKENIZER.tokenize(lead, 0, False)) if kind in _STRUCTURE]
+    templates: list[tuple[bool, int, list[str]]] = []
+    stack: list[int] = []  # open constructs: a template's index, -1 for anything else
+    depth = 0  # open templates
+    for kind in kinds:
         if kind is tokens.TemplateOpen:
+            templates.append((not stack, depth, []))
+            stack.append(len(templates) - 1)
             depth += 1
-            templates += 1
-        elif kind is tokens.TemplateClose:
-            depth -= 1
-            if depth == 0 and i != len(kinds) - 1:
-                raise _Unsure  # not one template spanning the text
-        elif depth == 1:
-            signature.append("S" if kind is tokens.TemplateParamSeparator else "E")
-    if depth != 0:
+        elif kind in _OPENERS:
+            stack.append(-1)
+        elif kind in _CLOSERS:
+            if not stack:
+                raise _Unsure
+            depth -= stack.pop() >= 0
+        else:  # a parameter separator or equals sign
+            if not stack or stack[-1] < 0:
+                raise _Unsure
+            templates[stack[-1]][2].append("S" if kind is tokens.TemplateParamSeparator else "E")
+    if stack:
         raise _Unsure
-    return "".join(signature), templates
+    return [(top, level, "".join(signature)) for top, level, signature in templates]
 
 
 def _split_params(lead: str, start: int, end: int, ends: dict[int, int]) -> tuple[list[tuple[str | None, str]], str]:
@@ -217,56 +238,27 @@ class _Lead:
 
 
 def _read_lead(lead: str, spans: list[Span]) -> _Lead:
+    structure = _structure(lead)
+    if [depth for _, _, depth, _ in spans] != [depth for _, depth, _ in structure]:
+        raise _Unsure  # the tokenizer sees other templates than the brace scan
     facts = _Lead()
     ends = {start: end for start, end, _, _ in spans}
-    i = 0
-    while i < len(spans):
-        start, end, _, head = spans[i]
-        j = i + 1
-        while j < len(spans) and spans[j][0] < end:
-            j += 1
-        group = spans[i:j]  # this depth-0 template and everything nested in it
-        i = j
-        if not any(_small(name) or is_infobox_name(name) for _, _, _, name in group):
-            continue
-        signature, count = _depth1_signature(lead[start:end])
-        if count != len(group):
-            raise _Unsure
-        top = not _ENCLOSING_MARKUP_RE.search(_outside(lead, spans, start))
-        if not top and (head == "short description" or is_infobox_name(head)):
-            raise _Unsure  # top-level or inside a link/tag/bold: only the full tree knows
-        for s, e, _, name in group:
-            if is_infobox_name(name):
-                params, mine = _split_params(lead, s, e, ends)
-                theirs = signature if s == start else _depth1_signature(lead[s:e])[0]
-                if mine != theirs:
-                    raise _Unsure
-                box = (s, e, _Box(name, params))
-                facts.boxes.append(box)
-                if s == start and top:
-                    facts.top_boxes.append(box)
-            elif _small(name):
-                template = _parse_small(lead[s:e], name)
-                if name == "short description":
-                    if s == start and top:
-                        facts.top_short.append(template)
-                else:
-                    facts.date_templates.append(template)
+    for (start, end, _, name), (top, _, signature) in zip(spans, structure, strict=True):
+        if is_infobox_name(name):
+            params, mine = _split_params(lead, start, end, ends)
+            if mine != signature:
+                raise _Unsure
+            box = (start, end, _Box(name, params))
+            facts.boxes.append(box)
+            if top:
+                facts.top_boxes.append(box)
+        elif _small(name):
+            template = _parse_small(lead[start:end], name)
+            if name != "short description":
+                facts.date_templates.append(template)
+            elif top:
+                facts.top_short.append(template)
     return facts
-
-
-def _outside(lead: str, spans: list[Span], before: int) -> str:
-    """The lead text before ``before`` that is outside every template (what could enclose a template there)."""
-    parts: list[str] = []
-    pos = 0
-    for start, end, depth, _ in spans:
-        if start >= before:
-            break
-        if depth == 0:
-            parts.append(lead[pos:start])
-            pos = end
-    parts.append(lead[pos:before])
-    return "".join(parts)
 
 
 def _infobox(facts: _Lead) -> tuple[str | None, bool, dict[str, str]]:
@@ -275,9 +267,9 @@ def _infobox(facts: _Lead) -> tuple[str | None, bool, dict[str, str]]:
         is_person_infobox(box.name, box.background() if box.name in PERSON_INFOBOXES else None)
         for _, _, box in facts.boxes
     )
-    if not facts.top_boxes:
+    if not facts.boxes:
         return None, is_person, {}
-    start, end, primary = facts.top_boxes[0]
+    start, end, primary = (facts.top_boxes or facts.boxes)[0]
     embedded = [box for s, _, box in facts.boxes if start < s < end]
     raw: dict[str, str] = {}
     for box in [primary, *embedded]:
@@ -297,8 +289,6 @@ def scan_fields(
     try:
         facts = _read_lead(lead, _spans(lead))
     except _Unsure:
-        return None
-    if facts.boxes and not facts.top_boxes:
         return None
     categories = categories_of(prepared.text)
     infobox_template, infobox_is_person, fields_raw = _infobox(facts)
