@@ -206,3 +206,34 @@ def test_combine_needs_the_shard_sketch(tmp_path: Path, capsys) -> None:
     table.write_text("")
     assert main(["scan", "unused.xml.bz2", "--combine", str(table), "--out", str(tmp_path / "all.jsonl")]) == 2
     assert "no sketch file part.jsonl.sketch.npz" in capsys.readouterr().err
+
+
+def test_section_count_equals_the_line_anchored_regex() -> None:
+    import random
+
+    from wikipersona_data.wiki.fame import SECTION_RE, section_count
+
+    rng = random.Random(7)
+    pieces = ["==", "=", "===", " ", "\n", "\n\n", "a", "Early life", "\t", "\r\n", " \n", "<!-- x -->"]
+    texts = ["", "== A ==", "\n== A ==\n\n== B ==", "== A ==\n== B ==\n", "==A==  \n\n\n==B=="]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40))) for _ in range(20_000)]
+    for text in texts:
+        assert section_count(text) == len(SECTION_RE.findall(text)), repr(text)
+
+
+def test_sketch_add_sums_repeated_cells_like_add_at() -> None:
+    import numpy as np
+
+    from wikipersona_data.wiki.fame import CountMinSketch
+
+    rng = np.random.default_rng(3)
+    sketch = CountMinSketch(width=64, depth=3)  # narrow: many keys share cells, within and across rows
+    expected = np.zeros((3, 64), dtype=np.uint32)
+    for _ in range(5):
+        keys = rng.integers(0, 2**63, 200, dtype=np.uint64)
+        counts = {int(k): int(v) for k, v in zip(keys, rng.integers(1, 9, 200), strict=True)}
+        cells = sketch._cells(np.fromiter(counts, dtype=np.uint64))
+        for row in range(3):
+            np.add.at(expected[row], cells[row], np.fromiter(counts.values(), dtype=np.uint32))
+        sketch.add(counts)
+    assert np.array_equal(sketch.table, expected) and sketch.total == int(expected[0].sum())

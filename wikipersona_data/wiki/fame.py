@@ -51,6 +51,11 @@ DEFAULT_DEPTH = 4
 LINK_RE = re.compile(r"\[\[([^\[\]\|#{}<>\n]{1,255})")
 REF_RE = re.compile(r"<ref[\s>/]", re.IGNORECASE)
 SECTION_RE = re.compile(r"^==+[^=\n].*?==+\s*$", re.MULTILINE)
+# The same matches with the line start written as a literal "\n" (the text gets one prepended): a pattern
+# starting with ``^`` is tried at every character, one starting with a literal uses CPython's fast literal
+# search (~4x faster). Equal because a match never consumes the newline before the next line start
+# (``\s*$`` gives the last one back), so each later heading still finds its "\n".
+_SECTION_NL_RE = re.compile(r"\n==+[^=\n].*?==+\s*$", re.MULTILINE)
 
 
 def title_hash(key: str) -> int:
@@ -123,9 +128,13 @@ class CountMinSketch:
             return
         hashes = np.fromiter(counts.keys(), dtype=np.uint64, count=len(counts))
         values = np.fromiter(counts.values(), dtype=np.uint32, count=len(counts))
-        cells = self._cells(hashes)
-        for row in range(self.depth):
-            np.add.at(self.table[row], cells[row], values)
+        # One flat cell index per (row, key), summed per distinct cell by sorting: ``np.add.at`` (which would
+        # handle the repeated cells too) is ~10x slower, and this runs in the main process beside the workers.
+        cells = (self._cells(hashes) + np.arange(self.depth, dtype=np.int64)[:, None] * self.width).ravel()
+        order = np.argsort(cells, kind="stable")
+        cells, summed = cells[order], np.tile(values, self.depth)[order]
+        starts = np.flatnonzero(np.concatenate(([True], cells[1:] != cells[:-1])))
+        self.table.reshape(-1)[cells[starts]] += np.add.reduceat(summed, starts)
         self.total += int(values.sum(dtype=np.uint64))
 
     def query(self, hashes: Iterable[int]) -> list[int]:
@@ -143,12 +152,17 @@ class CountMinSketch:
         self.total += other.total
 
 
+def section_count(text: str) -> int:
+    """``len(SECTION_RE.findall(text))``, faster (see ``_SECTION_NL_RE``)."""
+    return len(_SECTION_NL_RE.findall("\n" + text))
+
+
 def page_features(text: str, text_bytes: int) -> dict[str, int]:
     """The page-local fame inputs."""
     return {
         "wikitext_bytes": text_bytes,
         "ref_count": len(REF_RE.findall(text)),
-        "section_count": len(SECTION_RE.findall(text)),
+        "section_count": section_count(text),
     }
 
 

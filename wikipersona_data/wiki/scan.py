@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.wiki import fame
@@ -58,7 +57,6 @@ from wikipersona_data.wiki.multistream import (
     read_header,
     stream_bounds,
 )
-from wikipersona_data.wiki.table import read_table
 
 log = logging.getLogger(__name__)
 
@@ -410,6 +408,8 @@ class _Collector:
     """Merges worker results: stats, logged errors, sketches, spilled rows, progress."""
 
     def __init__(self, options: ScanOptions, spill_dir: Path, total_bytes: int | None) -> None:
+        from tqdm import tqdm  # main side only: spawned workers import this module and need neither tqdm nor pyarrow
+
         self.summary = ScanSummary()
         self.sketches = fame.FameSketches(options.sketch_width, options.sketch_depth)
         self.spill = _RowSpill(spill_dir)
@@ -595,6 +595,8 @@ def combine_shards(tables: list[Path]) -> Iterator[dict[str, Any]]:
     Inbound links and redirects count pages of the whole dump, which no single shard saw: each shard
     keeps its own sketch, and adding sketches is exact, so the combined table equals an unsharded scan.
     """
+    from wikipersona_data.wiki.table import read_table
+
     merged: fame.FameSketches | None = None
     for table in tables:
         path = sketch_path(table)
