@@ -194,3 +194,24 @@ def test_prefilter_category_words(text, expected):
     assert looks_like_person(text) is expected
     if not expected:
         assert not bio(text).is_person
+
+
+def test_prefilter_equals_its_plain_form_on_random_texts() -> None:
+    from wikipersona_data.wiki import person
+
+    def plain(text: str) -> bool:  # each test on its own, no shared searches
+        return bool(
+            "births" in text
+            or "deaths" in text
+            or ("people" in text and person._LIVING_RE.search(text))
+            or person._after_of(text, "birth")
+            or person._after_of(text, "death")
+            or person._INFOBOX_RE.search(text)
+        )
+
+    rng = random.Random(5)
+    words = ["birth", "births", "death", "of", " ", "_", "\n", "people", "Living people", "x", "{{Infobox person"]
+    texts = ["".join(rng.choice(words) for _ in range(rng.randint(0, 8))) for _ in range(20_000)]
+    assert sum(map(plain, texts)) not in (0, len(texts))  # both outcomes occur
+    for text in texts:
+        assert person.looks_like_person(text) == plain(text), repr(text)

@@ -12,7 +12,7 @@ import random
 import pytest
 
 from wikipersona_data.wiki.clean import remove_media_links
-from wikipersona_data.wiki.parse import _remove_tables
+from wikipersona_data.wiki.parse import _PAIRED_REF_RE, _remove_paired_refs, _remove_tables
 
 
 def tables_reference(text: str) -> str:
@@ -83,3 +83,13 @@ def test_real_table_and_caption():
     assert _remove_tables(text) == tables_reference(text) == "A\nB [[File:x.jpg|thumb|A [[cap]]]] C\n\nD"
     assert remove_media_links(text) == media_reference(text)
     assert "File:" not in remove_media_links(text) and "C\n\nD" in remove_media_links(text)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_paired_refs_match_the_lazy_regex(seed):
+    rng = random.Random(seed)
+    alphabet = ["<ref>", "<REF name=a>", "<ref/>", "<ref name=x/>", "<ref name=/>", "</ref>", "</ref >", "</REF\n>"]
+    alphabet += ["</refs>", "<ref", "</ref", ">", "/", " ", "x", "\n", "<refx>", "<ref\tgroup=n>"]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert _remove_paired_refs(text) == _PAIRED_REF_RE.sub("", text), repr(text)

@@ -116,6 +116,8 @@ _REF_TAG_RE = re.compile(r"<ref(?:\s[^>]*)?/?>", re.IGNORECASE)
 _PAIRED_REF_RE = re.compile(r"<ref(?:\s[^>]*)?(?<!/)>.*?</ref\s*>", re.IGNORECASE | re.DOTALL)
 # Self-closing refs, and any ref tag left over after paired removal (unclosed openings, stray closings): an
 # unclosed <ref> is broken markup, and thousands of them make mwparserfromhell's tokenizer backtrack for seconds.
+_REF_OPEN_RE = re.compile(r"<ref(?:\s[^>]*)?(?<!/)>", re.IGNORECASE)  # the two halves of _PAIRED_REF_RE
+_REF_CLOSE_RE = re.compile(r"</ref\s*>", re.IGNORECASE)
 _SINGLE_REF_RE = re.compile(r"<ref(?:\s[^>]*)?/?>|</ref\s*>|<references(?:\s[^>]*)?/?>|</references\s*>", re.I)
 _REFERENCES_RE = re.compile(r"<references(?:\s[^>]*)?/>|<references(?:\s[^>]*)?>.*?</references\s*>", re.I | re.DOTALL)
 _BORN_RE = re.compile(r"\(\s*(?:born|b\.)\s+([^()]{4,40})")
@@ -161,9 +163,7 @@ def prepare(wikitext: str, *, title: str, page_id: int, full: bool) -> Prepared:
     # Citations are removed before parsing: they are invisible in prose, their unbalanced markup (an unclosed
     # '' inside a cite template) made mwparserfromhell degrade whole later refs to text on real articles, and
     # they are a large share of the bytes the parser would otherwise build trees for.
-    text = _SINGLE_REF_RE.sub(
-        "", _remove_paired(_PAIRED_REF_RE, "</ref", _remove_paired(_REFERENCES_RE, "</references", text))
-    )
+    text = _SINGLE_REF_RE.sub("", _remove_paired_refs(_remove_paired(_REFERENCES_RE, "</references", text)))
     text = remove_media_links(_remove_tables(text))
     heading = _HEADING_RE.search(text)
     lead_src = text[: heading.start()] if heading else text
@@ -342,13 +342,35 @@ def _remove_paired(pattern: re.Pattern[str], closing: str, text: str) -> str:
     return pattern.sub("", text[:end]) + text[end:]
 
 
+def _remove_paired_refs(text: str) -> str:
+    """``_PAIRED_REF_RE.sub("", text)``, ~2x faster: each opening tag's closing tag is found by a literal search.
+
+    The regex's lazy ``.*?`` tests every character of every citation for ``</ref``; citations are a large
+    share of an article's bytes. An opening tag with no closing tag after it ends the removal: no later
+    opening tag can have one either (it ends at the same ``>`` or later), which keeps this linear.
+    """
+    out: list[str] = []
+    position = 0
+    while (opening := _REF_OPEN_RE.search(text, position)) is not None:
+        closing = _REF_CLOSE_RE.search(text, opening.end())
+        if closing is None:
+            break
+        out.append(text[position : opening.start()])
+        position = closing.end()
+    out.append(text[position:])
+    return "".join(out)
+
+
 @lru_cache(maxsize=4)
 def _closing_re(closing: str) -> re.Pattern[str]:
     """``</`` + the tag name in any case: the literal ``</`` prefix keeps the scan fast (no lower-cased copy)."""
     return re.compile(re.escape(closing[:2]) + "(?i:" + re.escape(closing[2:]) + ")")
 
 
-_TABLE_LINE_RE = re.compile(r"^[ \t:]*(?:(\{\|)|\|\}(?!\}))", re.MULTILINE)
+# A line opening or closing a table, its line start written as the "\n" before it (the text gets one prepended):
+# a pattern starting with ``^`` is tried at every character, one starting with a literal uses CPython's fast
+# literal search (~4x faster). A match never holds a newline, so each line start keeps its "\n" to match.
+_TABLE_LINE_RE = re.compile(r"\n[ \t:]*(?:(\{\|)|\|\}(?!\}))")
 
 
 def _remove_tables(text: str) -> str:
@@ -364,16 +386,16 @@ def _remove_tables(text: str) -> str:
     position = 0  # start of the text not yet copied or dropped
     cut = 0  # start of the line opening the outermost table
     to_end = False  # the dropped lines include the text's last line
-    for m in _TABLE_LINE_RE.finditer(text):
+    for m in _TABLE_LINE_RE.finditer("\n" + text):  # match offsets - 1 = offsets in text; start = the line's start
         if m.group(1):
             if depth == 0:
-                cut = text.rfind("\n", 0, m.start()) + 1
+                cut = m.start()
             depth += 1
         elif depth:
             depth -= 1
             if depth == 0:
                 out.append(text[position:cut])
-                line_end = text.find("\n", m.end())
+                line_end = text.find("\n", m.end() - 1)
                 position = line_end + 1 if line_end >= 0 else len(text)
                 to_end = line_end < 0
     if depth:
