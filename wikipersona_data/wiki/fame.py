@@ -131,7 +131,7 @@ class CountMinSketch:
         # One flat cell index per (row, key), summed per distinct cell by sorting: ``np.add.at`` (which would
         # handle the repeated cells too) is ~10x slower, and this runs in the main process beside the workers.
         cells = (self._cells(hashes) + np.arange(self.depth, dtype=np.int64)[:, None] * self.width).ravel()
-        order = np.argsort(cells, kind="stable")
+        order = np.argsort(cells)  # not stable: equal cells are summed, in any order (integers)
         cells, summed = cells[order], np.tile(values, self.depth)[order]
         starts = np.flatnonzero(np.concatenate(([True], cells[1:] != cells[:-1])))
         self.table.reshape(-1)[cells[starts]] += np.add.reduceat(summed, starts)
