@@ -237,15 +237,3 @@ def test_sketch_add_sums_repeated_cells_like_add_at() -> None:
             np.add.at(expected[row], cells[row], np.fromiter(counts.values(), dtype=np.uint32))
         sketch.add(counts)
     assert np.array_equal(sketch.table, expected) and sketch.total == int(expected[0].sum())
-
-
-def test_arrow_batches_equal_from_pylist() -> None:
-    import pyarrow as pa
-
-    from wikipersona_data.wiki.table import SCHEMA, _arrow_batch
-
-    full = {name: None for name in SCHEMA.names} | {"page_id": 7, "title": "Zoë", "is_person": True}
-    full |= {"categories": ["1950 births", "Living people"], "fame_score": 1.5, "birth_year": 1950}
-    rows = [full, {**full, "categories": [], "title": "B", "birth_year": None}, {"page_id": 9}]
-    assert _arrow_batch(rows).equals(pa.Table.from_pylist(rows, schema=SCHEMA))
-    assert _arrow_batch([]).equals(pa.Table.from_pylist([], schema=SCHEMA))
