@@ -153,3 +153,10 @@ def test_two_processes_append_to_one_cache_and_a_reader_tails_them(tmp_path: Pat
             rec = reader.get(call_key({"w": w, "i": i}))
             assert rec is not None and rec["response"]["i"] == i and rec["response"]["w"] == w
     assert reader.torn_lines == 0
+
+
+def test_canonical_json_normalises_strings_and_keys_to_nfc() -> None:
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    assert canonical_json({decomposed: [decomposed]}) == canonical_json({composed: [composed]})
+    assert call_key({"m": decomposed}) == call_key({"m": composed})
+    assert canonical_json({"b": 1, "a": "x"}) == '{"a":"x","b":1}'

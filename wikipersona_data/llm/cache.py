@@ -61,9 +61,19 @@ def _nfc(value: Any) -> Any:
     return value
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
-    """The one serialisation keys are computed from (stable across runs, platforms and dict order)."""
-    return json.dumps(_nfc(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The one serialisation keys are computed from (stable across runs, platforms and dict order).
+
+    Strings are NFC-normalised. Almost every request already is, so the text is checked as a whole
+    first (quotes and separators never combine with a neighbour, so an NFC text has NFC strings and
+    keys) and the value is walked only when it is not: the same key, without a walk of every message
+    and schema node on the hot path of each call."""
+    text = _dumps(value)
+    return text if unicodedata.is_normalized("NFC", text) else _dumps(_nfc(value))
 
 
 def call_key(spec: dict[str, Any]) -> str:
