@@ -49,6 +49,7 @@ from wikipersona_data.stages.assemble import release_rows
 from wikipersona_data.stages.context import STAGE_REASONS, BuildContext
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
 from wikipersona_data.stages.ids import content_id, seeded_order, slug
+from wikipersona_data.stages.pipeline import run_all_stages
 from wikipersona_data.stages.recipe import AxisSpec, CategorySpec, Recipe, parse_recipe
 from wikipersona_data.stages.rows import PersonaRow
 
@@ -239,35 +240,9 @@ class Extended:
 
 async def _base_stages(ctx: BuildContext) -> dict[str, Any]:
     """The recipe's stages in the build's work dir (a resume: journaled units and cached calls), in the order
-    and with the shared rows of ``pipeline._run_stages``, stopping before the release is written."""
+    and with the shared rows of a build (``pipeline.run_all_stages``), stopping before the release is written."""
     prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))
-    persona_rows = await personas.run(ctx)
-    bios = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
-    ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=bios)
-    descriptions = await describe.run(ctx, persona_rows, bios)
-    described = {d.persona_id for d in descriptions}
-    persona_rows = [p for p in persona_rows if p.persona_id in described]
-    ctx.shared["descriptions"] = {d.persona_id: d for d in descriptions}
-    question_rows = await questions.run(ctx, persona_rows, descriptions)
-    ctx.shared["questions"] = {q.question_id: q for q in question_rows}
-    candidates = await respond.run(ctx, question_rows)
-    ctx.shared["candidates"] = {c.candidate_id: c for c in candidates}
-    judgments = await judge.run(ctx, persona_rows, descriptions, question_rows, candidates)
-    ctx.shared["judgments"] = {j.judgment_id: j for j in judgments}
-    pairs = await split.run(ctx, persona_rows, question_rows, candidates, judgments)
-    ctx.shared["pairs"] = {p.pair_id: p for p in pairs}
-    prefix_rows = await prefixes.run(ctx, persona_rows, descriptions, pairs)
-    folds = split.persona_folds(ctx, persona_rows)
-    return {
-        "personas": persona_rows,
-        "descriptions": descriptions,
-        "questions": question_rows,
-        "candidates": candidates,
-        "judgments": judgments,
-        "pairs": pairs,
-        "prefixes": prefix_rows,
-        "folds": folds,
-    }
+    return await run_all_stages(ctx)
 
 
 def _typed(config: str, split_name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -199,10 +199,9 @@ async def open_context(
             cache.close()
 
 
-async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) -> Path:
-    recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))  # (extend area) stage fingerprints
-    if recomputed:
-        say(f"settings changed since the last run: {', '.join(recomputed)} (other settings' folders: <stage>@<fp>)")
+async def run_all_stages(ctx: BuildContext) -> dict[str, Any]:
+    """Every stage in order (each resumes from its journal), publishing its rows in ``ctx.shared`` for the
+    later stages and the filters. ``build`` and ``extend`` both run the recipe through this one place."""
     persona_rows = await personas.run(ctx)
     biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
     ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
@@ -225,10 +224,26 @@ async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) ->
     ctx.shared["pairs"] = {p.pair_id: p for p in pairs}
 
     prefix_rows = await prefixes.run(ctx, persona_rows, descriptions, pairs)
+    return {
+        "personas": persona_rows,
+        "descriptions": descriptions,
+        "questions": question_rows,
+        "candidates": candidates,
+        "judgments": judgments,
+        "pairs": pairs,
+        "prefixes": prefix_rows,
+        "folds": split.persona_folds(ctx, persona_rows),
+    }
 
+
+async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) -> Path:
+    recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))  # (extend area) stage fingerprints
+    if recomputed:
+        say(f"settings changed since the last run: {', '.join(recomputed)} (other settings' folders: <stage>@<fp>)")
+    rows = await run_all_stages(ctx)
     say(summary_table(ctx.stats, ctx.client))
-    folds = split.persona_folds(ctx, persona_rows)
-    pair_rows, persona_records = release_rows(persona_rows, descriptions, pairs, prefix_rows, folds)
+    judgments, pairs, descriptions = rows["judgments"], rows["pairs"], rows["descriptions"]
+    pair_rows, persona_records = release_rows(rows["personas"], descriptions, pairs, rows["prefixes"], rows["folds"])
     try:
         from wikipersona_data.release.writer import write_release
     except ModuleNotFoundError as err:
