@@ -9,6 +9,8 @@ The simulator runs in a *separate process* so the client's CPU time is measured 
    (target >= 0.9). The same calls made with the bare SDK (``AsyncOpenAI`` + semaphore +
    ``model_validate_json``, no cache/ledger/retries) run right after as the baseline, so the ratio
    client / bare separates our overhead from what the machine and the simulator allow.
+   The same cold run against latency ± latency/4 (same mean) shows how much of the gap is the
+   synchronised waves of a fixed latency rather than per-call cost.
 2. Warm run: the same calls again with a fresh client and cache object (index built from disk), all
    served from the cache: calls per second (target >= 5,000) and cold / warm wall time.
 3. Overhead: the same number of calls against a zero-latency simulator with the cache off: client
@@ -36,7 +38,7 @@ from wikipersona_data.llm.ledger import Ledger
 _SIM = """
 import sys
 from wikipersona_data.llm.sim import SimConfig, SimServer
-with SimServer(SimConfig(latency_ms=float(sys.argv[1]))) as sim:
+with SimServer(SimConfig(latency_ms=float(sys.argv[1]), jitter_ms=float(sys.argv[2]))) as sim:
     print(sim.base_url, flush=True)
     sys.stdin.read()
 """
@@ -48,9 +50,12 @@ class Answer(pydantic.BaseModel):
     confidence: float
 
 
-def start_sim(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+def start_sim(latency_ms: float, jitter_ms: float = 0.0) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SIM, str(latency_ms)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _SIM, str(latency_ms), str(jitter_ms)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
@@ -158,6 +163,13 @@ def main() -> None:
             bare_wall, _bare_cpu, bare_ok = asyncio.run(run_bare(url, n, conc))
         finally:
             stop_sim(proc)
+        proc, url = start_sim(args.latency_ms, args.latency_ms / 4)
+        try:
+            jitter_wall, _jitter_cpu, jitter_ok = asyncio.run(
+                run_calls(url, CallCache(Path(tmp) / "jitter-cache"), n, conc)
+            )
+        finally:
+            stop_sim(proc)
         proc, url = start_sim(0.0)
         try:
             zero_wall, zero_cpu, zero_ok = asyncio.run(run_calls(url, CallCache(tmp, mode="off"), n, conc))
@@ -176,6 +188,14 @@ def main() -> None:
         f"        CPU used during the cold run: client {cold_cpu:.2f} s, simulator "
         f"{'n/a' if sim_cpu is None else f'{sim_cpu:.2f} s'} over {cold_wall:.2f} s wall on {os.cpu_count()} cores; "
         f"load average before the run {load_before}"
+    )
+    print(
+        f"jitter:  {jitter_wall:6.2f} s wall, {n / jitter_wall:8.1f} calls/s with latency {args.latency_ms:.0f} "
+        f"± {args.latency_ms / 4:.0f} ms (same mean), ok={jitter_ok}/{n}"
+    )
+    print(
+        f"        throughput / ideal = {n / jitter_wall / ideal:.3f}: with a fixed latency all {conc} replies "
+        "of a wave land together and queue on the client's one event loop; jitter spreads them, as real servers do"
     )
     print(f"bare SDK: {bare_wall:6.2f} s wall, {n / bare_wall:8.1f} calls/s, ok={bare_ok}/{n}")
     print(f"        bare / ideal = {n / bare_wall / ideal:.3f}; client / bare = {bare_wall / cold_wall:.3f}")
