@@ -329,6 +329,11 @@ _REF_RE = re.compile(r"<ref[^>]*?/>|<ref[^>]*>.*?</ref>", re.DOTALL | re.I)
 
 
 def _strip_for_plain(code) -> str:
-    text = _REF_RE.sub("", str(code))
-    text = _COMMENT_RE.sub("", text)
-    return mwparserfromhell.parse(text).strip_code()
+    """Plain text of a value without refs and comments; parsed again only when there were some to remove.
+
+    ``str(code)`` round-trips the parsed value, so when nothing is removed the tree at hand is the tree a second
+    parse would build (values reach here with refs and comments already gone when parse.prepare ran first).
+    """
+    original = str(code)
+    text = _COMMENT_RE.sub("", _REF_RE.sub("", original))
+    return (code if text == original else mwparserfromhell.parse(text)).strip_code()

@@ -153,13 +153,17 @@ class Prepared:
     text: str
     lead_src: str
     body_src: str
-    ref_count: int
+    ref_count: int | None  # None when not counted (``count_refs=False``)
 
 
-def prepare(wikitext: str, *, title: str, page_id: int, full: bool) -> Prepared:
-    """The preprocessing both parse modes and the scan's fast path share (so they see the same lead/categories)."""
+def prepare(wikitext: str, *, title: str, page_id: int, full: bool, count_refs: bool = True) -> Prepared:
+    """The preprocessing both parse modes and the scan's fast path share (so they see the same lead/categories).
+
+    ``count_refs=False`` skips the ``<ref`` count, a whole-text regex pass: the scan's fast path has no use for
+    it (its rows take ``ref_count`` from fame.page_features).
+    """
     text = _COMMENT_RE.sub("", wikitext)
-    ref_count = len(_REF_TAG_RE.findall(text))
+    ref_count = len(_REF_TAG_RE.findall(text)) if count_refs else None
     # Citations are removed before parsing: they are invisible in prose, their unbalanced markup (an unclosed
     # '' inside a cite template) made mwparserfromhell degrade whole later refs to text on real articles, and
     # they are a large share of the bytes the parser would otherwise build trees for.
