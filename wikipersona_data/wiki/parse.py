@@ -65,6 +65,7 @@ from wikipersona_data.wiki.clean import (
 from wikipersona_data.wiki.dates import (
     LIVING_AGE_TEMPLATES,
     PartialDate,
+    TemplateDates,
     date_from_value,
     dates_from_template,
     parse_plain_date,
@@ -203,8 +204,13 @@ def decide(
     fields_raw: dict[str, str],
     lead_templates: list[Template],
     first_lead_line: Callable[[], str],
+    value_dates: Callable[[str], tuple[PartialDate | None, TemplateDates | None]] = date_from_value,
 ) -> Decision:
-    """The precedence rules of the module docstring; ``first_lead_line`` is only called when they need it."""
+    """The precedence rules of the module docstring; ``first_lead_line`` is only called when they need it.
+
+    ``value_dates`` reads an infobox date value (``date_from_value``, or an equal reader that reuses templates
+    the caller already built: the scan's fast path).
+    """
     cat = category_signals(categories)
     birth_infobox: PartialDate | None = None
     death_infobox: PartialDate | None = None
@@ -212,7 +218,7 @@ def decide(
     death_template = False
     for key in BIRTH_FIELDS:
         if fields_raw.get(key):
-            date, info = date_from_value(fields_raw[key])
+            date, info = value_dates(fields_raw[key])
             if info is not None:
                 birth_infobox = info.birth
                 living_template |= info.living_template
@@ -224,7 +230,7 @@ def decide(
                 break
     for key in DEATH_FIELDS:
         if fields_raw.get(key) and death_infobox is None:
-            date, info = date_from_value(fields_raw[key])
+            date, info = value_dates(fields_raw[key])
             death_infobox = (info.death or info.birth) if info is not None else date
             if info is not None and info.birth and birth_infobox is None:
                 birth_infobox = info.birth

@@ -30,6 +30,7 @@ The fast path gives up (returns None and the scan runs ``parse_biography(full=Fa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,15 @@ from mwparserfromhell.parser import CTokenizer, tokens
 from mwparserfromhell.parser.builder import Builder
 from mwparserfromhell.wikicode import Wikicode
 
-from wikipersona_data.wiki.dates import CIRCA_TEMPLATES, DATE_TEMPLATES, template_name
+from wikipersona_data.wiki.dates import (
+    CIRCA_TEMPLATES,
+    DATE_TEMPLATES,
+    PartialDate,
+    TemplateDates,
+    date_from_value,
+    dates_from_template,
+    template_name,
+)
 from wikipersona_data.wiki.parse import (
     NOT_FIELDS,
     article_url,
@@ -239,6 +248,7 @@ class _Lead:
     """What the lead's templates say, as parse.py reads it from the tree."""
 
     date_templates: list[Template] = field(default_factory=list)  # in lead order, any depth
+    small: dict[str, Template] = field(default_factory=dict)  # source text -> its template (date, circa)
     boxes: list[tuple[int, int, _Box]] = field(default_factory=list)  # infobox family, any depth
     top_boxes: list[tuple[int, int, _Box]] = field(default_factory=list)  # top-level ones
     top_short: list[Template] = field(default_factory=list)  # top-level short descriptions
@@ -263,6 +273,7 @@ def _read_lead(lead: str, spans: list[Span]) -> _Lead:
             template = _parse_small(lead[start:end], name)
             if name != "short description":
                 facts.date_templates.append(template)
+                facts.small[lead[start:end]] = template
             elif top:
                 facts.top_short.append(template)
     return facts
@@ -287,6 +298,26 @@ def _infobox(facts: _Lead) -> tuple[str | None, bool, dict[str, str]]:
     return primary.name, is_person, raw
 
 
+def _value_dates(small: dict[str, Template]) -> Callable[[str], tuple[PartialDate | None, TemplateDates | None]]:
+    """``date_from_value`` that reuses the lead's already built date template when a value is just that template.
+
+    Most infobox birth/death values are one date template between whitespace: ``date_from_value`` would build
+    it again. Whitespace is plain text to mwparserfromhell, so the value's first template (what
+    ``date_from_value`` reads first) is that same template, and it is answered the same way; any other value,
+    or a template that gives no date, goes to ``date_from_value`` itself.
+    """
+
+    def read(value: str) -> tuple[PartialDate | None, TemplateDates | None]:
+        template = small.get(value.strip())
+        if template is not None:
+            info = dates_from_template(template)
+            if info is not None and (info.birth or info.death):
+                return None, info
+        return date_from_value(value)
+
+    return read
+
+
 def scan_fields(
     wikitext: str, *, title: str, page_id: int, revision_id: int | None, url_base: str
 ) -> dict[str, Any] | None:
@@ -306,7 +337,9 @@ def scan_fields(
         return ""
 
     try:
-        decision = decide(categories, infobox_is_person, fields_raw, facts.date_templates, no_born_line)
+        decision = decide(
+            categories, infobox_is_person, fields_raw, facts.date_templates, no_born_line, _value_dates(facts.small)
+        )
     except _Unsure:
         return None
     return {
