@@ -111,6 +111,9 @@ DEATH_FIELDS = ("death_date", "died", "date_of_death", "deathdate", "death date"
 
 _COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _HEADING_RE = re.compile(r"^=[^\n]*=[ \t]*$", re.MULTILINE)
+# The same heading line after its preceding newline: a literal first character lets the search skip ahead
+# (a pattern starting with ``^`` is tried at every character; ~7x slower on real articles).
+_NEWLINE_HEADING_RE = re.compile(r"\n=[^\n]*=[ \t]*$", re.MULTILINE)
 _CATEGORY_RE = re.compile(r"\[\[[ \t]*[Cc]ategory[ \t]*:([^\[\]|{}\n]*)(?:\|[^\[\]]*)?\]\]")
 _DEFAULTSORT_RE = re.compile(r"\{\{\s*(?:DEFAULTSORT|DEFAULTSORTKEY|DEFAULTCATEGORYSORT)\s*:([^{}\n]*)\}\}")
 _REF_TAG_RE = re.compile(r"<ref(?:\s[^>]*)?/?>", re.IGNORECASE)
@@ -170,9 +173,9 @@ def prepare(wikitext: str, *, title: str, page_id: int, full: bool, count_refs: 
     # they are a large share of the bytes the parser would otherwise build trees for.
     text = _SINGLE_REF_RE.sub("", _remove_paired_refs(_remove_paired(_REFERENCES_RE, "</references", text)))
     text = remove_media_links(_remove_tables(text))
-    heading = _HEADING_RE.search(text)
-    lead_src = text[: heading.start()] if heading else text
-    body_src = text[heading.start() :] if heading else ""
+    heading = _first_heading(text)
+    lead_src = text[:heading] if heading is not None else text
+    body_src = text[heading:] if heading is not None else ""
     checked = text if full else lead_src
     if len(checked) > MAX_WIKITEXT_CHARS:
         part = "wikitext" if full else "lead"
@@ -180,6 +183,14 @@ def prepare(wikitext: str, *, title: str, page_id: int, full: bool, count_refs: 
             f"{title!r} (page {page_id}): {part} is {len(checked):,} characters, over the {MAX_WIKITEXT_CHARS:,} limit"
         )
     return Prepared(text, lead_src, body_src, ref_count)
+
+
+def _first_heading(text: str) -> int | None:
+    """Where ``_HEADING_RE.search(text)`` matches: a heading on the first line, else after the first newline."""
+    if _HEADING_RE.match(text):
+        return 0
+    m = _NEWLINE_HEADING_RE.search(text)
+    return m.start() + 1 if m else None
 
 
 @dataclass(frozen=True)
