@@ -20,7 +20,7 @@ from wikipersona_data.release.versions import bump, counts_added, with_entry
         'dump = "C:\\Users\\alice\\enwiki.xml.bz2"\n',
         'dump = "file:///srv/dumps/enwiki.xml.bz2"\n',
         'api_key = "sk-proj-abcdefghijklmnopqrstuvwx"\n',
-        'token = "hf_abcdefghijklmnopqrstuvwxyz012345"\n',
+        'token = "hf_' + "abcdefghijklmnopqrstuvwxyz012345" + '"\n',  # split: no key-shaped literal in the repo
     ],
 )
 def test_rejects_absolute_paths_and_keys(bad_recipe_text: str) -> None:
