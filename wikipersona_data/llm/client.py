@@ -557,6 +557,10 @@ class LLMClient:
                         latency = time.perf_counter() - started
                         body = self._store(stage, ep, model, key, spec, raw, latency, attempts)
                     limits.concurrency.on_success()
+                    # Let the call waiting for this slot send its request before this one is parsed and
+                    # validated: when many replies land at once, requests go out first and the CPU work
+                    # of the finished calls overlaps the next round trip instead of delaying it.
+                    await asyncio.sleep(0)
         except RetryableCallError as err:
             kind = err.info.kind.removeprefix("http_")
             self.cache.put_error(
