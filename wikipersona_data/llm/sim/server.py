@@ -25,7 +25,7 @@ from wikipersona_data.llm.sim.chat import (
     parse_chat,
     prompt_tokens,
 )
-from wikipersona_data.llm.sim.config import SimConfig, is_loopback_host
+from wikipersona_data.llm.sim.config import FAULT_KINDS, SimConfig, is_loopback_host
 from wikipersona_data.llm.sim.embeddings import embeddings_body
 from wikipersona_data.llm.sim.faults import EMBEDDING_FAULTS, FaultPlanner
 from wikipersona_data.llm.sim.protocol import RequestError, request_hash
@@ -225,22 +225,15 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state.by_model[plan.model] += 1
     if plan.schema_name:
         state.by_schema[plan.schema_name] += 1
-    outcome, attempt = state.planner.decide(key)
-    try:
-        early = await _apply_outcome(request, state, outcome, attempt, key)
-    except _Dropped:
-        return _dropped_response()
-    if early is not None:
-        return early
-    try:
+
+    def build(outcome: str) -> str:
         choices = [generate_choice(plan, state.cfg, i, outcome, state.counters) for i in range(plan.n)]
-    except RequestError as err:
-        return _error(err)
-    reply = completion_body(plan, state.cfg, choices, state.cached_tokens(plan))
-    text = json.dumps(reply, ensure_ascii=False)
-    if outcome == "malformed" and not plan.wants_json:
-        text = text[: len(text) // 2]  # a broken HTTP body: the JSON envelope itself is cut
-    return web.Response(text=text, content_type="application/json", headers=_headers(key, attempt))
+        text = json.dumps(completion_body(plan, state.cfg, choices, state.cached_tokens(plan)), ensure_ascii=False)
+        if outcome == "malformed" and not plan.wants_json:
+            text = text[: len(text) // 2]  # a broken HTTP body: the JSON envelope itself is cut
+        return text
+
+    return await _serve(request, state, key, frozenset(FAULT_KINDS), build)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
@@ -252,16 +245,30 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         state.by_outcome[str(err.status)] += 1
         return _error(err)
     state.by_model[body["model"]] += 1
-    outcome, attempt = state.planner.decide(key, EMBEDDING_FAULTS)
+
+    def build(outcome: str) -> str:
+        text = json.dumps(reply)
+        return text[: len(text) // 2] if outcome == "malformed" else text
+
+    return await _serve(request, state, key, EMBEDDING_FAULTS, build)
+
+
+async def _serve(
+    request: web.Request, state: SimState, key: str, faults: frozenset[str], build: Callable[[str], str]
+) -> web.StreamResponse:
+    """Play the planned outcome (a fault, a delay, a dropped connection), then answer with ``build(outcome)``:
+    the one fault path of every API route."""
+    outcome, attempt = state.planner.decide(key, faults)
     try:
         early = await _apply_outcome(request, state, outcome, attempt, key)
     except _Dropped:
         return _dropped_response()
     if early is not None:
         return early
-    text = json.dumps(reply)
-    if outcome == "malformed":
-        text = text[: len(text) // 2]
+    try:
+        text = build(outcome)
+    except RequestError as err:
+        return _error(err)
     return web.Response(text=text, content_type="application/json", headers=_headers(key, attempt))
 
 
