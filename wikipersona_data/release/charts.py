@@ -64,37 +64,38 @@ def _save(fig: Figure, path: Path) -> None:
     fig.savefig(path, format="png", dpi=_DPI, metadata={"Software": None})
 
 
+def _stacked_bars(labels: list[str], stacks: list[tuple[list[int], str, str]], xlabel: str, title: str) -> Figure:
+    """Horizontal bars, one per label, each stacked from ``(values, color, legend label)`` left to right."""
+    fig = _figure(max(2.5, 0.28 * len(labels) + 1.2))
+    ax = fig.add_subplot()
+    left = [0] * len(labels)
+    for values, color, name in stacks:
+        ax.barh(labels, values, left=left, color=color, label=name)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return fig
+
+
 def _pairs_per_persona(rows: list[dict]) -> Figure:
     personas = sorted({r["persona"] for r in rows})
     counts = Counter((r["persona"], r["type"]) for r in rows)
-    fig = _figure(max(2.5, 0.28 * len(personas) + 1.2))
-    ax = fig.add_subplot()
-    personal = [counts[(p, "personal")] for p in personas]
-    divergent = [counts[(p, "divergent")] for p in personas]
-    ax.barh(personas, personal, color="#4C72B0", label="personal")
-    ax.barh(personas, divergent, left=personal, color="#DD8452", label="divergent")
-    ax.invert_yaxis()
-    ax.set_xlabel("preference pairs (train + test)")
-    ax.set_title("Pairs per persona")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    return fig
+    stacks = [([counts[(p, kind)] for p in personas], color, kind) for kind, color in _TYPE_COLORS]
+    return _stacked_bars(personas, stacks, "preference pairs (train + test)", "Pairs per persona")
 
 
 def _pairs_per_axis(rows: list[dict]) -> Figure:
     divergent = [r for r in rows if r["type"] == "divergent" and r["axis"]]
     axes = sorted({r["axis"] for r in divergent})
     counts = Counter((r["axis"], r["split"]) for r in divergent)
-    fig = _figure(max(2.5, 0.3 * len(axes) + 1.2))
-    ax = fig.add_subplot()
-    train = [counts[(a, "train")] for a in axes]
-    test = [counts[(a, "test")] for a in axes]
-    ax.barh(axes, train, color="#55A868", label="train")
-    ax.barh(axes, test, left=train, color="#C44E52", label="test")
-    ax.invert_yaxis()
-    ax.set_xlabel("divergent pairs")
-    ax.set_title("Divergent pairs per axis of disagreement")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    return fig
+    stacks = [([counts[(a, split)] for a in axes], color, split) for split, color in _SPLIT_COLORS]
+    return _stacked_bars(axes, stacks, "divergent pairs", "Divergent pairs per axis of disagreement")
+
+
+_TYPE_COLORS = (("personal", "#4C72B0"), ("divergent", "#DD8452"))
+_SPLIT_COLORS = (("train", "#55A868"), ("test", "#C44E52"))
 
 
 def _answer_lengths(rows: list[dict]) -> Figure:
