@@ -258,6 +258,29 @@ def test_concurrency_never_exceeds_the_bound_and_reaches_it_when_saturated():
         assert client_peak == 4
 
 
+def test_a_burst_of_calls_is_admitted_a_window_at_a_time(tmp_path):
+    """60 calls handed over at once with 4 slots: only a window of 8 is prepared (key built, cache looked
+    up) before the first reply is handled, so replies never wait behind the preparation of the whole burst."""
+    with SimServer(SimConfig(latency_ms=40)) as sim:
+
+        async def run():
+            async with _client(sim, tmp_path / "cache", max_concurrency=4) as client:
+                tasks = [asyncio.ensure_future(_ask(client, i)) for i in range(60)]
+                first = await next(asyncio.as_completed(tasks))
+                looked_up_before_first_reply = client.cache.misses
+                results = await asyncio.gather(*tasks)
+                limits = client.limits("local")
+                return first, looked_up_before_first_reply, results, limits
+
+        first, looked_up, results, limits = asyncio.run(run())
+        assert first.ok and all(r.ok for r in results)
+        # the window of 8, plus the call let in when the first one left; without it all 60 would come first
+        assert looked_up <= 9
+        assert limits.peak_admitted == limits.admission_window == 8
+        assert limits.admitted == 0
+        assert limits.concurrency.peak == 4
+
+
 def test_a_429_burst_halves_the_concurrency_once_then_it_grows_back():
     with SimServer(SimConfig(latency_ms=20, script=("429",) * 8, retry_after_s=0.02)) as sim:
 

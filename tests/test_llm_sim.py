@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -241,3 +242,27 @@ def test_peak_concurrency_is_measured_exactly() -> None:
         stats = server.stats()
     assert stats["peak_concurrency"] == 12
     assert stats["in_flight"] == 0 and stats["by_status"] == {200: 12}
+
+
+def test_latency_counts_from_arrival_and_is_never_shortened() -> None:
+    """The reply is built while the latency runs (not after it), yet every caller still waits the latency."""
+    with SimServer(SimConfig(latency_ms=250, seed=3)) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        barrier = threading.Barrier(16)
+        elapsed: list[float] = []
+        texts: list[str] = []
+
+        def call(i: int) -> None:
+            barrier.wait()
+            started = time.perf_counter()
+            reply = client.chat.completions.create(model="sim-small", messages=_user(f"request {i}"))
+            elapsed.append(time.perf_counter() - started)
+            texts.append(reply.choices[0].message.content or "")
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(elapsed) == 16 and min(elapsed) >= 0.25
+    assert all(texts)

@@ -40,13 +40,14 @@ want distinct samples should also vary ``seed`` (or the prompt) per sample.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import openai
@@ -177,6 +178,26 @@ def _sum_usage(total: dict[str, int] | None, usage: dict[str, Any] | None) -> di
     return total
 
 
+_T = TypeVar("_T")
+
+
+def _admitted(method: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_T]]:
+    """Hold the endpoint's admission slot around a whole public call, taken before any other work.
+
+    Taken first so that the calls a stage queues beyond the window cost one waiting future each, and
+    the replies of calls already sent are handled without waiting behind their preparation (see
+    :mod:`wikipersona_data.llm.limits`).
+    """
+
+    @functools.wraps(method)
+    async def gated(self: LLMClient, **kwargs: Any) -> _T:
+        ep, _profile = self._endpoint(kwargs["endpoint"])
+        async with self._limits_for(ep).admit():
+            return await method(self, **kwargs)
+
+    return gated
+
+
 class LLMClient:
     """Chat (JSON or text) and embeddings over any OpenAI-compatible endpoint; see the module docstring."""
 
@@ -225,6 +246,7 @@ class LLMClient:
         return self._limits_for(ep)
 
     # ------------------------------------------------------------------ public calls
+    @_admitted
     async def chat_json(
         self,
         *,
@@ -275,6 +297,7 @@ class LLMClient:
             run.usage,
         )
 
+    @_admitted
     async def chat_text(
         self,
         *,
@@ -371,6 +394,7 @@ class LLMClient:
                 conversation = reask(run.reply, run.failure)
         return run
 
+    @_admitted
     async def embed(self, *, stage: str, endpoint: str, model: str, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order. Failures raise :class:`LLMError` (there is no row to reject)."""
         ep, _profile = self._endpoint(endpoint)

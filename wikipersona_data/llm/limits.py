@@ -11,6 +11,14 @@
 
 Waiting for the RPM/TPM budget happens *before* taking a concurrency slot, so a throttled call never
 holds a slot that another could use.
+
+* Admission (:meth:`EndpointLimits.admit`, held by the client around a whole logical call): at most
+  ``2 x max_concurrency`` logical calls are past the door at once. A stage hands the client thousands of
+  calls at once (``asyncio.gather`` over its rows); without a door every one of them builds its request
+  and cache key before the first reply is read, so the replies of the first round wait behind that work
+  (measured: the first reply of 2,000 calls was handled after 0.6 s instead of 0.2 s) and every prepared
+  request sits in memory. Behind the door a call costs one queued future; in front of it there is always
+  a prepared call ready for a freed slot.
 """
 
 from __future__ import annotations
@@ -126,8 +134,23 @@ class EndpointLimits:
 
     def __init__(self, max_concurrency: int, rpm: float | None = None, tpm: float | None = None) -> None:
         self.concurrency = AdaptiveLimiter(max_concurrency)
+        self.admission_window = 2 * max_concurrency
+        self.admitted = 0
+        self.peak_admitted = 0
+        self._admission = asyncio.Semaphore(self.admission_window)
         self.rpm = TokenBucket(rpm) if rpm else None
         self.tpm = TokenBucket(tpm) if tpm else None
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Around one whole logical call (cache lookup, HTTP attempts, re-asks, parsing)."""
+        async with self._admission:
+            self.admitted += 1
+            self.peak_admitted = max(self.peak_admitted, self.admitted)
+            try:
+                yield
+            finally:
+                self.admitted -= 1
 
     @asynccontextmanager
     async def slot(self, estimated_tokens: int) -> AsyncIterator[int]:

@@ -166,15 +166,19 @@ async def _read_json(request: web.Request) -> tuple[Any, str]:
     return body, request_hash(body)
 
 
-async def _apply_outcome(
-    request: web.Request, state: SimState, outcome: str, attempt: int, key: str
-) -> web.Response | None:
-    """Sleep the latency, then answer for faults that replace the reply; None means "generate normally"."""
+REPLACING_OUTCOMES = frozenset({"401", "429", "500", "503", "drop"})  # answered without a generated reply
+
+
+async def _sleep_until(deadline: float) -> None:
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+
+
+async def _apply_outcome(request: web.Request, state: SimState, outcome: str) -> web.Response | None:
+    """Answer for faults that replace the reply; None means "send the generated reply"."""
     cfg = state.cfg
     state.by_outcome[outcome] += 1
-    delay = state.planner.latency_s(key, attempt)
-    if delay:
-        await asyncio.sleep(delay)
     if outcome == "401":
         return _unauthorized()
     if outcome == "429":
@@ -215,6 +219,7 @@ def _headers(key: str, attempt: int) -> dict[str, str]:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    arrived = asyncio.get_running_loop().time()
     state = _state(request)
     try:
         body, key = await _read_json(request)
@@ -233,10 +238,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             text = text[: len(text) // 2]  # a broken HTTP body: the JSON envelope itself is cut
         return text
 
-    return await _serve(request, state, key, frozenset(FAULT_KINDS), build)
+    return await _serve(request, state, key, frozenset(FAULT_KINDS), build, arrived)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
+    arrived = asyncio.get_running_loop().time()
     state = _state(request)
     try:
         body, key = await _read_json(request)
@@ -250,25 +256,39 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
         text = json.dumps(reply)
         return text[: len(text) // 2] if outcome == "malformed" else text
 
-    return await _serve(request, state, key, EMBEDDING_FAULTS, build)
+    return await _serve(request, state, key, EMBEDDING_FAULTS, build, arrived)
 
 
 async def _serve(
-    request: web.Request, state: SimState, key: str, faults: frozenset[str], build: Callable[[str], str]
+    request: web.Request,
+    state: SimState,
+    key: str,
+    faults: frozenset[str],
+    build: Callable[[str], str],
+    arrived: float,
 ) -> web.StreamResponse:
     """Play the planned outcome (a fault, a delay, a dropped connection), then answer with ``build(outcome)``:
     the one fault path of every API route."""
     outcome, attempt = state.planner.decide(key, faults)
+    deadline = arrived + state.planner.latency_s(key, attempt)
+    # The reply is built while the latency runs, so ``latency_ms`` is the time from request to answer, as
+    # a server with that latency would give: building after the wait would add this simulator's own CPU
+    # time, queued behind every other reply of a burst, to each call the client makes.
+    text: str | None = None
+    if outcome not in REPLACING_OUTCOMES:
+        try:
+            text = build(outcome)
+        except RequestError as err:
+            await _sleep_until(deadline)
+            return _error(err)
+    await _sleep_until(deadline)
     try:
-        early = await _apply_outcome(request, state, outcome, attempt, key)
+        early = await _apply_outcome(request, state, outcome)
     except _Dropped:
         return _dropped_response()
     if early is not None:
         return early
-    try:
-        text = build(outcome)
-    except RequestError as err:
-        return _error(err)
+    assert text is not None
     return web.Response(text=text, content_type="application/json", headers=_headers(key, attempt))
 
 
