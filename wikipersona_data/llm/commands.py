@@ -17,7 +17,7 @@ from wikipersona_data.llm.sim.config import FAULT_KINDS, JSON_STYLES, SimConfig
     "--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback unless --allow-remote)."
 )
 @click.option("--port", default=0, show_default=True, type=int, help="Port; 0 picks a free one.")
-@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Added latency per request.")
+@click.option("--latency-ms", default=0.0, show_default=True, type=float, help="Request arrival to answer.")
 @click.option("--jitter-ms", default=0.0, show_default=True, type=float, help="Uniform ± jitter around the latency.")
 @click.option("--fault-rate", default=0.0, show_default=True, type=float, help="Probability of a fault per request.")
 @click.option(
