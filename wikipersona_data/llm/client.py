@@ -47,7 +47,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx2
 import openai
@@ -179,9 +179,12 @@ def _sum_usage(total: dict[str, int] | None, usage: dict[str, Any] | None) -> di
 
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
-def _admitted(method: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_T]]:
+def _admitted(
+    method: Callable[Concatenate[LLMClient, _P], Awaitable[_T]],
+) -> Callable[Concatenate[LLMClient, _P], Awaitable[_T]]:
     """Hold the endpoint's admission slot around a whole public call, taken before any other work.
 
     Taken first so that the calls a stage queues beyond the window cost one waiting future each, and
@@ -190,10 +193,10 @@ def _admitted(method: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_
     """
 
     @functools.wraps(method)
-    async def gated(self: LLMClient, **kwargs: Any) -> _T:
-        ep, _profile = self._endpoint(kwargs["endpoint"])
+    async def gated(self: LLMClient, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        ep, _profile = self._endpoint(str(kwargs["endpoint"]))  # the public calls take keywords only
         async with self._limits_for(ep).admit():
-            return await method(self, **kwargs)
+            return await method(self, *args, **kwargs)
 
     return gated
 
