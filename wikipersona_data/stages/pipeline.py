@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import ConfigError
-from wikipersona_data.heap import settle_heap
+from wikipersona_data.heap import settled_heap
 from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
 from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
 from wikipersona_data.stages.calls import StageLLM
@@ -202,8 +202,16 @@ async def open_context(
 
 async def run_all_stages(ctx: BuildContext) -> dict[str, Any]:
     """Every stage in order (each resumes from its journal), publishing its rows in ``ctx.shared`` for the
-    later stages and the filters. ``build`` and ``extend`` both run the recipe through this one place."""
-    settle_heap()  # imports, recipe and dump reader are in place: keep full collections off the event loop
+    later stages and the filters. ``build`` and ``extend`` both run the recipe through this one place.
+
+    The heap is settled for the stages (imports, recipe and dump reader are in place by now), so full
+    garbage collections stay off the event loop while LLM calls are in flight (``wikipersona_data.heap``).
+    """
+    with settled_heap():
+        return await _stages_in_order(ctx)
+
+
+async def _stages_in_order(ctx: BuildContext) -> dict[str, Any]:
     persona_rows = await personas.run(ctx)
     biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
     ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
