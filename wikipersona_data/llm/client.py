@@ -194,8 +194,10 @@ def _admitted(
 
     @functools.wraps(method)
     async def gated(self: LLMClient, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        ep, _profile = self._endpoint(str(kwargs["endpoint"]))  # the public calls take keywords only
-        async with self._limits_for(ep).admit():
+        name = kwargs.get("endpoint")  # the public calls take keywords only
+        if not isinstance(name, str):
+            return await method(self, *args, **kwargs)  # let the call itself report the bad arguments
+        async with self._limits_for(self._endpoint(name)[0]).admit():
             return await method(self, *args, **kwargs)
 
     return gated
