@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pydantic
@@ -50,11 +51,8 @@ with SimServer(SimConfig(latency_ms=float(sys.argv[1]), jitter_ms=float(sys.argv
 """
 
 
-SETTLE_HEAP = True  # --no-settle turns it off
-
-
-def like_a_build() -> contextlib.AbstractContextManager[None]:
-    return settled_heap() if SETTLE_HEAP else contextlib.nullcontext()
+# Each timed run's surroundings: a build's settled heap, or contextlib.nullcontext with --no-settle.
+like_a_build: Callable[[], contextlib.AbstractContextManager[None]] = settled_heap
 
 
 class Answer(pydantic.BaseModel):
@@ -162,8 +160,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--no-settle", action="store_true", help="leave the garbage collector as it is")
     args = parser.parse_args()
-    global SETTLE_HEAP
-    SETTLE_HEAP = not args.no_settle
+    global like_a_build
+    if args.no_settle:
+        like_a_build = contextlib.nullcontext
     n, conc, latency = args.calls, args.concurrency, args.latency_ms / 1000.0
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,7 +199,7 @@ def main() -> None:
     replay = n / warm_wall
     print(
         f"calls={n} concurrency={conc} latency={args.latency_ms:.0f}ms (simulator in its own process; "
-        f"each run {'in a settled heap' if SETTLE_HEAP else 'with the collector as it is'})"
+        f"each run {'with the collector as it is' if args.no_settle else 'in a settled heap'})"
     )
     print(f"cold:   {cold_wall:7.2f} s wall, {achieved:8.1f} calls/s, ideal {ideal:.1f} calls/s, ok={ok}/{n}")
     print(f"        throughput / ideal = {achieved / ideal:.3f} (target >= 0.9)")

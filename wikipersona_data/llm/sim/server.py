@@ -153,10 +153,6 @@ def _unauthorized() -> web.Response:
     )
 
 
-class _Dropped(Exception):
-    """The handler closed the connection on purpose (the "drop" fault)."""
-
-
 async def _read_json(request: web.Request) -> tuple[Any, str]:
     raw = await request.read()
     try:
@@ -166,19 +162,16 @@ async def _read_json(request: web.Request) -> tuple[Any, str]:
     return body, request_hash(body)
 
 
-REPLACING_OUTCOMES = frozenset({"401", "429", "500", "503", "drop"})  # answered without a generated reply
-
-
 async def _sleep_until(deadline: float) -> None:
     remaining = deadline - asyncio.get_running_loop().time()
     if remaining > 0:
         await asyncio.sleep(remaining)
 
 
-async def _apply_outcome(request: web.Request, state: SimState, outcome: str) -> web.Response | None:
-    """Answer for faults that replace the reply; None means "send the generated reply"."""
+def _fault_reply(state: SimState, outcome: str) -> web.Response | None:
+    """The answer of a fault that replaces the reply (a dropped connection is a :class:`_DroppedResponse`);
+    None means "send the generated reply"."""
     cfg = state.cfg
-    state.by_outcome[outcome] += 1
     if outcome == "401":
         return _unauthorized()
     if outcome == "429":
@@ -206,11 +199,7 @@ async def _apply_outcome(request: web.Request, state: SimState, outcome: str) ->
         )
         return _json(int(outcome), {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
     if outcome == "drop":
-        if request.transport is not None:
-            request.transport.abort()
-        raise _Dropped
-    if outcome == "slow":
-        await asyncio.sleep(cfg.slow_s)
+        return _dropped_response()
     return None
 
 
@@ -271,25 +260,23 @@ async def _serve(
     the one fault path of every API route."""
     outcome, attempt = state.planner.decide(key, faults)
     deadline = arrived + state.planner.latency_s(key, attempt)
-    # The reply is built while the latency runs, so ``latency_ms`` is the time from request to answer, as
-    # a server with that latency would give: building after the wait would add this simulator's own CPU
-    # time, queued behind every other reply of a burst, to each call the client makes.
-    text: str | None = None
-    if outcome not in REPLACING_OUTCOMES:
+    state.by_outcome[outcome] += 1
+    reply = _fault_reply(state, outcome)
+    if reply is None:
+        # Built while the latency runs, so ``latency_ms`` is the time from request to answer, as a server
+        # with that latency would give: building after the wait would add this simulator's own CPU time,
+        # queued behind every other reply of a burst, to each call the client makes.
         try:
-            text = build(outcome)
+            reply = web.Response(text=build(outcome), content_type="application/json", headers=_headers(key, attempt))
         except RequestError as err:
-            await _sleep_until(deadline)
-            return _error(err)
+            reply = _error(err)
     await _sleep_until(deadline)
-    try:
-        early = await _apply_outcome(request, state, outcome)
-    except _Dropped:
-        return _dropped_response()
-    if early is not None:
-        return early
-    assert text is not None
-    return web.Response(text=text, content_type="application/json", headers=_headers(key, attempt))
+    if isinstance(reply, _DroppedResponse):
+        if request.transport is not None:
+            request.transport.abort()  # aiohttp discards the placeholder; the client sees a closed connection
+    elif outcome == "slow":
+        await asyncio.sleep(state.cfg.slow_s)
+    return reply
 
 
 class _DroppedResponse(web.Response):
