@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from wikipersona_data.demo.paths import DEMO_RECIPE
 from wikipersona_data.errors import ConfigError, WikipersonaError
 from wikipersona_data.release.manifest import Manifest
 from wikipersona_data.release.selftest import check_loaded, load_offline
 from wikipersona_data.release.verify import verify_release
 
-DEMO_RECIPE = Path(__file__).resolve().parents[2] / "builders" / "demo.toml"
 _EXCERPT = 160
 
 Builder = Callable[..., Path]
