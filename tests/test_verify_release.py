@@ -42,10 +42,10 @@ def _write(tmp_path: Path, mutate) -> Path:
 def test_good_release_passes_every_check(good: Path, capsys) -> None:
     report = verify_release(good)
     assert report.ok, report.lines()
-    assert len(report.checks) == 14
+    assert len(report.checks) == 16
     assert main(["verify", str(good)]) == 0
     out = capsys.readouterr().out
-    assert out.count("\nok   ") + out.startswith("ok   ") == 14
+    assert out.count("\nok   ") + out.startswith("ok   ") == 16
     assert "release OK" in out
 
 
@@ -176,8 +176,9 @@ def test_card_config_must_match_files(copy_of: Path) -> None:
     card = copy_of / "README.md"
     card.write_text(card.read_text().replace("path: data/pairs/test-*.parquet", "path: data/pairs/dev-*.parquet"))
     failed = _failed(copy_of)
-    assert set(failed) == {"card"}
+    assert set(failed) == {"card", "loads with datasets"}  # datasets follows the card: it cannot load it either
     assert "config pairs/test" in failed["card"] and "no files" in failed["card"]
+    assert failed["loads with datasets"].startswith("load_dataset('release', 'pairs'): ")
 
 
 def test_key_or_path_in_card(copy_of: Path) -> None:

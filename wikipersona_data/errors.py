@@ -32,3 +32,7 @@ class LLMError(WikipersonaError):
 
 class BudgetExceeded(WikipersonaError):
     """Scheduling stopped because the projected spend would pass ``--max-usd``."""
+
+
+class NoDataError(WikipersonaError):
+    """The build would release an empty split or config; nothing was written (the work dir keeps the calls)."""

@@ -267,7 +267,7 @@ class LLMClient:
     ) -> JsonResult:
         """One validated JSON object, re-asking up to ``max_reasks`` times when a reply is unusable."""
         _ep, profile = self._endpoint(endpoint)
-        json_schema = strict_schema(schema)
+        json_schema = profile.sendable_schema(strict_schema(schema))
         base = [dict(m) for m in messages]
         extra: dict[str, Any] = {}
         if profile.enforces_json_schema:

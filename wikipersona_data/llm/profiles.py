@@ -54,6 +54,15 @@ class Profile:
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"]
     supports_seed: bool
     requires_key: bool
+    unsupported_schema_keywords: frozenset[str] = frozenset()
+    """JSON-schema keywords the server rejects in a strict ``response_format``; stripped from what is sent
+    (the local pydantic check still enforces them, so a reply past a stripped bound gets a re-ask)."""
+
+    def sendable_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """``schema`` without this server's unsupported keywords (the same object when there are none)."""
+        if not self.unsupported_schema_keywords:
+            return schema
+        return _strip_keywords(schema, self.unsupported_schema_keywords)
 
     def request_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Translate recipe sampling params into this server's request fields."""
@@ -65,8 +74,26 @@ class Profile:
         return out
 
 
+OPENAI_UNSUPPORTED = frozenset({"minLength", "maxLength"})
+"""OpenAI strict structured outputs list ``pattern``/``format`` (strings), ``minItems``/``maxItems`` (arrays)
+and number bounds as supported, but not ``minLength``/``maxLength``, which the API rejects with a 400."""
+
+SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+"""Keys whose value maps *names* to subschemas: a property called "pattern" is not a keyword."""
+
+
+def _strip_keywords(node: Any, drop: frozenset[str], names: bool = False) -> Any:
+    if isinstance(node, list):
+        return [_strip_keywords(item, drop) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if names:
+        return {name: _strip_keywords(sub, drop) for name, sub in node.items()}
+    return {key: _strip_keywords(value, drop, key in SCHEMA_MAPS) for key, value in node.items() if key not in drop}
+
+
 PROFILES: dict[str, Profile] = {
-    "openai": Profile("openai", True, True, "max_completion_tokens", True, True),
+    "openai": Profile("openai", True, True, "max_completion_tokens", True, True, OPENAI_UNSUPPORTED),
     "vllm": Profile("vllm", True, True, "max_tokens", True, False),
     "ollama": Profile("ollama", False, True, "max_tokens", True, False),
     "llamacpp": Profile("llamacpp", False, True, "max_tokens", True, False),

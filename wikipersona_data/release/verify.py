@@ -96,6 +96,8 @@ def verify_release(path: Path) -> VerifyReport:
         ("split disjointness", _check_split_disjoint),
         ("card", _check_card),
         ("no paths or keys", _check_no_secrets),
+        ("no empty split", _check_no_empty_split),
+        ("loads with datasets", _check_loads),
     ]
     for name, check in checks:
         try:
@@ -424,6 +426,52 @@ def _check_no_secrets(rel: _Release) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+
+def _check_no_empty_split(rel: _Release) -> str:
+    """An empty split is not a release: ``datasets`` cannot load it (ArrowInvalid: BatchSize ...)."""
+    sizes = {}
+    for key, names in sorted(rel.files.items()):
+        sizes[key] = sum(_num_rows(rel, name) for name in names)
+        if sizes[key] == 0:
+            raise _Fail(f"{key}: no rows (an empty split cannot be loaded or trained on)")
+    return ", ".join(f"{k} {v}" for k, v in sizes.items())
+
+
+def _check_loads(rel: _Release) -> str:
+    """Every config of the card loads with ``datasets.load_dataset`` from the local folder, as a user
+    would load it (no network: a local folder; a throwaway cache so nothing outside is written)."""
+    import tempfile
+
+    import datasets
+
+    bars_were_off = datasets.utils.are_progress_bars_disabled()
+    datasets.utils.disable_progress_bars()  # verify prints its own report; no bars on stderr
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity_error()
+    try:
+        with tempfile.TemporaryDirectory(prefix="wikipersona-verify-") as cache:
+            loaded = _load_configs(rel, datasets, cache)
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+        if not bars_were_off:
+            datasets.utils.enable_progress_bars()
+    return "; ".join(loaded)
+
+
+def _load_configs(rel: _Release, datasets: Any, cache: str) -> list[str]:
+    loaded = []
+    for config, splits in SPLITS.items():
+        try:
+            ds = datasets.load_dataset(str(rel.root), config, cache_dir=cache)
+        except Exception as err:
+            name = type(err).__name__
+            raise _Fail(f"load_dataset({rel.root.name!r}, {config!r}): {name}: {_first_line(err)}") from None
+        missing = sorted(set(splits) - set(ds))
+        if missing:
+            raise _Fail(f"load_dataset({rel.root.name!r}, {config!r}): no split {missing[0]!r}")
+        loaded.append(f"{config} " + "/".join(f"{split} {ds[split].num_rows}" for split in splits))
+    return loaded
 
 
 def _text(messages: list[dict] | None) -> str:

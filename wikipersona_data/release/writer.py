@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from wikipersona_data.errors import InputError
+from wikipersona_data.errors import InputError, NoDataError
 from wikipersona_data.release.card import render_card
 from wikipersona_data.release.charts import render_charts
 from wikipersona_data.release.manifest import FileEntry, Manifest
@@ -49,6 +49,7 @@ def write_release(
         raise InputError(f"pairs: unknown split {unknown[0]!r} (expected {', '.join(SPLITS['pairs'])})")
     pair_tables = {split: to_table("pairs", split, pairs.get(split, [])) for split in SPLITS["pairs"]}
     persona_table = to_table("personas", "train", personas)
+    _refuse_empty({**{("pairs", split): t for split, t in pair_tables.items()}, ("personas", "train"): persona_table})
     _refuse_to_clobber(out_dir)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +160,13 @@ def _library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def _refuse_empty(tables: dict[tuple[str, str], pa.Table]) -> None:
+    """A split with no rows is not a release: ``datasets`` cannot even load it (ArrowInvalid: BatchSize)."""
+    for (config, split), table in tables.items():
+        if table.num_rows == 0:
+            raise NoDataError(f"{config}/{split}: no rows; a release with an empty split is refused (nothing written)")
 
 
 def _refuse_to_clobber(out_dir: Path) -> None:

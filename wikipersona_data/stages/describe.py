@@ -9,29 +9,39 @@ checks structure (the cited ids exist); whether the text supports the claim is t
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from wikipersona_data.stages import bounds
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.rows import Claim, ClaimKind, DescriptionRow, PersonaRow, RejectRow
 from wikipersona_data.wiki.biography import Biography, Sentence
 
 STAGE = "describe"
-MIN_CLAIMS = 6
-MAX_CLAIMS = 16
 # Section titles worth showing before the rest: where preferences are usually written down.
 PREFERENCE_SECTIONS = ("personal life", "views", "political", "religio", "diet", "philanthrop", "activism", "beliefs")
 
 
-class DraftClaim(BaseModel):
-    kind: ClaimKind
-    text: str
-    evidence: list[str]
+SentenceId = Annotated[str, Field(pattern=bounds.SENTENCE_ID_PATTERN)]
 
 
-class Description(BaseModel):
-    claims: list[DraftClaim] = Field(min_length=1)
+@functools.cache
+def description_schema(max_tokens: int) -> type[BaseModel]:
+    """The reply schema for a describe call of at most ``max_tokens`` (see ``stages/bounds.py``)."""
+    b = bounds.describe(max_tokens)
+
+    class DraftClaim(BaseModel):
+        kind: ClaimKind
+        text: str = Field(min_length=1, max_length=b.item_chars)
+        evidence: list[SentenceId] = Field(min_length=1, max_length=bounds.MAX_EVIDENCE_IDS)
+
+    class Description(BaseModel):
+        claims: list[DraftClaim] = Field(min_length=b.min_items, max_length=b.max_items)
+
+    return Description
 
 
 def select_sentences(bio: Biography, persona: PersonaRow, limit: int) -> list[Sentence]:
@@ -53,11 +63,11 @@ def select_sentences(bio: Biography, persona: PersonaRow, limit: int) -> list[Se
     return [s for _, s in sorted(ranked, key=lambda item: item[0])]
 
 
-def _row(persona: PersonaRow, bio: Biography, draft: Description, res_prov: object) -> DescriptionRow:
+def _row(persona: PersonaRow, bio: Biography, draft: BaseModel, res_prov: object) -> DescriptionRow:
     sentences = bio.sentence_map()
     claims: list[Claim] = []
     cited: dict[str, str] = {}
-    for k, c in enumerate(draft.claims):
+    for k, c in enumerate(draft.claims):  # type: ignore[attr-defined]
         evidence = [e.strip().strip("[]") for e in c.evidence]
         exists = bool(evidence) and all(e in sentences for e in evidence)
         cited.update({e: sentences[e].text for e in evidence if e in sentences})
@@ -84,15 +94,19 @@ def _row(persona: PersonaRow, bio: Biography, draft: Description, res_prov: obje
 async def describe_one(
     ctx: BuildContext, persona: PersonaRow, bio: Biography, sample_idx: int = 0
 ) -> tuple[list[DescriptionRow], list[RejectRow]]:
+    max_tokens = ctx.recipe.stage(STAGE).max_tokens
+    b = bounds.describe(max_tokens)
     values = {
         "title": bio.title,
         "name": persona.name,
         "sentences": select_sentences(bio, persona, ctx.recipe.counts.description_max_sentences),
         "memberships": persona.axes,
-        "min_claims": MIN_CLAIMS,
-        "max_claims": MAX_CLAIMS,
+        "min_claims": b.min_items,
+        "max_claims": b.max_items,
+        "claim_words": b.item_chars // 6,
     }
-    res = await ctx.llm.json(STAGE, "describe", values, Description, sample_idx=sample_idx)
+    schema = description_schema(max_tokens)
+    res = await ctx.llm.json(STAGE, "describe", values, schema, sample_idx=sample_idx)
     if not res.ok:
         reject = RejectRow(
             stage=STAGE,

@@ -17,11 +17,13 @@ so personas of one axis can (and should) choose differently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from wikipersona_data.stages import bounds
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.ids import content_id, judgment_id, rng_for, seeded_order
 from wikipersona_data.stages.rows import (
@@ -39,14 +41,24 @@ from wikipersona_data.stages.rows import (
 STAGE = "judge"
 
 
-class Verdict(BaseModel):
-    rationale: str
-    preferred: Literal["a", "b", "tie"]
+@functools.cache
+def verdict_schema(max_tokens: int, allow_ties: bool) -> type[BaseModel]:
+    """A short rationale, then the pick; bounded by ``max_tokens`` (see ``stages/bounds.py``)."""
+    limit = bounds.rationale_chars(max_tokens)
 
+    if allow_ties:
 
-class VerdictNoTie(BaseModel):
-    rationale: str
-    preferred: Literal["a", "b"]
+        class Verdict(BaseModel):
+            rationale: str = Field(min_length=1, max_length=limit)
+            preferred: Literal["a", "b", "tie"]
+
+        return Verdict
+
+    class VerdictNoTie(BaseModel):
+        rationale: str = Field(min_length=1, max_length=limit)
+        preferred: Literal["a", "b"]
+
+    return VerdictNoTie
 
 
 class JudgeFailure(Exception):
@@ -94,7 +106,7 @@ class Judge:
             "answer_b": second.text,
             "allow_ties": allow_ties,
         }
-        schema = Verdict if allow_ties else VerdictNoTie
+        schema = verdict_schema(self.ctx.recipe.stage(STAGE).max_tokens, allow_ties)
         res = await self.ctx.llm.json(STAGE, "judge", values, schema, sample_idx=self.sample_idx)
         if not res.ok:
             self.failed_keys += res.provenance.call_keys

@@ -10,14 +10,16 @@ suggestions go to rejects.jsonl with the reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from wikipersona_data.errors import ConfigError, InputError
+from wikipersona_data.stages import bounds
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.ids import slug
 from wikipersona_data.stages.recipe import AxisSpec, CategorySpec
@@ -28,18 +30,26 @@ STAGE = "personas"
 EVIDENCE_SENTENCES = 60  # sentences shown when asking for category evidence (lead first)
 
 
-class ProposedPerson(BaseModel):
-    title: str
-    reason: str
+@functools.cache
+def candidates_schema(max_tokens: int, n: int) -> type[BaseModel]:
+    """Up to ``n`` proposed people that fit ``max_tokens`` (see ``stages/bounds.py``)."""
+    b = bounds.candidates(max_tokens, n)
 
+    class ProposedPerson(BaseModel):
+        title: str = Field(min_length=1, max_length=bounds.NAME_CHARS)
+        reason: str = Field(max_length=b.item_chars)
 
-class PersonCandidates(BaseModel):
-    people: list[ProposedPerson]
+    class PersonCandidates(BaseModel):
+        people: list[ProposedPerson] = Field(min_length=b.min_items, max_length=b.max_items)
+
+    return PersonCandidates
 
 
 class CategoryEvidence(BaseModel):
     member: bool
-    evidence: list[str] = Field(description="Sentence ids.")
+    evidence: list[Annotated[str, Field(pattern=bounds.SENTENCE_ID_PATTERN)]] = Field(
+        max_length=bounds.MAX_EVIDENCE, description="Sentence ids."
+    )
 
 
 def display_name(title: str) -> str:
@@ -123,7 +133,7 @@ async def _auto(
         STAGE,
         "personas_candidates",
         {"axis": axis.name, "category": category.name, "n": spec.candidates},
-        PersonCandidates,
+        candidates_schema(ctx.recipe.stage(STAGE).max_tokens, spec.candidates),
     )
     if not res.ok:
         return [], [RejectRow(stage=STAGE, id=scope, reason="llm_failure", detail=res.failure or "")]

@@ -33,6 +33,7 @@ from wikipersona_data.stages.assemble import divergence_by_axis, grounding_metho
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
+from wikipersona_data.stages.nodata import check_release_rows
 from wikipersona_data.stages.recipe import Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
 from wikipersona_data.stages.usage import data_ledger, keys_of
@@ -254,6 +255,7 @@ async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) ->
     say(summary_table(ctx.stats, ctx.client))
     judgments, pairs, descriptions = rows["judgments"], rows["pairs"], rows["descriptions"]
     pair_rows, persona_records = release_rows(rows["personas"], descriptions, pairs, rows["prefixes"], rows["folds"])
+    check_release_rows(ctx.work_dir, ctx.stats, pair_rows, persona_records)
     try:
         from wikipersona_data.release.writer import write_release
     except ModuleNotFoundError as err:

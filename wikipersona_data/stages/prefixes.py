@@ -12,10 +12,12 @@ answers through the prefix.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from pydantic import BaseModel, Field
 
+from wikipersona_data.stages import bounds
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.ids import content_id, rng_for
 from wikipersona_data.stages.rows import DescriptionRow, PairRow, PersonaRow, PrefixRow, RejectRow
@@ -25,8 +27,14 @@ TAILOR = "Tailor the style, content, length, vocabulary, opinion and stance of y
 RESPOND = f"Respond to the following prompt from this person. {TAILOR}"
 
 
-class InferredPersona(BaseModel):
-    persona: str = Field(min_length=1)
+@functools.cache
+def persona_schema(max_tokens: int) -> type[BaseModel]:
+    """An inferred persona that fits ``max_tokens`` (see ``stages/bounds.py``)."""
+
+    class InferredPersona(BaseModel):
+        persona: str = Field(min_length=1, max_length=bounds.persona_chars(max_tokens))
+
+    return InferredPersona
 
 
 def name_prefix(persona: PersonaRow) -> str:
@@ -71,7 +79,7 @@ async def prefix_one(
     counts = ctx.recipe.counts
     infer_shots = choose(ctx, train, counts.inference_shots, pid, "infer")
     values = {"shots": [{"question": s.prompt, "chosen": s.chosen, "rejected": s.rejected} for s in infer_shots]}
-    res = await ctx.llm.json(STAGE, "prefixes_infer", values, InferredPersona)
+    res = await ctx.llm.json(STAGE, "prefixes_infer", values, persona_schema(ctx.recipe.stage(STAGE).max_tokens))
     if not res.ok:
         reject = RejectRow(
             stage=STAGE, id=pid, reason="llm_failure", detail=res.failure or "", call_keys=res.provenance.call_keys

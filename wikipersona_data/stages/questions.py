@@ -13,11 +13,14 @@ checks (near-duplicates between personas) can act.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from wikipersona_data.stages import bounds
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.ids import content_id, question_id
 from wikipersona_data.stages.rows import DescriptionRow, PersonaRow, QuestionRow, QuestionType, RejectRow
@@ -35,8 +38,17 @@ FOCUSES = (
 )
 
 
-class QuestionList(BaseModel):
-    questions: list[str] = Field(min_length=1)
+@functools.cache
+def question_schema(max_tokens: int, n: int) -> type[BaseModel]:
+    """1 to ``n`` questions whose largest form fits ``max_tokens`` (see ``stages/bounds.py``)."""
+    b = bounds.questions(max_tokens, n)
+
+    class QuestionList(BaseModel):
+        questions: list[Annotated[str, Field(min_length=1, max_length=b.item_chars)]] = Field(
+            min_length=b.min_items, max_length=b.max_items
+        )
+
+    return QuestionList
 
 
 def max_batches(ctx: BuildContext, target: int) -> int:
@@ -62,13 +74,16 @@ async def _collect(
     rejects: list[RejectRow] = []
     kept: list[QuestionRow] = []
     filter_rejects: list[RejectRow] = []
-    n = ctx.recipe.counts.question_batch
+    max_tokens = ctx.recipe.stage(STAGE).max_tokens
+    b = bounds.questions(max_tokens, ctx.recipe.counts.question_batch)
+    n = b.max_items
+    schema = question_schema(max_tokens, ctx.recipe.counts.question_batch)
     for batch in range(max_batches(ctx, target)):
         res = await ctx.llm.json(
             STAGE,
             template,
-            {**values, "n": n, "batch": batch, "focus": focus(scope, batch)},
-            QuestionList,
+            {**values, "n": n, "batch": batch, "focus": focus(scope, batch), "question_words": b.item_chars // 6},
+            schema,
             sample_idx=batch,
         )
         if not res.ok:

@@ -12,11 +12,14 @@ Unlike the reference's unseeded KMeans this is deterministic and every choice is
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from wikipersona_data.stages import bounds
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.ids import candidate_id, rng_for
 from wikipersona_data.stages.rows import CandidateRow, QuestionRow, RejectRow
@@ -32,13 +35,28 @@ STYLES = (
 )
 
 
-class AnswerCategories(BaseModel):
-    axis: str
-    categories: list[str] = Field(min_length=1)
+Name = Annotated[str, Field(min_length=1, max_length=bounds.NAME_CHARS)]
 
 
-class Answer(BaseModel):
-    answer: str = Field(min_length=1)
+@functools.cache
+def categories_schema(n_min: int, n_max: int) -> type[BaseModel]:
+    b = bounds.respond_categories(n_min, n_max)
+
+    class AnswerCategories(BaseModel):
+        axis: Name
+        categories: list[Name] = Field(min_length=b.min_items, max_length=b.max_items)
+
+    return AnswerCategories
+
+
+@functools.cache
+def answer_schema(max_tokens: int) -> type[BaseModel]:
+    """One answer that fits ``max_tokens`` (see ``stages/bounds.py``)."""
+
+    class Answer(BaseModel):
+        answer: str = Field(min_length=1, max_length=bounds.answer_chars(max_tokens))
+
+    return Answer
 
 
 def cosine_distance(u: list[float], v: list[float]) -> float:
@@ -74,7 +92,7 @@ async def _categories(ctx: BuildContext, question: QuestionRow) -> tuple[str, li
         "n_min": 2,
         "n_max": max(2, min(8, k)),
     }
-    res = await ctx.llm.json(STAGE, "respond_categories", values, AnswerCategories)
+    res = await ctx.llm.json(STAGE, "respond_categories", values, categories_schema(2, int(values["n_max"])))
     if not res.ok:
         return RejectRow(
             stage=STAGE,
@@ -94,6 +112,7 @@ async def generate(ctx: BuildContext, question: QuestionRow) -> tuple[list[Candi
         return [], [got]
     axis, cats, category_keys = got
     k_total = ctx.recipe.counts.candidates_generated
+    schema = answer_schema(ctx.recipe.stage(STAGE).max_tokens)
 
     async def one(k: int) -> CandidateRow | RejectRow:
         category = cats[k % len(cats)]
@@ -104,7 +123,7 @@ async def generate(ctx: BuildContext, question: QuestionRow) -> tuple[list[Candi
             "variant": k // len(cats) + 1,
             "style": STYLES[k % len(STYLES)],
         }
-        res = await ctx.llm.json(STAGE, "respond", values, Answer, sample_idx=k)
+        res = await ctx.llm.json(STAGE, "respond", values, schema, sample_idx=k)
         if not res.ok:
             return RejectRow(
                 stage=STAGE,

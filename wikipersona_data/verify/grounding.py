@@ -26,8 +26,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from wikipersona_data.stages.bounds import rationale_chars
 from wikipersona_data.stages.rows import Claim, DescriptionRow
 from wikipersona_data.stages.templates import Template
 from wikipersona_data.verify.base import Filter, FilterResult
@@ -37,9 +38,12 @@ from wikipersona_data.verify.text import content_words, months, names, numbers, 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "entailment.md"
 
 
+ENTAILMENT_MAX_TOKENS = 200
+
+
 class Entailment(BaseModel):
     entailed: bool
-    rationale: str
+    rationale: str = Field(max_length=rationale_chars(ENTAILMENT_MAX_TOKENS))
 
 
 def entailment_template() -> Template:
@@ -169,7 +173,7 @@ async def entailed(claim: Claim, evidence: dict[str, str], context: dict[str, An
         messages=messages,
         schema=Entailment,
         schema_name="entailment",
-        params={"temperature": 0.0, "max_tokens": 200, "seed": 0},
+        params={"temperature": 0.0, "max_tokens": ENTAILMENT_MAX_TOKENS, "seed": 0},
         max_reasks=spec.max_reasks,
     )
     if not res.ok:

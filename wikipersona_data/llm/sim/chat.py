@@ -17,7 +17,7 @@ from typing import Any
 from wikipersona_data.llm.sim.config import SimConfig
 from wikipersona_data.llm.sim.protocol import RequestError, check_model, request_hash
 from wikipersona_data.llm.sim.responders import ResponderRequest, find_schema_marker, get_responder
-from wikipersona_data.llm.sim.schema_fill import SchemaFillError, canonical, check_schema, fill, is_valid, violate
+from wikipersona_data.llm.sim.schema_fill import SchemaFillError, canonical, check_schema, fill, fit, is_valid, violate
 from wikipersona_data.llm.sim.textgen import (
     count_tokens,
     last_user_text,
@@ -191,6 +191,8 @@ def _json_text(plan: ChatPlan, cfg: SimConfig, rng: random.Random, index: int, c
         except Exception as err:
             counters["responder_errors"] += 1
             raise RequestError(500, f"responder {plan.schema_name!r} raised {type(err).__name__}: {err}") from err
+        if plan.schema is not None and cfg.enforce_schema:
+            value = fit(plan.schema, value)  # like constrained decoding: the JSON ends within the bounds
         if plan.schema is not None and cfg.enforce_schema and not is_valid(plan.schema, value):
             counters["responder_fallbacks"] += 1
             value = _fill(plan.schema, rng, vocabulary)

@@ -275,3 +275,33 @@ def _merge_all_of(schema: dict[str, Any], parts: list[Any]) -> dict[str, Any]:
             else:
                 merged.setdefault(key, value)
     return merged
+
+
+def fit(schema: dict[str, Any], instance: Any) -> Any:
+    """``instance`` cut to the schema's size bounds, as a grammar-constrained decoder would end it.
+
+    Arrays keep their first ``maxItems`` items and strings their first ``maxLength`` characters (cut at
+    the last space when there is one in the second half, so a cut answer still ends on a word). Only
+    bounds are applied: a value of the wrong type or pattern stays wrong (and the caller falls back)."""
+    return _fit(schema, instance, schema)
+
+
+def _fit(node: Any, value: Any, root: Any) -> Any:
+    if not isinstance(node, dict):
+        return value
+    if "$ref" in node:
+        return _fit(_Filler(root, random.Random(0), []).resolve(node["$ref"]), value, root)
+    if isinstance(value, dict):
+        props = node.get("properties") or {}
+        return {key: _fit(props.get(key), item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        high = node.get("maxItems")
+        kept = value[:high] if isinstance(high, int) else value
+        return [_fit(node.get("items"), item, root) for item in kept]
+    if isinstance(value, str):
+        high = node.get("maxLength")
+        if isinstance(high, int) and len(value) > high:
+            cut = value[:high]
+            space = cut.rfind(" ")
+            return (cut[:space] if space > high // 2 else cut).rstrip()
+    return value
