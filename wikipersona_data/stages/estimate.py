@@ -71,13 +71,27 @@ def plan(recipe: Recipe) -> list[tuple[str, str, int, int]]:
         "describe",
         n_personas,
         _prompt_tokens(
-            "describe", title="x", name="x", sentences=sentences, memberships=[], min_claims=6, max_claims=16
+            "describe",
+            title="x",
+            name="x",
+            sentences=sentences,
+            memberships=[],
+            min_claims=6,
+            max_claims=16,
+            claim_words=30,
         ),
     )
 
     batches = math.ceil(counts.personal_questions / counts.question_batch)
     personal = _prompt_tokens(
-        "questions_personal", name="x", claims=claims, memberships=[], n=counts.question_batch, batch=0, focus="x"
+        "questions_personal",
+        name="x",
+        claims=claims,
+        memberships=[],
+        n=counts.question_batch,
+        batch=0,
+        focus="x",
+        question_words=30,
     )
     add("questions", n_personas * batches, personal)
     div_batches = math.ceil(counts.divergent_questions / counts.question_batch)
@@ -92,6 +106,7 @@ def plan(recipe: Recipe) -> list[tuple[str, str, int, int]]:
             n=counts.question_batch,
             batch=0,
             focus="x",
+            question_words=30,
         )
         add("questions", div_batches, tokens)
 
