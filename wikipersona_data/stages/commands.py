@@ -43,6 +43,7 @@ def build(
         cache_mode=cache_mode,
         progress=not no_progress,
         echo=lambda msg: click.echo(msg, err=True),
+        report=click.echo,
     )
     return 0
 
