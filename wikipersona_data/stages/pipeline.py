@@ -5,10 +5,12 @@ reads the previous stage's rows, writes ``work/<recipe>/<stage>/rows.jsonl`` and
 journals its finished units, so a killed build resumes where it stopped; every LLM call goes through
 one client with a content-addressed cache (``work/<recipe>/cache/``), so nothing paid is paid twice.
 
-Endpoints: ``--base-url`` (then ``OPENAI_BASE_URL`` for non-simulator endpoints) overrides the recipe's
-``base_url``. An endpoint with profile ``sim`` and no URL gets an embedded simulator for the duration
-of the build (``wikipersona build builders/demo.toml`` needs nothing else running). Simulator
-endpoints get the cache alias ``sim`` so replays do not depend on the port the simulator got.
+Endpoints: ``--endpoint-url NAME=URL`` (one endpoint), then ``--base-url`` (then ``OPENAI_BASE_URL`` for
+non-simulator endpoints) override the recipe's ``base_url``; e.g. a local chat server and a separate
+embeddings server (``wikipersona llm-local --embeddings`` prints both URLs). An endpoint with profile
+``sim`` and no URL gets an embedded simulator for the duration of the build (``wikipersona build
+builders/demo.toml`` needs nothing else running). Simulator endpoints get the cache alias ``sim`` so
+replays do not depend on the port the simulator got.
 
 The filters hook: ``wikipersona_data.verify.pipeline.apply_filters(stage, rows, context)`` if that
 module exists, else the identity (the one shim below). See ``context.BuildContext.apply_filters`` for
@@ -22,7 +24,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +57,28 @@ def load_filter_hook() -> FilterHook:
     return apply_filters
 
 
-def endpoint_configs(recipe: Recipe, base_url: str | None, sim_url: str | None) -> dict[str, Any]:
+def check_endpoint_urls(recipe: Recipe, endpoint_urls: Mapping[str, str] | None) -> dict[str, str]:
+    """``--endpoint-url`` names must be recipe endpoints (a typo would silently use another URL)."""
+    urls = dict(endpoint_urls or {})
+    for name in urls:
+        if name not in recipe.endpoints:
+            known = ", ".join(sorted(recipe.endpoints))
+            raise ConfigError(f"--endpoint-url {name}=...: {recipe.source} has no endpoint {name!r} (has: {known})")
+    return urls
+
+
+def endpoint_configs(
+    recipe: Recipe, base_url: str | None, sim_url: str | None, endpoint_urls: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """EndpointConfig per recipe endpoint, with the URL override order documented above."""
     from wikipersona_data.llm.config import EndpointConfig
 
+    urls = check_endpoint_urls(recipe, endpoint_urls)
     configs = {}
     for name, spec in recipe.endpoints.items():
-        if spec.profile == "sim":
+        if name in urls:
+            url = urls[name]
+        elif spec.profile == "sim":
             url = base_url or spec.base_url or sim_url
         else:
             url = base_url or os.environ.get("OPENAI_BASE_URL") or spec.base_url
@@ -95,12 +112,15 @@ def price_table(recipe: Recipe) -> Any:
 
 
 @contextlib.contextmanager
-def embedded_simulator(recipe: Recipe, base_url: str | None) -> Iterator[str | None]:
+def embedded_simulator(
+    recipe: Recipe, base_url: str | None, endpoint_urls: Mapping[str, str] | None = None
+) -> Iterator[str | None]:
     """Start the simulator if a sim endpoint has no URL (and none was given); yield its URL."""
+    given = endpoint_urls or {}
     needs = [
         (name, spec)
         for name, spec in recipe.endpoints.items()
-        if spec.profile == "sim" and not spec.base_url and not base_url
+        if spec.profile == "sim" and not spec.base_url and not base_url and name not in given
     ]
     if not needs:
         yield None
@@ -129,6 +149,7 @@ def build_recipe(
     progress: bool = True,
     echo: Any = None,
     report: Any = None,
+    endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     """Build the recipe into ``out_dir`` (default ``<work>/release``); returns the release folder (or the
     work dir when the release writer is not installed).
@@ -142,7 +163,10 @@ def build_recipe(
     out = Path(out_dir) if out_dir else work / "release"
     refuse_non_release_out(out)  # before any work: a build that cannot be written is not started
     say = echo or (lambda msg: print(msg, file=sys.stderr))
-    return asyncio.run(_build(recipe, work, out, base_url, max_usd, cache_mode, progress, say, report or say))
+    check_endpoint_urls(recipe, endpoint_urls)
+    return asyncio.run(
+        _build(recipe, work, out, base_url, max_usd, cache_mode, progress, say, report or say, endpoint_urls)
+    )
 
 
 def refuse_non_release_out(out: Path) -> None:
@@ -164,9 +188,12 @@ async def _build(
     progress: bool,
     say: Any,
     report: Any,
+    endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     started = time.monotonic()
-    async with open_context(recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode) as ctx:
+    async with open_context(
+        recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode, endpoint_urls=endpoint_urls
+    ) as ctx:
         ctx.progress = progress
         return await _run_stages(ctx, out, say, report, started)
 
@@ -180,6 +207,7 @@ async def open_context(
     max_usd: float | None = None,
     cache_mode: str = "use",
     filter_hook: FilterHook | None = None,
+    endpoint_urls: Mapping[str, str] | None = None,
 ) -> AsyncIterator[BuildContext]:
     """Everything a stage needs (client, cache, dump reader, embedded simulator), closed on exit.
 
@@ -193,9 +221,9 @@ async def open_context(
     work.mkdir(parents=True, exist_ok=True)
     dump_path, index_path = recipe.dump_paths()
     cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
-    with embedded_simulator(recipe, base_url) as sim_url:
+    with embedded_simulator(recipe, base_url, endpoint_urls) as sim_url:
         client = LLMClient(
-            endpoint_configs(recipe, base_url, sim_url),
+            endpoint_configs(recipe, base_url, sim_url, endpoint_urls),
             cache=cache,
             ledger=Ledger(price_table(recipe)),
             max_usd=max_usd,
