@@ -171,6 +171,11 @@ def semantic_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def embed_spec(identity: str, model: str, texts: Sequence[str]) -> dict[str, Any]:
+    """The cache spec of one embedding call; its ``call_key`` is what a row cites to account for the call."""
+    return {"api": "embed", "endpoint": identity, "model": model, "input": list(texts), "attempt": 0}
+
+
 def _sum_usage(total: dict[str, int] | None, usage: dict[str, Any] | None) -> dict[str, int] | None:
     usage = reliable_usage(usage)
     if not usage:
@@ -431,7 +436,7 @@ class LLMClient:
         ep, _profile = self._endpoint(endpoint)
         if not texts:
             return []
-        spec = {"api": "embed", "endpoint": ep.identity, "model": model, "input": list(texts), "attempt": 0}
+        spec = embed_spec(ep.identity, model, texts)
         key = call_key(spec)
         request = {"model": model, "input": list(texts), "encoding_format": "float"}
         prompt_tokens = sum(estimate_tokens(t) for t in texts)

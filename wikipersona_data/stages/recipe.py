@@ -186,7 +186,12 @@ class Recipe(_Strict):
     version: str
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     pretty_name: str
-    description: str = ""
+    description: str = Field(default="", description="One paragraph for the dataset card (what this build is for).")
+    fictional_people: bool = Field(
+        default=False,
+        description="The dump's people are invented (e.g. the demo dump): the card says so and links to no "
+        "Wikipedia page, since none exists for them.",
+    )
     license: str = "cc-by-sa-4.0"
     dump: DumpSpec
     endpoints: dict[str, EndpointSpec] = Field(min_length=1)
