@@ -73,9 +73,9 @@ def test_llamacpp_enforces_json_schema(real_llm) -> None:
 @pytest.mark.real_llm
 def test_our_client_gets_validated_json_text_and_embeddings(real_llm, tmp_path: Path) -> None:
     endpoints = {
-        # the vllm profile sends response_format json_schema, which llama.cpp enforces
-        "chat": EndpointConfig(name="chat", base_url=real_llm.chat_url, profile="vllm", timeout_s=120),
-        "emb": EndpointConfig(name="emb", base_url=real_llm.embed_url, profile="vllm", timeout_s=120),
+        # the llamacpp profile sends response_format json_schema, which llama.cpp enforces
+        "chat": EndpointConfig(name="chat", base_url=real_llm.chat_url, profile="llamacpp", timeout_s=120),
+        "emb": EndpointConfig(name="emb", base_url=real_llm.embed_url, profile="llamacpp", timeout_s=120),
     }
 
     async def run():
