@@ -36,6 +36,11 @@ def _cached_calls(work: Path) -> list[dict]:
 
 @pytest.mark.real_llm
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="until bounded stage schemas and the no-data refusal land on main, describe runs into 'length' "
+    "and the build still writes an empty release with exit 0 (issue 10)",
+)
 def test_build_on_the_real_model_ends_honestly(real_llm, tmp_path: Path, capsys) -> None:
     work, out = tmp_path / "work", tmp_path / "release"
     args = ["build", str(LOCAL), "--work", str(work), "--out", str(out), "--no-progress"]
