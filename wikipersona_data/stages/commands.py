@@ -53,6 +53,7 @@ def build(
         cache_mode=cache_mode,
         progress=not no_progress,
         echo=lambda msg: click.echo(msg, err=True),
+        report=click.echo,
         endpoint_urls=parse_endpoint_urls(endpoint_url),
     )
     return 0
