@@ -54,6 +54,7 @@ import openai
 import pydantic
 from tenacity import RetryCallState
 
+from wikipersona_data import redact
 from wikipersona_data.errors import BudgetExceeded, ConfigError, LLMError
 from wikipersona_data.llm.cache import CallCache, call_key
 from wikipersona_data.llm.config import EndpointConfig
@@ -218,6 +219,8 @@ class LLMClient:
         if max_usd is not None and not max_usd >= 0:
             raise ConfigError(f"max_usd must be >= 0, got {max_usd}")
         self.endpoints = dict(endpoints)
+        for ep in self.endpoints.values():
+            redact.register_key_variable(ep.api_key_env)  # its value is scrubbed from all we write
         self.cache = cache if cache is not None else CallCache(".", mode="off")
         self.ledger = ledger if ledger is not None else Ledger()
         self.max_usd = max_usd
@@ -466,11 +469,9 @@ class LLMClient:
         return DUMMY_KEY
 
     def _scrub(self, text: str, ep: EndpointConfig) -> str:
-        """One line, bounded, with the API key removed (servers sometimes echo what they were sent)."""
-        key = os.environ.get(ep.api_key_env, "").strip()
-        if key:
-            text = text.replace(key, "***")  # (401 messages, which echo key fragments, are never shown)
-        text = " ".join(text.split())
+        """One line, bounded, with secrets removed: the key, its fragments and masked forms, anything
+        key-shaped (servers echo what they were sent; see :mod:`wikipersona_data.redact`)."""
+        text = redact.scrub(" ".join(text.split()), aggressive=True)
         return text if len(text) <= 300 else text[:299] + "…"
 
     async def _chat(
@@ -624,6 +625,7 @@ class LLMClient:
             raise RetryableCallError(
                 info, None, "reply body is not a JSON object", attempts, ep.backoff_base_s
             ) from None
+        body = _without_secrets(body, raw.content)
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
         choices = body.get("choices") or [{}]
         finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
@@ -718,6 +720,18 @@ class LLMClient:
     async def _drained(self) -> None:
         if self._paid_in_flight and self._idle is not None:
             await self._idle.wait()
+
+
+def _without_secrets(body: dict[str, Any], content: bytes) -> dict[str, Any]:
+    """The reply with every secret the endpoint echoed replaced by a marker, before it is cached or parsed.
+
+    The raw text is tested first (one pass, no walk) unless it has JSON escapes, which could spell a
+    key so that the text test misses it."""
+    redactor = redact.active()
+    text = content.decode("utf-8", "replace")
+    if "\\u" not in text and not redactor.needs_scrub(text):
+        return body
+    return redactor.scrub_value(body)
 
 
 def _with_instruction(messages: list[dict[str, Any]], instruction: str) -> list[dict[str, Any]]:
