@@ -115,7 +115,12 @@ def _print_table(rows: list[dict], total: int) -> None:  # type: ignore[type-arg
 @click.argument("dump", type=click.Path(path_type=Path))
 @click.argument("title")
 @click.option("--index", type=click.Path(path_type=Path), required=True, help="Multistream index (.txt or .txt.bz2).")
-@click.option("--json", "as_json", is_flag=True, help="Print the Biography as JSON (DESIGN 3.2).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the Biography record as JSON (fields: see the README, `show --json`).",
+)
 def show(dump: Path, title: str, index: Path, as_json: bool) -> None:
     """Random access to one page of DUMP by TITLE (MediaWiki normalisation, redirects followed)."""
     from wikipersona_data.wiki.lookup import DumpReader

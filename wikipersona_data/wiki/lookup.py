@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.paths import cache_home
 from wikipersona_data.wiki.biography import Biography
 from wikipersona_data.wiki.dump import Page, open_binary
 from wikipersona_data.wiki.multistream import find_page, iter_index, read_header
@@ -40,8 +41,7 @@ def cache_root() -> Path:
     env = os.environ.get("WIKIPERSONA_CACHE")
     if env:
         return Path(env) / "lookup"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "wikipersona" / "lookup"
+    return cache_home() / "wikipersona" / "lookup"
 
 
 def _writable(folder: Path) -> bool:
