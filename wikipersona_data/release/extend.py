@@ -119,7 +119,7 @@ def load_release_recipe(
     dump: Path | None,
     index: Path | None,
     user_recipe: Path | None = None,
-    echo: Callable[[str], None] = print,
+    notes: list[str] | None = None,
 ) -> Recipe:
     """The recipe the release was built with, from the manifest, with endpoints and prices from the user
     (``release/trust.py``: a release never says where calls go); ``dump``/``index`` replace its dump paths."""
@@ -129,8 +129,8 @@ def load_release_recipe(
     if recipe.sha256 != manifest.data.recipe.sha256:
         raise InputError(f"{release / 'manifest.json'}: recipe.text does not match recipe.sha256")
     recipe, lines = trusted_recipe(recipe, user_recipe, dump_given=dump is not None)
-    for line in lines:
-        echo(line)
+    if notes is not None:
+        notes += lines  # shown once every check has passed (a refusal stays one line)
     if dump is not None:
         recipe.dump.path = str(Path(dump).resolve())
     if index is not None:
@@ -539,10 +539,13 @@ def extend_release(
     if not report.ok:
         failed = report.failures[0]
         raise InputError(f"{release}: fails verify ({failed.name}: {failed.detail}); extend a release that verifies")
-    recipe = load_release_recipe(release, old, dump, index, recipe_path, echo)
+    notes: list[str] = []
+    recipe = load_release_recipe(release, old, dump, index, recipe_path, notes)
     old_pairs, old_personas = read_rows(release)
     with DumpReader(*recipe.dump_paths()) as reader:
         check_additions(additions, recipe, reader, old_personas, old_pairs)
+    for line in notes:
+        echo(line)
     work = Path(work) if work else Path("work") / recipe.name
     tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
     job = Job(

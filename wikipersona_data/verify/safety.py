@@ -1,10 +1,17 @@
-"""Text-safety filter (every stage that makes text): no row may carry a secret.
+"""Text-safety filter, first in every stage that makes text: every string field of a row (nested too).
 
-An endpoint that echoes the bearer key (or a masked form of it) into its answers would otherwise put
-it into released cells. The client already replaces what it recognises with a marker before a reply
-is cached (``wikipersona_data/redact.py``); this filter drops, with the reason ``carries_secret``, any
-row with a string field (nested ones too) that holds a secret, a key-shaped string or that marker, so
-no such row reaches a later stage or the release. The detail names the field, never the value.
+Three reasons, checked in this order over the whole row:
+
+* ``carries_secret``: a secret, a key-shaped string or the redaction marker (an endpoint that echoes the
+  bearer key into its answers would otherwise put it into released cells; the client already replaced
+  what it recognised before caching, ``wikipersona_data/redact.py``). The detail names the field, never
+  the value.
+* ``unsafe_characters``: control characters, bidi overrides/isolates, invisible characters
+  (``wikipersona_data/textsafety.py``). Dropped rather than cleaned: ids are content hashes of the text,
+  and a silent rewrite would hide that the endpoint misbehaved.
+* ``prompt_injection``: "ignore all previous instructions", chat-template markers and the like. Such a
+  row would teach a preference model to follow injected orders; the rate per stage is in the manifest
+  and the card.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from wikipersona_data import redact
+from wikipersona_data.textsafety import first_unsafe, injection
 from wikipersona_data.verify.base import Filter, FilterResult
 
 
@@ -34,14 +42,23 @@ def row_strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
 
 
 class TextSafetyFilter(Filter):
-    """Drops a row whose any text field carries a secret (see the module docstring)."""
+    """Drops a row with a secret, unsafe characters or prompt injection in any text field (module docstring)."""
 
     name = "text_safety"
-    reasons = ("carries_secret",)
+    reasons = ("carries_secret", "unsafe_characters", "prompt_injection")
 
     def check(self, row: Any, context: dict[str, Any]) -> FilterResult:
+        strings = list(row_strings(row))
         redactor = redact.active()
-        for where, text in row_strings(row):
+        for where, text in strings:
             if redactor.find(text) is not None:
                 return self.drop("carries_secret", f"{where}: holds a secret or key-shaped string (not shown)")
+        for where, text in strings:
+            bad = first_unsafe(text)
+            if bad is not None:
+                return self.drop("unsafe_characters", f"{where}: {bad[1]} at character {bad[0]}")
+        for where, text in strings:
+            phrase = injection(text)
+            if phrase is not None:
+                return self.drop("prompt_injection", f"{where}: {phrase[:80]!r}")
         return FilterResult.keep()
