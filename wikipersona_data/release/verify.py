@@ -327,14 +327,26 @@ def _check_chosen_differs(rel: _Release) -> str:
 
 def _check_leaks(rel: _Release) -> str:
     pairs, personas = _need_rows(rel)
+    from wikipersona_data.textsafety import fold
+
     patterns = {p["persona_id"]: name_pattern(p["name"] or "") for p in personas}
+    # the same match on folded text: look-alike letters and invisible characters do not hide a name
+    # (the full name case-insensitively on case-folded text, the surname as written: see name_pattern)
+    folded = {p["persona_id"]: name_pattern(fold(p["name"] or "")) for p in personas}
+    full = {p["persona_id"]: name_pattern(fold((p["name"] or "").casefold()), surname=False) for p in personas}
     for split, rows in sorted(pairs.items()):
         for r in rows:
-            pattern = patterns.get(r["persona_id"])
-            prompt = _text(r["prompt"])
+            pid, prompt = r["persona_id"], _text(r["prompt"])
+            pattern = patterns.get(pid)
             if pattern is not None and (match := pattern.search(prompt)):
                 raise _Fail(f"pair {r['pair_id']!r} ({split}): prompt names the persona ({match.group(0)!r})")
-    return "no prompt contains its persona's name or surname"
+            for hidden, text in ((folded.get(pid), fold(prompt)), (full.get(pid), fold(prompt.casefold()))):
+                if hidden is not None and (match := hidden.search(text)):
+                    raise _Fail(
+                        f"pair {r['pair_id']!r} ({split}): prompt names the persona behind look-alike or "
+                        f"invisible characters ({match.group(0)!r} once folded)"
+                    )
+    return "no prompt contains its persona's name or surname (also once look-alikes are folded)"
 
 
 def _check_duplicate_questions(rel: _Release) -> str:
@@ -470,8 +482,10 @@ def _check_endpoints(rel: _Release) -> str:
 
 
 def _check_cells(rel: _Release) -> str:
-    """Every string of every row of every parquet file (nested ones too): no secret or key-shaped string."""
+    """Every string of every row of every parquet file (nested ones too): no secret or key-shaped string,
+    no control, bidi-override or invisible character (``wikipersona_data/textsafety.py``)."""
     from wikipersona_data.redact import active
+    from wikipersona_data.textsafety import first_unsafe
 
     redactor = active()
     cells = 0
@@ -487,8 +501,11 @@ def _check_cells(rel: _Release) -> str:
                     found = redactor.find(text)
                     if found:
                         raise _Fail(f"{name} row {offset + i} {where}: carries {found}")
+                    bad = first_unsafe(text)
+                    if bad is not None:
+                        raise _Fail(f"{name} row {offset + i} {where}: {bad[1]} at character {bad[0]}")
             offset += batch.num_rows
-    return f"{cells} strings in every parquet file carry no secret or key-shaped string"
+    return f"{cells} strings: no secret or key-shaped string, no control, bidi or invisible character"
 
 
 def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
@@ -513,7 +530,7 @@ def _norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def name_pattern(name: str) -> re.Pattern[str] | None:
+def name_pattern(name: str, surname: bool = True) -> re.Pattern[str] | None:
     """Whole-word match of the full name (any case) or of the surname as written (3+ letters).
 
     The surname is matched case-sensitively because many surnames are common words ("Stone",
@@ -523,7 +540,7 @@ def name_pattern(name: str) -> re.Pattern[str] | None:
     if not parts:
         return None
     alternatives = [rf"(?i:{re.escape(' '.join(parts))})"]
-    surname = parts[-1].strip(".,")
-    if len(parts) > 1 and len(surname) >= 3:
-        alternatives.append(re.escape(surname))
+    last = parts[-1].strip(".,")
+    if surname and len(parts) > 1 and len(last) >= 3:
+        alternatives.append(re.escape(last))
     return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)")
