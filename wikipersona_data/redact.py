@@ -10,8 +10,9 @@ journal, a reject, an error line or a dataset row. Three things count as a secre
   environment when scrubbing, so the value never needs to be stored anywhere; values shorter than
   8 characters (``EMPTY``, ``dummy``: the placeholders local servers take) are not secrets, and
   scrubbing them would wreck ordinary text;
-* a fragment of such a value: any 8 consecutive characters of it, or a masked form whose visible
-  head or tail (3+ characters) is the value's start or end (``sk-S3CAN****cdef``);
+* a fragment of such a value: 11 or more consecutive characters of it (checked as 8-character pieces
+  at every 4th position, plus its first and last 8), or a masked form whose visible head or tail
+  (3+ characters) is the value's start or end (``sk-S3CAN****cdef``);
 * anything key-shaped whatever its origin: ``sk-...``, ``hf_...``, GitHub/Slack/AWS/Google token
   shapes, ``Bearer <token>``, masked forms of those prefixes, and URL userinfo (``user:pass@``).
 
@@ -33,6 +34,7 @@ from typing import Any
 MARKER = "[secret-removed]"
 MIN_SECRET_LEN = 8
 FRAGMENT_LEN = 8
+FRAGMENT_STRIDE = 4
 MIN_MASKED_PART = 3
 
 WELL_KNOWN_KEY_VARIABLES: tuple[str, ...] = (
@@ -80,8 +82,14 @@ _MASKED_TOKEN = re.compile(rf"{_TOKEN_CHARS}*?(?:[*•]{{3,}}|\.{{3}}|…){_TOKE
 _MASK_RUN = re.compile(r"[*•]{3,}|\.{3}|…")
 _FRAGMENT_TOKEN = re.compile(r"[A-Za-z0-9._~+/=*•…-]+")  # a fragment takes its whole token, masks included
 _STAR_MASKED = re.compile(rf"{_TOKEN_CHARS}*[*•]{{3,}}{_TOKEN_CHARS}*")
-# cheap pre-check: text without any of these cannot hold a key shape, URL userinfo or a mask
-_MAYBE = re.compile(r"sk-|hf_|gh[pousr]_|github_pat_|AKIA|AIza|xox|[Bb]earer|://|\*\*|••|\.\.\.|…")
+# cheap pre-check (substring tests, ~5x faster than one regex): text without any of these cannot hold a
+# key shape, URL userinfo or a mask
+_MAYBE = ("sk-", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AKIA", "AIza", "xox", "earer")
+_MAYBE += ("://", "**", "••", "...", "…")
+
+
+def _maybe(text: str) -> bool:
+    return any(token in text for token in _MAYBE)
 
 
 class Redactor:
@@ -90,7 +98,13 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {s.strip() for s in secrets if s and len(s.strip()) >= MIN_SECRET_LEN}
         self.secrets: tuple[str, ...] = tuple(sorted(values - NOT_SECRETS, key=lambda s: (-len(s), s)))
-        fragments = {s[i : i + FRAGMENT_LEN] for s in self.secrets for i in range(len(s) - FRAGMENT_LEN + 1)}
+        # 8-character fragments at every 4th position: any 11+ characters of a value contain one, and so
+        # does a masked form's 8-character head (4x fewer substring tests than every position)
+        fragments = {
+            s[i : i + FRAGMENT_LEN]
+            for s in self.secrets
+            for i in [*range(0, len(s) - FRAGMENT_LEN + 1, FRAGMENT_STRIDE), len(s) - FRAGMENT_LEN]
+        }
         self._fragments = tuple(sorted(fragments))
 
     def __repr__(self) -> str:  # never the values
@@ -104,7 +118,7 @@ class Redactor:
         for fragment in self._fragments:
             if fragment in text:
                 return "the value (or part) of an API-key variable"
-        if _MAYBE.search(text) is None:
+        if not _maybe(text):
             return None
         for pattern in KEY_PATTERNS:
             match = pattern.search(text)
@@ -135,7 +149,7 @@ class Redactor:
                 text = text.replace(secret, MARKER)
         if any(fragment in text for fragment in self._fragments):
             text = _FRAGMENT_TOKEN.sub(lambda m: self._fragment_token(m.group(0)), text)
-        if _MAYBE.search(text) is None:
+        if not _maybe(text):
             return text
         for pattern in KEY_PATTERNS:
             text = pattern.sub(MARKER, text)
@@ -176,10 +190,19 @@ def register_key_variable(name: str) -> None:
     _registered.add(name)
 
 
+def _env_values() -> tuple[str, ...]:
+    names = sorted(_registered)
+    data = getattr(os.environ, "_data", None)  # POSIX: the raw bytes dict, ~10x faster than environ.get
+    if isinstance(data, dict) and os.name == "posix":
+        raw = [data.get(os.fsencode(n)) for n in names]
+        return tuple(os.fsdecode(v) if v is not None else "" for v in raw)
+    return tuple(os.environ.get(n, "") for n in names)
+
+
 def active() -> Redactor:
     """The redactor for the current environment (rebuilt when a registered variable's value changes)."""
     global _active
-    values = tuple(os.environ.get(name, "") for name in sorted(_registered))
+    values = _env_values()
     if _active is None or _active[0] != values:
         _active = (values, Redactor(values))
     return _active[1]

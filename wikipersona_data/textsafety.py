@@ -112,10 +112,29 @@ INJECTION_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
 )
 
 
+_TRIGGERS = (
+    "ignore",
+    "disregard",
+    "forget",
+    "override",
+    "instruction",
+    "prompt",
+    "system",
+    "you are now",
+    "<|",
+    "inst]",
+    "<<",
+)
+"""Every pattern needs one of these (lower case): a cheap test before the regexes."""
+
+
 def injection(text: str) -> str | None:
     """The first prompt-injection phrase in ``text``, or None; non-ASCII text is also tried case-folded then
     folded (casefold first: fold maps capital I to l, lower-case i stays), so look-alikes do not hide it."""
     for candidate in (text, fold(text.casefold())) if not text.isascii() else (text,):
+        lower = candidate.lower()
+        if not any(trigger in lower for trigger in _TRIGGERS):
+            continue
         for pattern in INJECTION_PATTERNS:
             match = pattern.search(candidate)
             if match:
