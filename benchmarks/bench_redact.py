@@ -10,6 +10,11 @@ Three places run on every row or reply (see ``wikipersona_data/redact.py`` and `
 A 51-character API key is in the environment (as with a real endpoint), so the fragment checks run.
 Rows are clean, like the demo's: this is the price every build pays, not the price of an attack.
 
+Figures on the 2-core machine (two runs, 2,000 rows of ~625 characters): the scrub hook adds 20 us per
+reply (json.loads 5.3-5.5 us -> 25.0-25.2 us, x4.6-4.7; the client spends ~1 ms of CPU per call, so
+about +2 %); scrubbed dumps 33-34 us vs 10 us (x3.4); text_safety 65 us per candidate row, 0.39-0.40 x
+the respond stage's other row filters (163-166 us), so x1.4 for all row filters of that stage.
+
 Usage: ``python benchmarks/bench_redact.py [--rows 2000] [--repeat 5]``. Prints seconds per row and
 ratios; the best of ``--repeat`` runs of each is kept.
 """
