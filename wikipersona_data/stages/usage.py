@@ -25,22 +25,6 @@ def keys_of(rows: Iterable[Any]) -> set[str]:
     return keys
 
 
-def _charged(record: dict[str, Any], reported: tuple[int, int]) -> tuple[int, int]:
-    """Tokens a call is charged on, by the live ledger's rule (``Ledger.record_call``): the larger of the
-    reported and our own count of the prompt and the reply, so the manifest and the build's table agree."""
-    from wikipersona_data.llm.ledger import estimate_tokens
-
-    spec = record.get("spec") or {}
-    if spec.get("api") == "embed":
-        return max(reported[0], sum(estimate_tokens(t) for t in spec.get("input") or [])), reported[1]
-    if spec.get("api") != "chat":
-        return reported
-    choices = (record.get("response") or {}).get("choices") or [{}]
-    content = (choices[0].get("message") or {}).get("content") if isinstance(choices[0], dict) else None
-    local_out = estimate_tokens(content) if isinstance(content, str) else 0
-    return max(reported[0], estimate_tokens(spec.get("messages") or [])), max(reported[1], local_out)
-
-
 def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> dict[str, Any]:
     """{"by_stage_model": [...], "totals": {...}} from cached usage; tokens unknown -> cost None."""
     lines: dict[tuple[str, str], dict[str, Any]] = {}
@@ -59,18 +43,13 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
             if usage.get("prompt_tokens") is None:
                 line["unknown_usage"] += 1
                 continue
-            reported = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-            line["input_tokens"] += reported[0]
-            line["output_tokens"] += reported[1]
-            charged = _charged(record, reported)
-            line["charged_input"] = line.get("charged_input", 0) + charged[0]
-            line["charged_output"] = line.get("charged_output", 0) + charged[1]
+            line["input_tokens"] += int(usage.get("prompt_tokens") or 0)
+            line["output_tokens"] += int(usage.get("completion_tokens") or 0)
     rows = []
     total_cost: float | None = 0.0
     for (_, model), line in sorted(lines.items()):
         price = prices.get(model)
-        charged_in, charged_out = line.pop("charged_input", 0), line.pop("charged_output", 0)
-        cost = None if price is None else round(price.cost(charged_in, charged_out), 6)
+        cost = None if price is None else round(price.cost(line["input_tokens"], line["output_tokens"]), 6)
         total_cost = None if cost is None or total_cost is None else total_cost + cost
         rows.append({**line, "cost_usd": cost})
     totals = {
