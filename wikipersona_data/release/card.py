@@ -219,6 +219,9 @@ def _ledger_summary(ledger: dict[str, Any]) -> str:
     rows = ledger.get("by_stage_model")
     if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
         totals = _column_totals(rows)
+        given = ledger.get("totals")
+        if isinstance(given, dict) and isinstance(given.get("cost_usd"), (int, float)):
+            totals["cost_usd"] = given["cost_usd"]  # summed unrounded, like the build's table
     elif isinstance(ledger.get("totals"), dict):
         totals = ledger["totals"]
     else:

@@ -49,9 +49,11 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
     total_cost: float | None = 0.0
     for (_, model), line in sorted(lines.items()):
         price = prices.get(model)
-        cost = None if price is None else round(price.cost(line["input_tokens"], line["output_tokens"]), 6)
+        cost = None if price is None else price.cost(line["input_tokens"], line["output_tokens"])
+        # the total sums unrounded line costs, as the build's table does (rounded lines can sum across a
+        # 4-decimal boundary the table does not cross)
         total_cost = None if cost is None or total_cost is None else total_cost + cost
-        rows.append({**line, "cost_usd": cost})
+        rows.append({**line, "cost_usd": None if cost is None else round(cost, 6)})
     totals = {
         "calls": sum(r["calls"] for r in rows),
         "input_tokens": sum(r["input_tokens"] for r in rows),
