@@ -96,6 +96,12 @@ def endpoint_configs(
             max_concurrency=spec.max_concurrency,
             rpm=spec.rpm,
             tpm=spec.tpm,
+            timeout_s=spec.timeout_s,
+            max_retry_seconds=spec.max_retry_seconds,
+            max_attempts=spec.max_attempts,
+            max_reply_bytes=spec.max_reply_bytes,
+            context_tokens=spec.context_tokens,
+            json_schema=spec.json_schema,
         )
     return configs
 

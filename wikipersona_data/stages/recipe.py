@@ -57,6 +57,20 @@ class EndpointSpec(_Strict):
     sim: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="SimConfig options of the embedded simulator (profile 'sim', no base_url)."
     )
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="Total deadline of one request, body included; default per profile."
+    )
+    max_retry_seconds: float | None = Field(
+        default=None, gt=0, description="Time budget of one call's retries; default per profile."
+    )
+    max_attempts: int = Field(default=6, ge=1, le=50, description="HTTP requests per call at most.")
+    max_reply_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest reply body read.")
+    context_tokens: int | None = Field(
+        default=None, ge=16, description="Server context size when the server cannot be asked (llama.cpp /props)."
+    )
+    json_schema: Literal["enforced", "instructed"] | None = Field(
+        default=None, description="Override the profile: send response_format, or state the schema in the prompt."
+    )
 
 
 class PriceSpec(_Strict):
