@@ -113,11 +113,24 @@ def _read_split(release: Path, config: str, split_name: str) -> list[dict[str, A
     return rows
 
 
-def load_release_recipe(release: Path, manifest: mf.Manifest, dump: Path | None, index: Path | None) -> Recipe:
-    """The recipe the release was built with, from the manifest; ``dump``/``index`` replace its dump paths."""
+def load_release_recipe(
+    release: Path,
+    manifest: mf.Manifest,
+    dump: Path | None,
+    index: Path | None,
+    user_recipe: Path | None = None,
+    notes: list[str] | None = None,
+) -> Recipe:
+    """The recipe the release was built with, from the manifest, with endpoints and prices from the user
+    (``release/trust.py``: a release never says where calls go); ``dump``/``index`` replace its dump paths."""
+    from wikipersona_data.release.trust import trusted_recipe
+
     recipe = parse_recipe(manifest.data.recipe.text, release / "manifest.json")
     if recipe.sha256 != manifest.data.recipe.sha256:
         raise InputError(f"{release / 'manifest.json'}: recipe.text does not match recipe.sha256")
+    recipe, lines = trusted_recipe(recipe, user_recipe, dump_given=dump is not None)
+    if notes is not None:
+        notes += lines  # shown once every check has passed (a refusal stays one line)
     if dump is not None:
         recipe.dump.path = str(Path(dump).resolve())
         if index is None:  # the index beside the given dump (same prefix, -index.txt.bz2)
@@ -126,7 +139,8 @@ def load_release_recipe(release: Path, manifest: mf.Manifest, dump: Path | None,
             index = find_index(Path(dump))
     if index is not None:
         recipe.dump.index = str(Path(index).resolve())
-    if not recipe.dump.path.startswith("package:") and not Path(recipe.dump.path).is_absolute() and dump is None:
+    relative = not recipe.dump.path.startswith("package:") and not Path(recipe.dump.path).is_absolute()
+    if relative and dump is None:
         raise ConfigError(
             f"{release / 'manifest.json'}: the recipe's dump path {recipe.dump.path!r} is relative to the original "
             "recipe file; give --dump and --index"
@@ -422,14 +436,14 @@ def extended_manifest(
     old: mf.Manifest, recipe: Recipe, version: str, additions: list[Addition], result: Extended, started: float
 ) -> mf.Manifest:
     from wikipersona_data import __version__
-    from wikipersona_data.stages.pipeline import filter_report, served_models, stage_call_keys
+    from wikipersona_data.stages.pipeline import embed_served, filter_report, served_models, stage_call_keys
     from wikipersona_data.stages.usage import data_ledger
 
     ctx = result.ext_ctx
     served = served_models(ctx)
     models = {}
     for stage, use in old.data.models.items():
-        extra = served.get(use.requested, set()) if stage != "embed" else set()
+        extra = served.get(use.requested, set()) if stage != "embed" else embed_served(ctx).get(use.requested, set())
         models[stage] = mf.ModelUse(requested=use.requested, served=sorted(set(use.served) | extra))
     ext_ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
     dropped = Counter()
@@ -507,14 +521,15 @@ def extend_release(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     report: Callable[[str], None] | None = None,
+    recipe_path: Path | None = None,
 ) -> Path:
     """Write the extended release (minor version bump) and return its folder.
 
     ``echo`` takes logs, ``report`` the results (summary table, where the release went; default ``echo``).
     The work dir defaults to ``work/<recipe name>`` beside the release (not the current folder), and is named.
-
-    Every check that can fail on the user's input runs before any stage, so a refused extend writes
-    nothing (not even a work dir).
+    Endpoints, key variables and prices come from ``recipe_path`` (the user's recipe) or, without it,
+    are the demo's simulator (``release/trust.py``); never from the release. Every check that can fail
+    on the user's input runs before any stage, so a refused extend writes nothing (not even a work dir).
     """
     from wikipersona_data.release.verify import verify_release
     from wikipersona_data.release.writer import _refuse_to_clobber, write_release
@@ -531,10 +546,13 @@ def extend_release(
     if not checked.ok:
         failed = checked.failures[0]
         raise InputError(f"{release}: fails verify ({failed.name}: {failed.detail}); extend a release that verifies")
-    recipe = load_release_recipe(release, old, dump, index)
+    notes: list[str] = []
+    recipe = load_release_recipe(release, old, dump, index, recipe_path, notes)
     old_pairs, old_personas = read_rows(release)
     with DumpReader(*recipe.dump_paths()) as reader:
         check_additions(additions, recipe, reader, old_personas, old_pairs)
+    for line in notes:
+        echo(line)
     if work is None:
         work = release.resolve().parent / "work" / recipe.name
         echo(f"work dir: {work} (beside the release; --work to choose another)")
@@ -565,12 +583,14 @@ async def _run(
     job: Job, base_url: str | None, cache_mode: str, progress: bool, echo: Callable[[str], None]
 ) -> tuple[Extended, mf.Manifest]:
     from wikipersona_data.llm.ledger import Ledger
-    from wikipersona_data.stages.pipeline import open_context, summary_table
+    from wikipersona_data.stages.pipeline import check_endpoints, open_context, summary_table
 
     started = time.monotonic()
     extension_ids = {p.persona_id for e in job.old.data.extensions for p in e.personas}
     async with open_context(job.recipe, job.work, base_url=base_url, cache_mode=cache_mode) as ctx:
         ctx.progress = progress
+        if cache_mode != "only":
+            await check_endpoints(ctx)
         base = await _base_stages(ctx)
         check_base_matches(base, job.old_pairs, job.old_personas, extension_ids, job.work)
         # a fresh ledger, so the summary below counts the extension's calls only (not the replay above)

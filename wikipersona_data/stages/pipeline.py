@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -136,8 +137,9 @@ def embedded_simulator(
     options: dict[str, Any] = {}
     for _, spec in needs:
         options.update(spec.sim)
+    loopback = {"host": "127.0.0.1", "port": 0, "allow_remote": False, "api_key": None}  # never a recipe's choice
     try:
-        cfg = SimConfig(seed=recipe.seeds.sim, **options)
+        cfg = SimConfig(seed=recipe.seeds.sim, **options, **loopback)
     except TypeError as err:
         raise ConfigError(f"{recipe.source}: endpoints.{needs[0][0]}.sim: {err}") from None
     with SimServer(cfg) as sim:
@@ -200,7 +202,22 @@ async def _build(
         recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode, endpoint_urls=endpoint_urls
     ) as ctx:
         ctx.progress = progress
+        if cache_mode != "only":
+            await check_endpoints(ctx)
         return await _run_stages(ctx, out, say, report, started)
+
+
+async def check_endpoints(ctx: BuildContext) -> None:
+    """The preflight (``llm/preflight.py``): every endpoint answers, takes the key, serves the stage models
+    and embeddings, before stage 1 spends anything; one line and a non-zero exit otherwise."""
+    from wikipersona_data.llm.preflight import preflight
+
+    uses = []
+    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
+        spec = getattr(ctx.recipe.stages, stage)
+        if spec is not None:
+            uses.append((spec.endpoint, spec.model, "embed" if stage == "embed" else "chat"))
+    await preflight(ctx.client, uses)
 
 
 @contextlib.asynccontextmanager
@@ -334,7 +351,10 @@ def build_manifest(
     for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
         spec = getattr(recipe.stages, stage)
         if spec is not None:
-            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(served.get(spec.model, set())))
+            seen = served.get(spec.model, set())
+            if stage == "embed":  # embeddings leave no rows: the client saw their served model
+                seen = seen | embed_served(ctx).get(spec.model, set())
+            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(seen))
     report = {
         stage: {name: mf.FilterCounts(**counts) for name, counts in filters.items()}
         for stage, filters in filter_report(ctx).items()
@@ -423,6 +443,26 @@ def served_models(ctx: BuildContext) -> dict[str, set[str]]:
     return out
 
 
+def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
+    """Requested embedding model -> served names, from every reply the client saw (preflight included),
+    kept in ``<work>/cache/served_embed.json`` so a resumed or offline rebuild records the same names."""
+    path = ctx.work_dir / "cache" / "served_embed.json"
+    known: dict[str, set[str]] = {}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        known = {str(m): {str(n) for n in names} for m, names in stored.items() if isinstance(names, list)}
+    except (OSError, ValueError, AttributeError):
+        pass
+    spec = ctx.recipe.stages.embed
+    for model, names in ctx.client.served.items():
+        if model == spec.model:
+            known.setdefault(model, set()).update(names)
+    if known and ctx.client.cache.mode != "off":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({m: sorted(n) for m, n in sorted(known.items())}), encoding="utf-8")
+    return known
+
+
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
     """Call keys cited by each stage's final rows and rejects (what the data cost)."""
     from wikipersona_data.stages.rows import STAGE_ROWS, RejectRow
@@ -450,7 +490,13 @@ def summary_table(stats: dict[str, StageStats], client: Any, data_totals: dict[s
         lines.append(
             f"{stage:<10}{s.rows:>7}{s.dropped:>9}{s.rejected:>10}{s.calls:>8}{s.cache_hits:>8}{cost:>11}{s.seconds:>8.1f}"
         )
-    totals = client.ledger.summary().get("totals", {}) if client is not None else {}
+    # the preflight's tiny calls have their own ledger line, shown apart: they are not behind the data
+    summary = client.ledger.summary() if client is not None else {}
+    for line in summary.get("by_stage_model", []):
+        if line["stage"] == "preflight":
+            pre_cost = "n/a" if line["cost_usd"] is None else f"{line['cost_usd']:.4f}"
+            lines.append(f"{'preflight':<10}{line['model'][:26]:>26}{line['calls']:>8}{'':>8}{pre_cost:>11}")
+    totals = client.ledger.summary(exclude=("preflight",)).get("totals", {}) if client is not None else {}
     cost = totals.get("cost_usd")
     lines.append("-" * len(header))
     lines.append(
@@ -468,6 +514,11 @@ def summary_table(stats: dict[str, StageStats], client: Any, data_totals: dict[s
             f"behind the data (manifest and card): {data_totals.get('calls', 0)} calls, "
             f"{'n/a' if data_cost is None else f'${data_cost:.4f}'} (this run resumed or replayed part of it)"
         )
+    from wikipersona_data.llm.ledger import error_line
+
+    errors = error_line((summary.get("totals") or {}).get("errors") or {})
+    if errors:
+        lines.append(errors)
     return "\n".join(lines)
 
 
