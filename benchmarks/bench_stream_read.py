@@ -10,8 +10,8 @@ on a shared machine the best-of ratio is the one to trust):
      ``SequentialReader.pages()`` (bounded chunks, page splitter, prolog check);
   3. the scan worker's read of each multistream stream: one ``BZ2Decompressor().decompress(stream)`` +
      one lxml parse (old) vs ``stream_pages`` (bounded chunks, page splitter, batched parse);
-  4. ``show``'s ``find_page`` for every ``--every``-th title of the index: old loop (``decompress`` of 256 KiB compressed
-     input at a time, no output bound) vs the bounded one;
+  4. ``show``'s ``find_page`` for every ``--every``-th title of the index: old loop (``decompress`` of
+     256 KiB compressed input at a time, no output bound) vs the bounded one;
   5. peak Python memory (tracemalloc) reading a 1.2 KB stream that expands to 256 MiB: old whole-stream
      ``decompress`` vs ``stream_pages`` with the default ``--max-page-bytes``.
 
