@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from wikipersona_data.errors import WikipersonaError
+from wikipersona_data.release.files import NotRegularFile, open_regular, read_bytes, read_text, refuse_special
 from wikipersona_data.release.manifest import Manifest, find_leaks
 from wikipersona_data.release.tables import CONFIGS, SPLITS, schema_mismatch, split_glob
 
@@ -80,6 +81,11 @@ def verify_release(path: Path) -> VerifyReport:
     if not root.is_dir():
         report.checks.append(Check("release folder", False, f"{root} is not a directory"))
         return report
+    try:
+        refuse_special(root)  # a FIFO would block the first read forever: refuse before reading anything
+    except NotRegularFile as err:
+        report.checks.append(Check("regular files", False, str(err)))
+        return report
     rel = _load(root)
     checks: list[tuple[str, Callable[[_Release], str]]] = [
         ("manifest", _check_manifest),
@@ -134,7 +140,8 @@ def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] |
     rows: list[dict[str, Any]] = []
     for name in rel.files[key]:
         try:
-            rows += pq.read_table(rel.root / name, columns=columns).to_pylist()
+            with open_regular(rel.root / name) as fh:
+                rows += pq.read_table(fh, columns=columns).to_pylist()
         except Exception as err:  # any pyarrow/OS error: the file is unusable, say which and why
             rel.read_errors[name] = f"{type(err).__name__}: {_first_line(err)}"
             return None
@@ -143,7 +150,8 @@ def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] |
 
 def _num_rows(rel: _Release, name: str) -> int:
     try:
-        return pq.ParquetFile(rel.root / name).metadata.num_rows
+        with open_regular(rel.root / name) as fh:
+            return pq.ParquetFile(fh).metadata.num_rows
     except Exception as err:
         raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
 
@@ -364,7 +372,7 @@ def _check_card(rel: _Release) -> str:
     if not path.is_file():
         raise _Fail("README.md missing")
     try:
-        data = DatasetCard(path.read_text(encoding="utf-8")).data.to_dict()
+        data = DatasetCard(read_text(path)).data.to_dict()
     except Exception as err:
         raise _Fail(f"README.md front matter does not parse: {_first_line(err)}") from None
     configs = {c.get("config_name"): c for c in data.get("configs") or []}
@@ -417,7 +425,7 @@ def _check_no_secrets(rel: _Release) -> str:
         path = rel.root / name
         if not path.is_file():
             continue
-        leaks = find_leaks(path.read_text(encoding="utf-8", errors="replace"))
+        leaks = find_leaks(read_bytes(path).decode("utf-8", errors="replace"))
         if leaks:
             raise _Fail(f"{name}: {leaks[0]}")
     return "manifest.json and README.md carry no absolute paths or key-looking strings"
