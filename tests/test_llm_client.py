@@ -230,12 +230,15 @@ def test_truncated_and_refused_replies_are_not_accepted(outcome, reason):
         assert not r_text.ok and r_text.text is None and r_text.failure.startswith(reason)
 
 
-@pytest.mark.parametrize(("profile", "style"), [("ollama", "fenced"), ("llamacpp", "preamble")])
-def test_non_enforcing_profiles_instruct_and_extract(profile, style):
+@pytest.mark.parametrize(
+    ("profile", "style", "override"), [("ollama", "fenced", None), ("llamacpp", "preamble", "instructed")]
+)
+def test_non_enforcing_profiles_instruct_and_extract(profile, style, override):
+    """ollama is not trusted to enforce; llamacpp does, unless the recipe says json_schema = "instructed"."""
     with SimServer(SimConfig(json_style=style)) as sim:
 
         async def run():
-            async with _client(sim, profile=profile) as client:
+            async with _client(sim, profile=profile, json_schema=override) as client:
                 return await _ask(client)
 
         result = asyncio.run(run())

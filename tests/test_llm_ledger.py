@@ -103,5 +103,5 @@ def test_profiles_map_params():
 
     no_seed = replace(get_profile("llamacpp"), supports_seed=False)
     assert "seed" not in no_seed.request_params(params)
-    assert {name for name, p in PROFILES.items() if p.enforces_json_schema} == {"openai", "vllm", "sim"}
+    assert {name for name, p in PROFILES.items() if p.enforces_json_schema} == {"openai", "vllm", "llamacpp", "sim"}
     assert [name for name, p in PROFILES.items() if p.requires_key] == ["openai"]

@@ -90,7 +90,7 @@ def test_body_numbers_come_from_the_data(card: str, release: Path) -> None:
     assert "| judge | agreement | 48 | 4 | order_disagrees: 3, tie: 1 |" in card
     assert "| diet | 0.750 |" in card
     assert "| judge | `sim-judge` | sim-judge-2026-11 |" in card
-    assert "In total: 260 LLM calls, 12,000 input tokens, 5,000 output tokens, $0.75 at the recipe's prices." in card
+    assert "In total: 260 LLM calls, 12,000 input tokens, 5,000 output tokens, $0.7500 at the recipe's prices." in card
     assert "| judge | sim-judge | 104 | 0.25 | 5,000 | 900 |" in card
     assert "| **total** |  | 260 | 0.75 | 12,000 | 5,000 |" in card
     assert "- **judge:** mean_judge_agreement 0.9, votes 208" in card
@@ -98,7 +98,10 @@ def test_body_numbers_come_from_the_data(card: str, release: Path) -> None:
     assert "- **v1.0.0** (2026-11-26): Synthetic test release." in card
     for chart in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card):
         assert (release / chart).is_file(), chart
-    assert len(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card)) == 4
+    # every persona of the fixture has 4 personal and 6 divergent pairs: a flat bar chart is a sentence instead
+    assert len(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card)) == 3
+    assert "Every persona has the same pairs: 4 personal and 6 divergent." in card
+    assert "pairs_per_persona.png" not in card
     for section in ("Personal and sensitive information", "Bias, risks and limitations", "License and attribution"):
         assert f"## {section}" in card
     assert "arxiv.org/abs/2505.13257" in card

@@ -294,6 +294,29 @@ class CallCache:
             self._unsynced = 0
             self._request_fsync()
 
+    def is_fresh(self, key: str) -> bool:
+        """Whether ``key`` was written by this process (this run)."""
+        return key in self._fresh
+
+    def mark_fault(self, key: str, reason: str) -> None:
+        """Re-store ``key``'s record with a content-fault mark (refusal, length cut, bad JSON...).
+
+        The paid reply stays on disk as evidence, but the client does not replay a marked record in a later
+        ``use`` run: it asks again, so a bad period of the server does not make its faults permanent.
+        """
+        if self.mode == "off":
+            return
+        record = self.peek(key)
+        if record is None or record.get("fault") == reason:
+            return
+        record = {**record, "fault": reason, "created": time.time()}
+        payload = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        shard = self._shard(key)
+        shard.write_fd = self._append(shard.path, shard.write_fd, payload)
+        shard.index[key] = os.lseek(shard.write_fd, 0, os.SEEK_CUR) - len(payload)
+        self._fresh.add(key)
+        self.writes += 1
+
     def put_error(self, key: str, spec: dict[str, Any], kind: str, message: str, *, status: int | None = None) -> None:
         """Log a failed call; failures are evidence for debugging, never served as cached answers."""
         if self.mode == "off":

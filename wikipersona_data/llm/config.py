@@ -17,6 +17,7 @@ import math
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.llm.profiles import get_profile
@@ -24,6 +25,7 @@ from wikipersona_data.llm.profiles import get_profile
 log = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024  # an honest chat reply is a few KB; 8 MiB leaves room for embeddings
 
 
 def normalise_base_url(base_url: str) -> str:
@@ -58,6 +60,14 @@ class EndpointConfig:
     requests and ``tpm`` tokens per minute. Retries: at most ``max_attempts`` HTTP requests per call
     and at most ``max_retry_seconds`` of waiting, whichever ends first; without a ``Retry-After`` hint the
     n-th wait is about ``backoff_base_s * 2**(n-1)`` seconds (jittered, capped at 30 s).
+
+    ``timeout_s`` is the *total* deadline of one HTTP request (connect, wait and reading the whole body) and
+    ``max_reply_bytes`` the largest body read: a server that streams forever or sends 100 MB is cut off with
+    an error instead of filling memory. ``None`` for ``timeout_s`` / ``max_retry_seconds`` takes the
+    profile's default (long for local CPU servers). ``context_tokens`` is the server's context size when it
+    cannot be asked (llama.cpp's ``/props`` is asked first); ``json_schema`` overrides the profile's
+    ``enforces_json_schema`` ("enforced": send ``response_format``; "instructed": state the schema in the
+    system message).
     """
 
     name: str
@@ -68,13 +78,26 @@ class EndpointConfig:
     max_concurrency: int = 16
     rpm: float | None = None
     tpm: float | None = None
-    timeout_s: float = 60.0
+    timeout_s: float | None = None
     max_attempts: int = 6
-    max_retry_seconds: float = 300.0
+    max_retry_seconds: float | None = None
     backoff_base_s: float = 0.5
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    context_tokens: int | None = None
+    json_schema: Literal["enforced", "instructed"] | None = None
 
     def __post_init__(self) -> None:
-        get_profile(self.profile)  # unknown profile -> ConfigError naming it
+        profile = get_profile(self.profile)  # unknown profile -> ConfigError naming it
+        if self.timeout_s is None:
+            object.__setattr__(self, "timeout_s", profile.timeout_s)
+        if self.max_retry_seconds is None:
+            object.__setattr__(self, "max_retry_seconds", profile.max_retry_seconds)
+        if self.max_reply_bytes < 1024:
+            raise ConfigError(f"endpoint {self.name!r}: max_reply_bytes must be >= 1024, got {self.max_reply_bytes}")
+        if self.context_tokens is not None and self.context_tokens < 16:
+            raise ConfigError(f"endpoint {self.name!r}: context_tokens must be >= 16, got {self.context_tokens}")
+        if self.json_schema not in (None, "enforced", "instructed"):
+            raise ConfigError(f"endpoint {self.name!r}: json_schema must be 'enforced' or 'instructed'")
         normalise_base_url(self.base_url)
         if self.max_concurrency < 1:
             raise ConfigError(f"endpoint {self.name!r}: max_concurrency must be >= 1, got {self.max_concurrency}")
@@ -83,10 +106,18 @@ class EndpointConfig:
         for label, value in (("rpm", self.rpm), ("tpm", self.tpm)):
             if value is not None and not value > 0:
                 raise ConfigError(f"endpoint {self.name!r}: {label} must be > 0 or unset, got {value}")
+        assert self.timeout_s is not None and self.max_retry_seconds is not None
         if not self.timeout_s > 0 or not self.max_retry_seconds > 0 or not self.backoff_base_s >= 0:
             raise ConfigError(f"endpoint {self.name!r}: timeout_s, max_retry_seconds must be > 0, backoff_base_s >= 0")
         if not self.api_key_env or not self.api_key_env.replace("_", "").isalnum():
             raise ConfigError(f"endpoint {self.name!r}: api_key_env must name an environment variable")
+
+    @property
+    def enforces_json_schema(self) -> bool:
+        """The recipe's override, else the profile's flag."""
+        if self.json_schema is not None:
+            return self.json_schema == "enforced"
+        return get_profile(self.profile).enforces_json_schema
 
     @property
     def identity(self) -> str:

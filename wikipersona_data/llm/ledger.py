@@ -81,16 +81,21 @@ class _Line:
         }
 
 
+def _count(value: Any) -> int | None:
+    """A reported token count, or None when it is not a non-negative int (a hostile server's "lots" or -5)."""
+    return value if type(value) is int and value >= 0 else None
+
+
 def _tokens(usage: dict[str, Any] | None) -> tuple[int, int, int] | None:
-    """(input, output, cached-input) from an OpenAI usage object; None when the server sent none."""
-    if not usage or usage.get("prompt_tokens") is None:
+    """(input, output, cached-input) from an OpenAI usage object; None when absent or not trustworthy."""
+    if not isinstance(usage, dict):
         return None
-    details = usage.get("prompt_tokens_details") or {}
-    return (
-        int(usage.get("prompt_tokens") or 0),
-        int(usage.get("completion_tokens") or 0),
-        int(details.get("cached_tokens") or 0),
-    )
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens") or 0)
+    if prompt is None or completion is None:
+        return None
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    return prompt, completion, min(cached or 0, prompt)
 
 
 class Ledger:
@@ -141,12 +146,27 @@ class Ledger:
         usage: dict[str, Any] | None,
         latency_s: float | None,
         cached: bool,
+        local_tokens: tuple[int, int] | None = None,
     ) -> None:
-        """One logical call got a reply, paid (``cached=False``) or replayed from the cache."""
+        """One logical call got a reply, paid (``cached=False``) or replayed from the cache.
+
+        ``local_tokens`` (prompt, completion) are our own count of a paid call: its cost is charged on the
+        larger of reported and local tokens, so a server that reports no, negative or implausibly small
+        usage cannot lower the ledger (and with it the ``--max-usd`` guard). Token columns keep what was
+        reported.
+        """
         line = self._line(stage, model)
         line.calls += 1
         tokens = _tokens(usage)
-        cost = self.cost(model, *tokens) if tokens is not None else None
+        charged = tokens
+        if local_tokens is not None and not cached:
+            reported = tokens or (0, 0, 0)
+            charged = (
+                max(reported[0], local_tokens[0]),
+                max(reported[1], local_tokens[1]),
+                reported[2] if reported[0] >= local_tokens[0] else 0,
+            )
+        cost = self.cost(model, *charged) if charged is not None else None
         if cached:
             line.cache_hits += 1
             self.cache_hits += 1
@@ -158,6 +178,8 @@ class Ledger:
             line.latencies.append(latency_s)
         if tokens is None:
             line.calls_without_usage += 1
+            if charged is not None:
+                line.cost_usd = None if cost is None or line.cost_usd is None else line.cost_usd + cost
             return
         line.input_tokens += tokens[0]
         line.output_tokens += tokens[1]

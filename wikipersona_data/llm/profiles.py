@@ -14,6 +14,9 @@ the endpoint's profile instead of guessing:
   ``max_tokens``.
 * ``supports_seed``: ``seed`` is dropped from the request where a server rejects it (it stays in the
   cache key: it is part of what the user asked for).
+* ``timeout_s`` / ``max_retry_seconds``: defaults of the endpoint's total deadline per request and retry
+  budget (a recipe endpoint may override both): a local CPU server (llama.cpp, ollama) takes 40-110 s for
+  a 700-token reply, a hosted API seconds.
 * ``requires_key``: local servers accept any bearer token, so a dummy is sent if the variable is unset;
   OpenAI needs the real key and the client says which variable to set.
 
@@ -29,9 +32,11 @@ Known quirks per server (ecosystem.md section 4):
 * **ollama**: the OpenAI endpoint enforces ``json_schema`` locally via a grammar only since v0.5.0 and
   Ollama Cloud accepts it *without* enforcing (ollama#12362), so we treat it as not enforced;
   ``max_tokens`` maps to ``num_predict``; a model that is not pulled gives 404.
-* **llamacpp**: ``llama-server`` accepts ``json_schema`` but has had conversion bugs
-  (llama.cpp#11847 "Either json_schema or grammar..."), so we instruct and validate instead; the
-  ``model`` field is ignored (one model per server); usage reported for non-streamed calls.
+* **llamacpp**: current ``llama-server`` enforces ``response_format`` json_schema by grammar (checked
+  against xllamacpp 2026.10 in our tests; older builds had conversion bugs, llama.cpp#11847: set
+  ``json_schema = "instructed"`` on the endpoint for those); the ``model`` field is ignored (one model
+  per server); usage reported for non-streamed calls; ``GET /props`` gives the context size ``n_ctx``.
+  A CPU server needs minutes for a long reply, hence the long default timeouts.
 * **sim**: our simulator (``wikipersona_data.llm.sim``); enforces schemas unless configured not to,
   reports usage, honours ``seed``.
 """
@@ -54,6 +59,8 @@ class Profile:
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"]
     supports_seed: bool
     requires_key: bool
+    timeout_s: float = 120.0
+    max_retry_seconds: float = 300.0
 
     def request_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Translate recipe sampling params into this server's request fields."""
@@ -66,11 +73,11 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "openai": Profile("openai", True, True, "max_completion_tokens", True, True),
-    "vllm": Profile("vllm", True, True, "max_tokens", True, False),
-    "ollama": Profile("ollama", False, True, "max_tokens", True, False),
-    "llamacpp": Profile("llamacpp", False, True, "max_tokens", True, False),
-    "sim": Profile("sim", True, True, "max_tokens", True, False),
+    "openai": Profile("openai", True, True, "max_completion_tokens", True, True, 120.0, 300.0),
+    "vllm": Profile("vllm", True, True, "max_tokens", True, False, 300.0, 600.0),
+    "ollama": Profile("ollama", False, True, "max_tokens", True, False, 600.0, 1800.0),
+    "llamacpp": Profile("llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0),
+    "sim": Profile("sim", True, True, "max_tokens", True, False, 60.0, 300.0),
 }
 
 

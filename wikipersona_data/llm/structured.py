@@ -21,6 +21,8 @@ from typing import Any
 
 import pydantic
 
+from wikipersona_data.llm.envelope import MAX_JSON_DEPTH, reliable_usage, too_deep
+
 SCHEMA_MARKER = 'Respond with JSON for schema "{name}"'
 """Agreed with the simulator: tells a non-enforcing endpoint which schema the reply must follow."""
 
@@ -75,9 +77,14 @@ def _one_line(text: str) -> str:
 def extract_json(text: str) -> Any:
     """The JSON value in a reply, tolerating code fences, preambles and trailing text.
 
-    Raises ``ValueError`` when no JSON object or array can be found. Candidates are tried in order of how
-    deliberate they look: the whole text, each fenced block, then the first decodable ``{``/``[`` onwards.
+    Raises ``ValueError`` when no JSON can be found, or when it nests deeper than
+    :data:`~wikipersona_data.llm.envelope.MAX_JSON_DEPTH` (checked first: the decoder would recurse into
+    a ``RecursionError``). Candidates are tried in order of how deliberate they look: the whole text, each
+    fenced block, then an *object* embedded in prose. Only objects are taken from prose: a reply such as
+    ``"[1.0] is my score"`` or ``"See [2]: {...}"`` must not turn a bracketed aside into the answer.
     """
+    if too_deep(text):
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     stripped = text.strip()
     try:
         return json.loads(stripped)
@@ -89,14 +96,14 @@ def extract_json(text: str) -> Any:
         except ValueError:
             continue
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
+    for match in re.finditer(r"{", text):
         try:
             value, _end = decoder.raw_decode(text, match.start())
         except ValueError:
             continue
-        if isinstance(value, (dict, list)):
+        if isinstance(value, dict):
             return value
-    raise ValueError("no JSON value found")
+    raise ValueError("no JSON object found")
 
 
 def validation_reason(err: pydantic.ValidationError) -> str:
@@ -118,17 +125,21 @@ class Reply:
 
     @classmethod
     def from_response(cls, response: dict[str, Any]) -> Reply:
-        choices = response.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") or {}
-        usage = response.get("usage")
+        choices = response.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
         return cls(
-            content=message.get("content"),
-            refusal=message.get("refusal"),
-            finish_reason=choice.get("finish_reason"),
-            served_model=response.get("model"),
-            usage=usage if isinstance(usage, dict) else None,
+            content=_str_or_none(message.get("content")),
+            refusal=_str_or_none(message.get("refusal")),
+            finish_reason=_str_or_none(choice.get("finish_reason")),
+            served_model=_str_or_none(response.get("model")),
+            usage=reliable_usage(response.get("usage")),
         )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def reply_failure(reply: Reply) -> str | None:
@@ -161,13 +172,25 @@ def parse_json_reply(reply: Reply, schema: type[pydantic.BaseModel]) -> tuple[py
 
 
 def reask_messages(raw_text: str | None, failure: str) -> list[dict[str, str]]:
-    """What a re-ask appends: the rejected reply and why, so the model can correct itself."""
-    why = "it was cut off by the token limit" if failure == "length" else failure
+    """What a re-ask appends so the next attempt can come out differently.
+
+    A reply cut by ``length`` is *not* sent back (it would only grow the prompt toward the context limit and
+    invite the model to continue it): the model is asked for a shorter answer instead, and the client also
+    raises ``max_tokens``. Any other rejected reply is shown with the reason, so the model can correct it.
+    """
+    if failure == "length":
+        return [
+            {
+                "role": "user",
+                "content": "Your previous reply was cut off by the token limit. Reply again with only the JSON "
+                "object, shorter: fewer list items and shorter strings.",
+            }
+        ]
     return [
-        {"role": "assistant", "content": raw_text or ""},
+        {"role": "assistant", "content": (raw_text or "")[:4000]},
         {
             "role": "user",
-            "content": f"Your previous reply could not be used ({why}). "
+            "content": f"Your previous reply could not be used ({failure}). "
             "Reply again with only the JSON object that follows the schema.",
         },
     ]

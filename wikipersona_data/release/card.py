@@ -22,8 +22,10 @@ from datasets.splits import SplitDict, SplitInfo
 from huggingface_hub import DatasetCard
 
 from wikipersona_data.errors import ConfigError
+from wikipersona_data.release.charts import chart_notes
 from wikipersona_data.release.manifest import Manifest
 from wikipersona_data.release.tables import CONFIGS, split_glob
+from wikipersona_data.stages.order import pipeline_rank
 
 TEMPLATE_PATH = Path(__file__).with_name("dataset_card.md")  # the repo-root dataset_card.md links here
 PLACEHOLDER_REPO = "ORG/NAME"
@@ -106,14 +108,22 @@ def render_card(
         "counts": d.counts,
         "n_pairs": d.counts.get("pairs_train", 0) + d.counts.get("pairs_test", 0),
         "example": _example(pairs),
-        "models": [(stage, use.requested, ", ".join(use.served) or "n/a") for stage, use in sorted(d.models.items())],
+        "models": [
+            (stage, use.requested, ", ".join(use.served) or "n/a")
+            for stage, use in sorted(d.models.items(), key=lambda kv: pipeline_rank(kv[0]))
+        ],
         "templates": sorted(d.templates.items()),
         "filters": _filter_rows(d.filter_report),
         "ledger_summary": _ledger_summary(d.ledger),
         "ledger_sections": _ledger_sections(d.ledger),
+        "length_bias": _length_bias(d.ledger),
+        "retried": _retried(d.ledger),
         "divergence": sorted(d.divergence.items()),
-        "personas": _persona_rows(personas),
+        "personas": _persona_rows(personas, fictional=d.fictional_people),
+        "fictional": d.fictional_people,
+        "description": d.description.strip(),
         "charts": charts,
+        "chart_notes": chart_notes(pairs),
         "changelog": sorted(d.changelog, key=lambda e: tuple(int(x) for x in e.version.split(".")), reverse=True),
         "endpoints": d.endpoints,
     }
@@ -171,8 +181,8 @@ def _shorten(value: Any) -> Any:
 
 def _filter_rows(report: dict[str, dict[str, Any]]) -> list[tuple[str, str, int, int, str]]:
     rows = []
-    for stage, filters in sorted(report.items()):
-        for name, counts in sorted(filters.items()):
+    for stage, filters in sorted(report.items(), key=lambda kv: pipeline_rank(kv[0])):
+        for name, counts in filters.items():  # the filters' own order (the order they run in)
             dropped = sum(counts.dropped.values())
             reasons = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(counts.dropped.items())) or "none"
             rows.append((stage, name, counts.kept, dropped, reasons))
@@ -200,30 +210,44 @@ def _ledger_summary(ledger: dict[str, Any]) -> str:
         return ""
     parts = [f"{_num(totals[k])} {label}" for k, label in _SUMMARY_FIELDS if isinstance(totals.get(k), (int, float))]
     if isinstance(totals.get("cost_usd"), (int, float)):
-        parts.append(f"${totals['cost_usd']:,.2f} at the recipe's prices")
+        parts.append(f"${totals['cost_usd']:,.4f} at the recipe's prices")
     return ", ".join(parts)
 
 
 _SUMMARY_FIELDS = (("calls", "LLM calls"), ("input_tokens", "input tokens"), ("output_tokens", "output tokens"))
 
 
+_SHOWN_ELSEWHERE = ("length_bias", "length_bias_before_filters", "retried_rows")
+"""Build facts the card states in sentences of their own (``_length_bias``, ``_retried``)."""
+
+
 def _ledger_sections(ledger: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every ledger section as markdown lines: lists of records become tables (with a total row), dicts of
-    scalars become bullet lists, nested dicts become one bullet per group. Unknown shapes still render."""
+    """Every ledger section as markdown lines: lists of records become tables (with a total row), dicts
+    become bullet lists (nested dicts nested lists; empty ones left out). Unknown shapes still render."""
     sections = []
     order = [k for k in _SECTION_TITLES if k in ledger] + sorted(k for k in ledger if k not in _SECTION_TITLES)
     for key in order:
         value = ledger[key]
         title = _SECTION_TITLES.get(key, key.replace("_", " ").capitalize())
         if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            lines = _records_table(value)
+            lines = _records_table(sorted(value, key=lambda r: (pipeline_rank(str(r.get("stage", ""))), str(r))))
         elif isinstance(value, dict):
-            lines = _bullets(value)
+            lines = _bullets(_without(value, _SHOWN_ELSEWHERE) if key == "build" else value)
         else:
             lines = [f"- {_num(value)}"]
         if lines:
             sections.append({"title": title, "lines": lines})
     return sections
+
+
+def _without(section: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``section`` (and its one level of nested dicts) without ``keys``."""
+    out = {}
+    for key, value in section.items():
+        if key in keys:
+            continue
+        out[key] = {k: v for k, v in value.items() if k not in keys} if isinstance(value, dict) else value
+    return out
 
 
 def _records_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -252,35 +276,85 @@ def _column_totals(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in totals.items()}
 
 
-def _bullets(section: dict[str, Any]) -> list[str]:
+def _bullets(section: dict[str, Any], depth: int = 0) -> list[str]:
+    """A dict of scalars is one line per key; a dict of dicts nests (``-`` lists indented by 2)."""
     lines = []
+    pad = "  " * depth
     for key, value in sorted(section.items()):
         if isinstance(value, dict):
-            inner = ", ".join(f"{k} {_num(v)}" for k, v in sorted(value.items()) if not isinstance(v, (dict, list)))
-            lines.append(f"- **{_cell(key)}:** {_cell(inner)}")
+            if not value:
+                continue
+            if all(not isinstance(v, (dict, list)) for v in value.values()):
+                inner = ", ".join(f"{k} {_num(v)}" for k, v in sorted(value.items()))
+                lines.append(f"{pad}- **{_cell(key)}:** {_cell(inner)}")
+            else:
+                nested = _bullets(value, depth + 1)
+                if nested:
+                    lines += [f"{pad}- **{_cell(key)}:**", *nested]
         elif not isinstance(value, list):
-            lines.append(f"- **{_cell(key)}:** {_cell(_num(value))}")
+            lines.append(f"{pad}- **{_cell(key)}:** {_cell(_num(value))}")
     return lines
 
 
-def _persona_rows(personas: pa.Table) -> list[dict[str, Any]]:
+def _filter_facts(ledger: dict[str, Any]) -> dict[str, Any]:
+    build = ledger.get("build")
+    filters = build.get("filters") if isinstance(build, dict) else None
+    return filters if isinstance(filters, dict) else {}
+
+
+def _length_bias(ledger: dict[str, Any]) -> list[str]:
+    """Sentences on how answer length relates to being chosen, after (and, if different, before) the filters."""
+    facts = _filter_facts(ledger)
+    after, before = facts.get("length_bias") or {}, facts.get("length_bias_before_filters") or {}
+    lines = []
+    for label, lb in (("In the released pairs", after), ("Before the pair filters", before)):
+        if not lb.get("pairs") or (lb is before and before == after):
+            continue
+        lines.append(
+            f"{label}, the chosen answer is the longer one in {100 * lb['chosen_longer_share']:.1f} % of "
+            f"{lb['pairs']:,} pairs (mean {lb['mean_chars_chosen']:,.0f} vs {lb['mean_chars_rejected']:,.0f} "
+            f"characters; point-biserial correlation of length with being chosen {lb['point_biserial']:.3f})."
+        )
+    return lines
+
+
+_RETRY_NAMES = {"describe": ("description", "regenerated"), "judge": ("judgment", "re-judged")}
+"""The one name of a redone row per stage (the build table says the same: stages/context.RETRY_LABELS)."""
+
+
+def _retried(ledger: dict[str, Any]) -> list[str]:
+    """'1 judgment re-judged' lines: rows produced again because the filters refused the first attempt."""
+    out = []
+    for stage, n in sorted(
+        (_filter_facts(ledger).get("retried_rows") or {}).items(), key=lambda kv: pipeline_rank(kv[0])
+    ):
+        unit, verb = _RETRY_NAMES.get(stage, ("row", "redone"))
+        out.append(f"{stage}: {n:,} {unit}{'' if n == 1 else 's'} {verb}")
+    return out
+
+
+def _persona_rows(personas: pa.Table, *, fictional: bool = False) -> list[dict[str, Any]]:
+    """Table rows of the Personas section; for fictional people no link (their Wikipedia pages do not exist)."""
     rows = personas.select(
         ["persona_id", "name", "wiki_title", "wiki_revision_id", "wiki_url", "axes", "grounding_score", "persona_fold"]
     ).to_pylist()
     out = []
     for r in sorted(rows, key=lambda r: r["name"] or ""):
         axes = "; ".join(f"{a['axis']}: {a['category']}" for a in r["axes"] or [])
-        revision = (
-            f"[{r['wiki_revision_id']}](https://en.wikipedia.org/w/index.php?oldid={r['wiki_revision_id']})"
-            if r["wiki_revision_id"]
-            else "n/a"
-        )
+        if not r["wiki_revision_id"]:
+            revision = "n/a"
+        elif fictional:
+            revision = str(r["wiki_revision_id"])
+        else:
+            revision = f"[{r['wiki_revision_id']}](https://en.wikipedia.org/w/index.php?oldid={r['wiki_revision_id']})"
         grounding = "n/a" if r["grounding_score"] is None else f"{r['grounding_score']:.2f}"
+        name = _cell(r["name"])
         out.append(
             {
                 "name": r["name"],
                 "title": r["wiki_title"],
-                "url": r["wiki_url"],
+                "url": None if fictional else r["wiki_url"],
+                "link": name if fictional or not r["wiki_url"] else f"[{name}]({r['wiki_url']})",
                 "axes": axes or "none",
                 "grounding": grounding,
                 "revision": revision,

@@ -7,6 +7,7 @@ otherwise carry the matplotlib version into the bytes.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,18 +25,55 @@ _DPI = 100
 _STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 
 
-def render_charts(root: Path, pairs: dict[str, pa.Table], personas: pa.Table) -> dict[str, str]:
-    """Write every chart under ``root`` and return {chart name: relative path}."""
+def render_charts(
+    root: Path, pairs: dict[str, pa.Table], personas: pa.Table, *, min_grounding_score: float | None = None
+) -> dict[str, str]:
+    """Write the charts that inform under ``root`` and return {chart name: relative path}.
+
+    A bar chart whose bars are all alike (every persona with the same pairs, every axis the same split)
+    says nothing a sentence would not: it is left out and :func:`chart_notes` gives the sentence.
+    ``min_grounding_score`` (the recipe's filter threshold) is marked on the grounding chart.
+    """
     from matplotlib import rc_context
 
     (root / "charts").mkdir(parents=True, exist_ok=True)
-    rows = [row for split in sorted(pairs) for row in _pair_facts(pairs[split], split)]
+    rows = _all_facts(pairs)
+    skipped = chart_notes(pairs)
+    drawn = {name: rel for name, rel in CHARTS.items() if name not in skipped}
     with rc_context(_STYLE):
-        _save(_pairs_per_persona(rows), root / CHARTS["pairs_per_persona"])
-        _save(_pairs_per_axis(rows), root / CHARTS["pairs_per_axis"])
+        if "pairs_per_persona" in drawn:
+            _save(_pairs_per_persona(rows), root / CHARTS["pairs_per_persona"])
+        if "pairs_per_axis" in drawn:
+            _save(_pairs_per_axis(rows), root / CHARTS["pairs_per_axis"])
         _save(_answer_lengths(rows), root / CHARTS["answer_lengths"])
-        _save(_grounding(personas), root / CHARTS["grounding"])
-    return dict(CHARTS)
+        _save(_grounding(personas, min_grounding_score), root / CHARTS["grounding"])
+    return drawn
+
+
+def chart_notes(pairs: dict[str, pa.Table]) -> dict[str, str]:
+    """{chart name: sentence} for the bar charts left out because all their bars are alike."""
+    rows = _all_facts(pairs)
+    notes = {}
+    per_persona = Counter((r["persona"], r["type"]) for r in rows)
+    personas = sorted({r["persona"] for r in rows})
+    shapes = {tuple(per_persona[(p, kind)] for kind, _ in _TYPE_COLORS) for p in personas}
+    if len(shapes) == 1:
+        personal, divergent = next(iter(shapes))
+        notes["pairs_per_persona"] = (
+            f"Every persona has the same pairs: {personal:,} personal and {divergent:,} divergent."
+        )
+    divergent_rows = [r for r in rows if r["type"] == "divergent" and r["axis"]]
+    per_axis = Counter((r["axis"], r["split"]) for r in divergent_rows)
+    axes = sorted({r["axis"] for r in divergent_rows})
+    shapes = {tuple(per_axis[(a, split)] for split, _ in _SPLIT_COLORS) for a in axes}
+    if len(shapes) == 1:
+        train, test = next(iter(shapes))
+        notes["pairs_per_axis"] = f"Every axis has the same divergent pairs: {train:,} in train and {test:,} in test."
+    return notes
+
+
+def _all_facts(pairs: dict[str, pa.Table]) -> list[dict]:
+    return [row for split in sorted(pairs) for row in _pair_facts(pairs[split], split)]
 
 
 def _pair_facts(table: pa.Table, split: str) -> list[dict]:
@@ -99,14 +137,18 @@ _SPLIT_COLORS = (("train", "#55A868"), ("test", "#C44E52"))
 
 
 def _answer_lengths(rows: list[dict]) -> Figure:
+    """Chosen and rejected side by side in each bin (no overlap colour to explain), bins over the
+    observed range only (no empty range before the shortest answer)."""
     chosen = [r["chosen_words"] for r in rows]
     rejected = [r["rejected_words"] for r in rows]
-    top = max([*chosen, *rejected, 1])
-    bins = [top * i / 30 for i in range(31)]
+    low = min([*chosen, *rejected], default=0)
+    high = max([*chosen, *rejected, low + 1])
+    n_bins = max(1, min(30, high - low))
+    bins = [low + (high - low) * i / n_bins for i in range(n_bins + 1)]
     fig = _figure(3.0)
     ax = fig.add_subplot()
-    ax.hist(chosen, bins=bins, alpha=0.6, color="#4C72B0", label="chosen")
-    ax.hist(rejected, bins=bins, alpha=0.6, color="#C44E52", label="rejected")
+    ax.hist([chosen, rejected], bins=bins, color=["#4C72B0", "#C44E52"], label=["chosen", "rejected"])
+    ax.set_xlim(low, high)
     ax.set_xlabel("answer length (words)")
     ax.set_ylabel("pairs")
     ax.set_title("Answer lengths, chosen vs rejected")
@@ -114,15 +156,38 @@ def _answer_lengths(rows: list[dict]) -> Figure:
     return fig
 
 
-def _grounding(personas: pa.Table) -> Figure:
+def _grounding(personas: pa.Table, threshold: float | None = None) -> Figure:
     facts = sorted(
         (r["name"], r["grounding_score"] or 0.0) for r in personas.select(["name", "grounding_score"]).to_pylist()
     )
     fig = _figure(max(2.5, 0.28 * len(facts) + 1.2))
     ax = fig.add_subplot()
-    ax.barh([n for n, _ in facts], [s for _, s in facts], color="#8172B2")
+    ax.barh([n for n, _ in facts], [s for _, s in facts], color="#8172B2", label="grounding score")
+    if threshold is not None:
+        ax.axvline(threshold, color="#C44E52", linestyle="--", label=f"min_grounding_score {threshold:g}")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.set_xlabel("share of description claims supported by the cited Wikipedia sentences")
     ax.set_title("Grounding score per persona")
     return fig
+
+
+def grounding_threshold(recipe_text: str) -> float | None:
+    """``filters.min_grounding_score`` of a recipe's TOML (the filters' default if unset); None if unknown."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    try:
+        value = tomllib.loads(recipe_text).get("filters", {}).get("min_grounding_score")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return None
+    if value is None:
+        try:
+            from wikipersona_data.verify.config import FiltersConfig
+        except ImportError:
+            return None
+        value = FiltersConfig().min_grounding_score
+    return float(value) if isinstance(value, (int, float)) else None

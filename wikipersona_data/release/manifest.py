@@ -165,6 +165,10 @@ class ManifestData(_Strict):
 
     name: str = "WikiPersona"
     version: str
+    description: str = Field(default="", description="The recipe's description, shown on the card.")
+    fictional_people: bool = Field(
+        default=False, description="The personas are invented people: the card must not present them as real."
+    )
     recipe: Recipe
     dump: Dump
     endpoints: list[Endpoint] = Field(default_factory=list)

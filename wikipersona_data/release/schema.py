@@ -1,4 +1,4 @@
-"""Column contracts of the release (DESIGN.md 3.4), as pyarrow schemas.
+"""Column contracts of the release (the README's "The release folder"), as pyarrow schemas.
 
 Both the generation stages (which produce rows) and the release writer/verifier (which write and
 re-check parquet) import these, so the published columns cannot drift from what is built. Columns

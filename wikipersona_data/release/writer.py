@@ -1,4 +1,4 @@
-"""Write a release folder (DESIGN.md 3.4): parquet shards, charts, README.md card, manifest.json.
+"""Write a release folder: parquet shards, charts, README.md card, manifest.json.
 
 Everything is written into a temporary folder beside ``out_dir`` and renamed into place at the
 end, so a crash or a bad row never leaves a half-written folder that looks like a release. The
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.release.card import render_card
-from wikipersona_data.release.charts import render_charts
+from wikipersona_data.release.charts import grounding_threshold, render_charts
 from wikipersona_data.release.manifest import FileEntry, Manifest
 from wikipersona_data.release.tables import DEFAULT_MAX_SHARD_BYTES, SPLITS, shard_name, to_table
 from wikipersona_data.release.versions import with_entry
@@ -70,7 +70,8 @@ def write_release(
         for split, table in pair_tables.items():
             split_bytes[("pairs", split)] = _write_split(tmp, "pairs", split, table, files, max_shard_bytes)
         split_bytes[("personas", "train")] = _write_split(tmp, "personas", "train", persona_table, files, 2**62)
-        charts = render_charts(tmp, pair_tables, persona_table)
+        threshold = grounding_threshold(manifest.data.recipe.text)
+        charts = render_charts(tmp, pair_tables, persona_table, min_grounding_score=threshold)
         for rel in sorted(charts.values()):
             files[rel] = _entry(tmp / rel, rows=None)
 

@@ -1,7 +1,7 @@
 """The stages' single door to the LLM client: template in, validated value + provenance out.
 
 Keeping every call in one place means the stages never build request parameters by hand (so a
-stage cannot leak a mutated kwargs dict into another, method.md B3), every row gets the same
+stage cannot leak a mutated kwargs dict into another), every row gets the same
 provenance fields, and the progress bars see every call.
 """
 
@@ -92,3 +92,11 @@ class StageLLM:
     async def embed(self, texts: list[str], *, ledger_stage: str = "respond") -> list[list[float]]:
         spec = self.recipe.stages.embed
         return await self.client.embed(stage=ledger_stage, endpoint=spec.endpoint, model=spec.model, texts=texts)
+
+    def embed_key(self, texts: list[str]) -> str:
+        """Call key of ``embed(texts)``, for the rows that cite the call (the data ledger counts cited calls)."""
+        from wikipersona_data.llm.cache import call_key
+        from wikipersona_data.llm.client import embed_spec
+
+        spec = self.recipe.stages.embed
+        return call_key(embed_spec(self.client.endpoints[spec.endpoint].identity, spec.model, texts))

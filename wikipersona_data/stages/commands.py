@@ -6,12 +6,21 @@ from pathlib import Path
 
 import click
 
+from wikipersona_data.errors import ConfigError
+
 
 @click.command()
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--work", type=click.Path(path_type=Path), default=None, help="Work dir (default work/<recipe name>/).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Release folder (default <work>/release).")
 @click.option("--base-url", default=None, help="OpenAI-compatible endpoint for every recipe endpoint.")
+@click.option(
+    "--endpoint-url",
+    "endpoint_url",
+    multiple=True,
+    metavar="NAME=URL",
+    help="URL of one recipe endpoint (repeatable); wins over --base-url, e.g. chat=URL1 --endpoint-url embed=URL2.",
+)
 @click.option("--max-usd", type=float, default=None, help="Stop scheduling calls once this much would be spent.")
 @click.option(
     "--cache",
@@ -27,6 +36,7 @@ def build(
     work: Path | None,
     out: Path | None,
     base_url: str | None,
+    endpoint_url: tuple[str, ...],
     max_usd: float | None,
     cache_mode: str,
     no_progress: bool,
@@ -43,8 +53,24 @@ def build(
         cache_mode=cache_mode,
         progress=not no_progress,
         echo=lambda msg: click.echo(msg, err=True),
+        report=click.echo,
+        endpoint_urls=parse_endpoint_urls(endpoint_url),
     )
     return 0
+
+
+def parse_endpoint_urls(values: tuple[str, ...]) -> dict[str, str]:
+    """``("chat=http://a/v1", "embed=http://b/v1")`` -> ``{"chat": ..., "embed": ...}``; one-line errors."""
+    urls: dict[str, str] = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not name or not url:
+            raise ConfigError(f"--endpoint-url {value!r}: expected NAME=URL")
+        if name in urls:
+            raise ConfigError(f"--endpoint-url {name}: given twice")
+        urls[name] = url
+    return urls
 
 
 @click.command()

@@ -48,6 +48,10 @@ STAGE_REASONS = frozenset(
 )
 """Reasons the stages give themselves; any other reject reason is a drop by the filters hook."""
 
+RETRY_LABELS = {"regenerated": "regenerated", "rejudged": "re-judged"}
+"""Reject reasons of an earlier attempt that was redone (not a drop) -> the one name shown to people
+(build table, card, README): a description regenerated, a judgment re-judged."""
+
 
 @dataclass
 class StageStats:
@@ -56,6 +60,8 @@ class StageStats:
     rows: int = 0
     dropped: int = 0
     rejected: int = 0
+    retried: dict[str, int] = field(default_factory=dict)
+    """Shown name (RETRY_LABELS) -> rows redone at least once (a row counts once however often)."""
     calls: int = 0
     cache_hits: int = 0
     cost_usd: float | None = 0.0
@@ -89,6 +95,12 @@ def _ledger_rows(summary: Any) -> Iterable[dict[str, Any]]:
     if isinstance(summary, list):
         return summary
     return []
+
+
+def _call_keys(row: Any) -> list[str]:
+    provenance = getattr(row, "provenance", None)
+    keys = list(provenance.call_keys) if provenance is not None else []
+    return keys + [k for k in getattr(row, "call_keys", None) or [] if k not in keys]
 
 
 @dataclass
@@ -141,6 +153,11 @@ class BuildContext:
             row_id = getattr(row, id_field)
             if row_id not in kept_ids and row_id not in explained:
                 rejects.append(RejectRow(stage=stage, id=row_id, reason="filtered", detail="dropped by a filter"))
+        # a dropped row's calls were paid: its reject cites them, so the data ledger (stages/usage.py) counts them
+        paid = {getattr(r, id_field): _call_keys(r) for r in rows}
+        rejects = [
+            r if r.call_keys or not paid.get(r.id) else r.model_copy(update={"call_keys": paid[r.id]}) for r in rejects
+        ]
         return kept, rejects
 
     async def until_kept(
@@ -246,8 +263,13 @@ class BuildContext:
     def finish_stage(self, stage: str, rows: int, rejects: list[RejectRow], started: float) -> None:
         stats = self.stats.setdefault(stage, StageStats())
         stats.rows = rows
-        stats.rejected = sum(r.reason in STAGE_REASONS for r in rejects)
-        stats.dropped = len(rejects) - stats.rejected
+        retries = [r for r in rejects if r.reason in RETRY_LABELS]
+        stats.retried = {
+            RETRY_LABELS[label]: len({r.id.split("#s")[0] for r in retries if r.reason == label})
+            for label in sorted({r.reason for r in retries})
+        }
+        stats.rejected = sum(r.reason in STAGE_REASONS and r.reason not in RETRY_LABELS for r in rejects)
+        stats.dropped = len(rejects) - stats.rejected - len(retries)
         for r in rejects:
             stats.drop_reasons[r.reason] = stats.drop_reasons.get(r.reason, 0) + 1
         line = ledger_stage_line(self.client, stage)

@@ -2,7 +2,7 @@
 
 The LLM sees the article as numbered sentences carrying their Biography ids ("[2.4] text") and must
 cite ids for every claim; preferences are inferences and must cite what they are inferred from.
-This is what replaces the reference method's "persona = name only" (method.md B7/B8): the judge later
+This is what replaces the reference method's "persona = name only": the judge later
 sees these claims, and the filters can check each one against the cited text. The stage itself only
 checks structure (the cited ids exist); whether the text supports the claim is the filters' call.
 """

@@ -140,9 +140,12 @@ def estimate(recipe: Recipe) -> dict[str, Any]:
 
 
 def format_estimate(table: dict[str, Any]) -> str:
+    """The estimate as a table, stages in pipeline order (as ``build`` and the card list them)."""
+    from wikipersona_data.stages.order import pipeline_rank
+
     header = f"{'stage':<10}{'model':<22}{'calls':>9}{'input tok':>13}{'max out tok':>13}{'cost $ (max)':>14}"
     lines = [header, "-" * len(header)]
-    for row in table["by_stage_model"]:
+    for row in sorted(table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"])):
         cost = "n/a" if row["cost_usd"] is None else f"{row['cost_usd']:.2f}"
         lines.append(
             f"{row['stage']:<10}{row['model']:<22}{row['calls']:>9}{row['input_tokens']:>13}"

@@ -1,6 +1,6 @@
 """Stage 5, judge: which kept candidate would this persona prefer? A seeded knockout, both orders.
 
-Fixes to the reference judge (method.md A9/B7): one item per call; the persona is given as its
+Fixes to the WikiPersonas paper's judge: one item per call; the persona is given as its
 grounded description (``persona_view``) rather than a bare name the judge must remember; every match
 is judged twice with (a)/(b) swapped; ties are allowed; temperature 0. A match whose two orders each
 prefer the answer in the same slot is *position-biased*: it is recorded and counts as a tie, and a

@@ -4,7 +4,7 @@ Explicit titles are the user's word, so any problem with one (not in the dump, n
 stops the build with one line naming the title: publishing a dataset with a silently missing persona
 is worse than failing. LLM-proposed titles (``auto_select``) are only suggestions: each is resolved,
 checked (living person, fame threshold) and kept only if the LLM then cites article sentences that
-exist and contain the category's key terms (method.md B8: no category without a source). Rejected
+exist and contain the category's key terms (no category without a source). Rejected
 suggestions go to rejects.jsonl with the reason.
 """
 

@@ -5,10 +5,12 @@ reads the previous stage's rows, writes ``work/<recipe>/<stage>/rows.jsonl`` and
 journals its finished units, so a killed build resumes where it stopped; every LLM call goes through
 one client with a content-addressed cache (``work/<recipe>/cache/``), so nothing paid is paid twice.
 
-Endpoints: ``--base-url`` (then ``OPENAI_BASE_URL`` for non-simulator endpoints) overrides the recipe's
-``base_url``. An endpoint with profile ``sim`` and no URL gets an embedded simulator for the duration
-of the build (``wikipersona build builders/demo.toml`` needs nothing else running). Simulator
-endpoints get the cache alias ``sim`` so replays do not depend on the port the simulator got.
+Endpoints: ``--endpoint-url NAME=URL`` (one endpoint), then ``--base-url`` (then ``OPENAI_BASE_URL`` for
+non-simulator endpoints) override the recipe's ``base_url``; e.g. a local chat server and a separate
+embeddings server (``wikipersona llm-local --embeddings`` prints both URLs). An endpoint with profile
+``sim`` and no URL gets an embedded simulator for the duration of the build (``wikipersona build
+builders/demo.toml`` needs nothing else running). Simulator endpoints get the cache alias ``sim`` so
+replays do not depend on the port the simulator got.
 
 The filters hook: ``wikipersona_data.verify.pipeline.apply_filters(stage, rows, context)`` if that
 module exists, else the identity (the one shim below). See ``context.BuildContext.apply_filters`` for
@@ -22,7 +24,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +58,28 @@ def load_filter_hook() -> FilterHook:
     return apply_filters
 
 
-def endpoint_configs(recipe: Recipe, base_url: str | None, sim_url: str | None) -> dict[str, Any]:
+def check_endpoint_urls(recipe: Recipe, endpoint_urls: Mapping[str, str] | None) -> dict[str, str]:
+    """``--endpoint-url`` names must be recipe endpoints (a typo would silently use another URL)."""
+    urls = dict(endpoint_urls or {})
+    for name in urls:
+        if name not in recipe.endpoints:
+            known = ", ".join(sorted(recipe.endpoints))
+            raise ConfigError(f"--endpoint-url {name}=...: {recipe.source} has no endpoint {name!r} (has: {known})")
+    return urls
+
+
+def endpoint_configs(
+    recipe: Recipe, base_url: str | None, sim_url: str | None, endpoint_urls: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """EndpointConfig per recipe endpoint, with the URL override order documented above."""
     from wikipersona_data.llm.config import EndpointConfig
 
+    urls = check_endpoint_urls(recipe, endpoint_urls)
     configs = {}
     for name, spec in recipe.endpoints.items():
-        if spec.profile == "sim":
+        if name in urls:
+            url = urls[name]
+        elif spec.profile == "sim":
             url = base_url or spec.base_url or sim_url
         else:
             url = base_url or os.environ.get("OPENAI_BASE_URL") or spec.base_url
@@ -80,6 +97,12 @@ def endpoint_configs(recipe: Recipe, base_url: str | None, sim_url: str | None) 
             max_concurrency=spec.max_concurrency,
             rpm=spec.rpm,
             tpm=spec.tpm,
+            timeout_s=spec.timeout_s,
+            max_retry_seconds=spec.max_retry_seconds,
+            max_attempts=spec.max_attempts,
+            max_reply_bytes=spec.max_reply_bytes,
+            context_tokens=spec.context_tokens,
+            json_schema=spec.json_schema,
         )
     return configs
 
@@ -96,12 +119,15 @@ def price_table(recipe: Recipe) -> Any:
 
 
 @contextlib.contextmanager
-def embedded_simulator(recipe: Recipe, base_url: str | None) -> Iterator[str | None]:
+def embedded_simulator(
+    recipe: Recipe, base_url: str | None, endpoint_urls: Mapping[str, str] | None = None
+) -> Iterator[str | None]:
     """Start the simulator if a sim endpoint has no URL (and none was given); yield its URL."""
+    given = endpoint_urls or {}
     needs = [
         (name, spec)
         for name, spec in recipe.endpoints.items()
-        if spec.profile == "sim" and not spec.base_url and not base_url
+        if spec.profile == "sim" and not spec.base_url and not base_url and name not in given
     ]
     if not needs:
         yield None
@@ -129,14 +155,34 @@ def build_recipe(
     cache_mode: str = "use",
     progress: bool = True,
     echo: Any = None,
+    report: Any = None,
+    endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     """Build the recipe into ``out_dir`` (default ``<work>/release``); returns the release folder (or the
-    work dir when the release writer is not installed)."""
+    work dir when the release writer is not installed).
+
+    ``echo`` takes log lines (default: stderr), ``report`` the results: the summary table and where the
+    release was written (default: ``echo``; the CLI sends them to stdout), or with ``report_json`` one
+    dict (:func:`build_summary`) instead of text.
+    """
     recipe = load_recipe(recipe_path)
     work = Path(work_dir) if work_dir else Path("work") / recipe.name
     out = Path(out_dir) if out_dir else work / "release"
+    refuse_non_release_out(out)  # before any work: a build that cannot be written is not started
     say = echo or (lambda msg: print(msg, file=sys.stderr))
-    return asyncio.run(_build(recipe, work, out, base_url, max_usd, cache_mode, progress, say))
+    check_endpoint_urls(recipe, endpoint_urls)
+    return asyncio.run(
+        _build(recipe, work, out, base_url, max_usd, cache_mode, progress, say, report or say, endpoint_urls)
+    )
+
+
+def refuse_non_release_out(out: Path) -> None:
+    """The release writer's own refusal, checked up front (it replaces only an empty folder or a release)."""
+    try:
+        from wikipersona_data.release.writer import _refuse_to_clobber
+    except ModuleNotFoundError:
+        return
+    _refuse_to_clobber(Path(out))
 
 
 async def _build(
@@ -148,11 +194,15 @@ async def _build(
     cache_mode: str,
     progress: bool,
     say: Any,
+    report: Any,
+    endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     started = time.monotonic()
-    async with open_context(recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode) as ctx:
+    async with open_context(
+        recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode, endpoint_urls=endpoint_urls
+    ) as ctx:
         ctx.progress = progress
-        return await _run_stages(ctx, out, say, started)
+        return await _run_stages(ctx, out, say, report, started)
 
 
 @contextlib.asynccontextmanager
@@ -164,6 +214,7 @@ async def open_context(
     max_usd: float | None = None,
     cache_mode: str = "use",
     filter_hook: FilterHook | None = None,
+    endpoint_urls: Mapping[str, str] | None = None,
 ) -> AsyncIterator[BuildContext]:
     """Everything a stage needs (client, cache, dump reader, embedded simulator), closed on exit.
 
@@ -179,9 +230,9 @@ async def open_context(
     with work_lock(work), contextlib.ExitStack() as stack:  # one run per work dir: never pay for a call twice
         cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
         stack.callback(cache.close)
-        sim_url = stack.enter_context(embedded_simulator(recipe, base_url))
+        sim_url = stack.enter_context(embedded_simulator(recipe, base_url, endpoint_urls))
         client = LLMClient(
-            endpoint_configs(recipe, base_url, sim_url),
+            endpoint_configs(recipe, base_url, sim_url, endpoint_urls),
             cache=cache,
             ledger=Ledger(price_table(recipe)),
             max_usd=max_usd,
@@ -248,12 +299,11 @@ async def _stages_in_order(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
-async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) -> Path:
+async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, started: float) -> Path:
     recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))  # (extend area) stage fingerprints
     if recomputed:
         say(f"settings changed since the last run: {', '.join(recomputed)} (other settings' folders: <stage>@<fp>)")
     rows = await run_all_stages(ctx)
-    say(summary_table(ctx.stats, ctx.client))
     judgments, pairs, descriptions = rows["judgments"], rows["pairs"], rows["descriptions"]
     pair_rows, persona_records = release_rows(rows["personas"], descriptions, pairs, rows["prefixes"], rows["folds"])
     try:
@@ -261,11 +311,14 @@ async def _run_stages(ctx: BuildContext, out: Path, say: Any, started: float) ->
     except ModuleNotFoundError as err:
         if err.name != "wikipersona_data.release.writer":
             raise
+        report(summary_table(ctx.stats, ctx.client))
         say(f"release writer not installed: stage outputs are in {ctx.work_dir}")
         return ctx.work_dir
     manifest = build_manifest(ctx, judgments, pairs, descriptions, started)
+    report(summary_table(ctx.stats, ctx.client, manifest.data.ledger.get("totals")))
     path = write_release(out, pairs=pair_rows, personas=persona_records, manifest=manifest)
-    say(f"release written to {path} ({sum(len(v) for v in pair_rows.values())} pairs, {len(persona_records)} personas)")
+    n_pairs = sum(len(v) for v in pair_rows.values())
+    report(f"release written to {path} ({n_pairs} pairs, {len(persona_records)} personas)")
     return path
 
 
@@ -293,6 +346,8 @@ def build_manifest(
     data = mf.ManifestData(
         name=recipe.pretty_name,
         version=recipe.version,
+        description=recipe.description,
+        fictional_people=recipe.fictional_people,
         recipe=mf.Recipe(name=recipe.name, sha256=recipe.sha256, text=recipe.text),
         dump=mf.Dump(name=recipe.dump.name, date=recipe.dump.date),
         endpoints=[
@@ -384,8 +439,10 @@ def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
     return out
 
 
-def summary_table(stats: dict[str, StageStats], client: Any) -> str:
-    """Per stage: rows, dropped by filters, rejected, calls, cache hits, cost; then totals."""
+def summary_table(stats: dict[str, StageStats], client: Any, data_totals: dict[str, Any] | None = None) -> str:
+    """Per stage: rows, dropped by filters, rejected, calls, cache hits, cost; then totals, the rows redone
+    (re-judged, regenerated: not drops), and, when this run's totals differ from them (a resumed build, a
+    replay), the calls and cost behind the data as the manifest and the card state them."""
     header = f"{'stage':<10}{'rows':>7}{'dropped':>9}{'rejected':>10}{'calls':>8}{'hits':>8}{'cost $':>11}{'sec':>8}"
     lines = [header, "-" * len(header)]
     for stage in STAGES:
@@ -403,4 +460,18 @@ def summary_table(stats: dict[str, StageStats], client: Any) -> str:
         f"{'total':<10}{'':>7}{'':>9}{'':>10}{totals.get('calls', 0):>8}{totals.get('cache_hits', 0):>8}"
         f"{'n/a' if cost is None else f'{cost:.4f}':>11}"
     )
+    for stage in STAGES:
+        s = stats.get(stage)
+        for name, n in sorted((s.retried if s is not None else {}).items()):
+            lines.append(f"{stage}: {n} {_UNIT.get(stage, 'row')}{'' if n == 1 else 's'} {name}")
+    data_cost = (data_totals or {}).get("cost_usd")
+    shown = (totals.get("calls"), "n/a" if cost is None else f"{cost:.4f}")
+    if data_totals and (data_totals.get("calls"), "n/a" if data_cost is None else f"{data_cost:.4f}") != shown:
+        lines.append(
+            f"behind the data (manifest and card): {data_totals.get('calls', 0)} calls, "
+            f"{'n/a' if data_cost is None else f'${data_cost:.4f}'} (this run resumed or replayed part of it)"
+        )
     return "\n".join(lines)
+
+
+_UNIT = {"describe": "description", "judge": "judgment"}

@@ -1,4 +1,4 @@
-"""Stage 7, prefixes: ways to tell a model who is asking (method.md A11), one row per persona.
+"""Stage 7, prefixes: ways to tell a model who is asking (as in the WikiPersonas paper), one row per persona.
 
 - ``prefix_name``: the name only (relies on what the model knows about them);
 - ``prefix_description``: the grounded description (claims the filters did not refute);

@@ -1,6 +1,6 @@
 """Stage 3, questions: personal questions per persona and divergent questions per axis.
 
-Personal questions (method.md A5) are asked for in batches of ``question_batch`` and topped up with
+Personal questions are asked for in batches of ``question_batch`` and topped up with
 further batches (each a new ``sample_idx`` and a rotated focus, so a real model and the simulator both
 give new questions) until ``personal_questions`` survive the question filters, within a bounded
 number of batches. Divergent questions (A6) are made the same way once per axis from the axis members'

@@ -80,6 +80,20 @@ class EndpointSpec(_Strict):
     sim: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="SimConfig options of the embedded simulator (profile 'sim', no base_url)."
     )
+    timeout_s: float | None = Field(
+        default=None, gt=0, description="Total deadline of one request, body included; default per profile."
+    )
+    max_retry_seconds: float | None = Field(
+        default=None, gt=0, description="Time budget of one call's retries; default per profile."
+    )
+    max_attempts: int = Field(default=6, ge=1, le=50, description="HTTP requests per call at most.")
+    max_reply_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest reply body read.")
+    context_tokens: int | None = Field(
+        default=None, ge=16, description="Server context size when the server cannot be asked (llama.cpp /props)."
+    )
+    json_schema: Literal["enforced", "instructed"] | None = Field(
+        default=None, description="Override the profile: send response_format, or state the schema in the prompt."
+    )
 
 
 class PriceSpec(_Strict):
@@ -197,7 +211,12 @@ class Recipe(_Strict):
     version: str
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     pretty_name: str
-    description: str = ""
+    description: str = Field(default="", description="One paragraph for the dataset card (what this build is for).")
+    fictional_people: bool = Field(
+        default=False,
+        description="The dump's people are invented (e.g. the demo dump): the card says so and links to no "
+        "Wikipedia page, since none exists for them.",
+    )
     license: str = "cc-by-sa-4.0"
     dump: DumpSpec
     endpoints: dict[str, EndpointSpec] = Field(min_length=1)

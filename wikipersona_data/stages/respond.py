@@ -1,6 +1,6 @@
 """Stage 4, respond: persona-blind candidate answers, then a seeded diversity selection.
 
-Cold start (method.md A7): the generator never sees the persona. For each question it writes K
+Cold start (as in the WikiPersonas paper): the generator never sees the persona. For each question it writes K
 candidates, each for one category of asker on a relevant axis (divergent questions: the axis's
 categories; personal questions: the axis and categories the LLM proposes for the question alone),
 without disclosing the category. The candidates that pass the answer filters are embedded and a
@@ -137,7 +137,17 @@ async def select(ctx: BuildContext, question_id: str, survivors: list[CandidateR
     """Mark which survivors are kept (seeded farthest-point on embeddings) and why."""
     survivors = sorted(survivors, key=lambda c: c.k)
     keep = ctx.recipe.counts.candidates_kept
-    vectors = await ctx.llm.embed([c.text for c in survivors])
+    texts = [c.text for c in survivors]
+    vectors = await ctx.llm.embed(texts)
+    embed_key = ctx.llm.embed_key(texts)  # every survivor cites the call that placed it
+    survivors = [
+        c.model_copy(
+            update={"provenance": c.provenance.model_copy(update={"call_keys": [*c.provenance.call_keys, embed_key]})}
+        )
+        if c.provenance is not None and embed_key not in c.provenance.call_keys
+        else c
+        for c in survivors
+    ]
     start = rng_for(ctx.recipe.seeds.select, question_id).randrange(len(survivors))
     picks = farthest_point(vectors, keep, start)
     rank = {i: (r, d) for r, (i, d) in enumerate(picks)}

@@ -3,7 +3,7 @@
 - Personal questions: per persona, a seeded order of its questions; the first
   ``round(n * personal_test_fraction)`` are test (the paper used 50:50).
 - Divergent questions: ONE split per axis, shared by all its members, so a test question is never a
-  train question for any persona (method.md A10/B10: group-aware).
+  train question for any persona (group-aware).
 - Persona folds: k folds stratified by axis (each persona's first axis alphabetically; personas of
   an axis dealt round-robin in a seeded order, the dealer continuing across axes), stored as a column
   for unseen-persona evaluation.

@@ -4,7 +4,7 @@ Candidates are written persona-blind for one category of asker (cold start). An 
 stops mid-sentence, or addresses its asker by the category ("As a vegan, ...") or a persona's name
 would teach the preference model something other than the persona's preference, so it never reaches
 the diversity selection or the judge. Two candidates of one question that are near copies waste a
-slot of the kept set (the reference kept 4 without checking they differ, method.md B9).
+slot of the kept set (the reference kept 4 without checking they differ).
 """
 
 from __future__ import annotations

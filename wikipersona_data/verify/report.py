@@ -27,6 +27,7 @@ from typing import Any
 from wikipersona_data.verify.base import Filter, StepResult
 
 LOG_NAME = "filters.json"
+_NOT_DROPS = ("filtered", "regenerated", "rejudged")
 
 
 @dataclass
@@ -145,7 +146,8 @@ def stage_report(work_dir: Path, stats: dict[str, Any]) -> dict[str, dict[str, d
     for stage, s in stats.items():
         log = stage_log(Path(work_dir) / stage)
         entry = filter_counts(log)
-        own = {r: n for r, n in s.drop_reasons.items() if r not in log.reasons and r != "filtered"}
+        # an earlier attempt that was redone (regenerated, re-judged) is no drop: build_extras reports it
+        own = {r: n for r, n in s.drop_reasons.items() if r not in log.reasons and r not in _NOT_DROPS}
         entry["stage"] = {"kept": s.rows, "dropped": dict(sorted(own.items()))}
         report[stage] = entry
     return report

@@ -1,4 +1,4 @@
-"""The Biography record (DESIGN.md 3.2): what every later stage knows about a person.
+"""The Biography record: what every later stage knows about a person.
 
 Sentence ids are the contract between the Wikipedia layer and the grounded descriptions: a claim
 cites ids, and the verify filters look them up again, so ids must be stable for a given revision

@@ -116,7 +116,12 @@ def _print_table(rows: list[dict], total: int) -> None:  # type: ignore[type-arg
 @click.argument("dump", type=click.Path(path_type=Path))
 @click.argument("title")
 @click.option("--index", type=click.Path(path_type=Path), required=True, help="Multistream index (.txt or .txt.bz2).")
-@click.option("--json", "as_json", is_flag=True, help="Print the Biography as JSON (DESIGN 3.2).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the Biography record as JSON (fields: see the README, `show --json`).",
+)
 @click.option(
     "--max-page-bytes",
     type=click.IntRange(min=1),

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.paths import cache_home
 from wikipersona_data.wiki.biography import Biography
 from wikipersona_data.wiki.bounded import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_TIMEOUT, page_xml_cap
 from wikipersona_data.wiki.dump import Page, open_binary
@@ -42,8 +43,7 @@ def cache_root() -> Path:
     env = os.environ.get("WIKIPERSONA_CACHE")
     if env:
         return Path(env) / "lookup"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "wikipersona" / "lookup"
+    return cache_home() / "wikipersona" / "lookup"
 
 
 def _writable(folder: Path) -> bool:

@@ -1,4 +1,4 @@
-"""Wikitext -> Biography (DESIGN.md 3.2): the parsing half of the Wikipedia layer.
+"""Wikitext -> Biography (``wiki/biography.py``): the parsing half of the Wikipedia layer.
 
 Two modes share one code path for everything they both produce, so a scan row (``full=False``) and a ``show``
 (``full=True``) never disagree on person/living/dates/infobox/categories/lead:
