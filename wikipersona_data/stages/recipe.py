@@ -147,7 +147,7 @@ class CategorySpec(_Strict):
 class AxisSpec(_Strict):
     name: NonBlank
     categories: list[CategorySpec] = Field(
-        min_length=2, description="At least two: divergent pairs compare people of different categories."
+        min_length=1, description="At least two in a recipe (checked by Recipe): divergent pairs need them."
     )
     auto_select: AutoSelectSpec | None = None
 
@@ -263,6 +263,11 @@ class Recipe(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("axes: duplicate axis names")
         for axis in self.axes:
+            if len(axis.categories) < 2:  # (extend's internal per-addition recipe is built with model_copy)
+                raise ValueError(
+                    f"axes.{axis.name}.categories: an axis needs at least 2 categories "
+                    "(divergent pairs compare people of different categories)"
+                )
             if axis.auto_select is None and not any(c.personas for c in axis.categories):
                 raise ValueError(f"axes.{axis.name}: no personas listed and no auto_select")
         return self
