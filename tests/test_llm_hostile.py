@@ -9,9 +9,9 @@ import resource
 
 import pydantic
 import pytest
-from hostile_llm import HostileServer, Stream, chat, raw
+from hostile_llm import HostileServer, Stream, chat, embeddings, error, models, raw
 
-from wikipersona_data.errors import BudgetExceeded
+from wikipersona_data.errors import BudgetExceeded, LLMError
 from wikipersona_data.llm.cache import CallCache
 from wikipersona_data.llm.client import LLMClient
 from wikipersona_data.llm.config import EndpointConfig, ModelPrice, PriceTable
@@ -228,3 +228,91 @@ def test_transient_content_fault_is_asked_again_next_run(tmp_path):
         third, _ = _run(srv, tmp_path)
         assert len(srv.chat_requests()) == 1  # the recovered answer is then replayed
     assert first.failure.startswith("refusal") and second.ok and third.ok and third.cached
+
+
+# ---------------------------------------------------------------- preflight (one line, in seconds)
+def _preflight(srv_url, uses, **kw):
+    from wikipersona_data.llm.preflight import preflight
+
+    kw.setdefault("profile", "vllm")
+    kw.setdefault("api_key_env", "HOSTILE_TEST_KEY")
+    ep = EndpointConfig(name="h", base_url=srv_url, **kw)
+
+    async def go():
+        async with LLMClient({"h": ep}) as client:
+            await preflight(client, uses)
+            return client
+
+    return asyncio.run(go())
+
+
+def _served(req):
+    if req.path.endswith("/models"):
+        return models("m", "e")
+    if req.path.endswith("/embeddings"):
+        return embeddings(1, model="e-served")
+    return chat("OK", model="m-served")
+
+
+def test_preflight_passes_and_records_served_models_and_cost():
+    with HostileServer(_served) as srv:
+        client = _preflight(srv.base_url, [("h", "m", "chat"), ("h", "e", "embed")])
+    assert client.served == {"m": {"m-served"}, "e": {"e-served"}}
+    lines = {(r["stage"], r["model"]) for r in client.ledger.summary()["by_stage_model"]}
+    assert lines == {("preflight", "m"), ("preflight", "e")}
+
+
+def test_preflight_connection_refused_names_the_url(unused_port):
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(LLMError) as err:
+        _preflight(f"http://127.0.0.1:{unused_port}/v1", [("h", "m", "chat")])
+    assert str(err.value) == (
+        f"endpoint 'h' (http://127.0.0.1:{unused_port}/v1): connection refused http://127.0.0.1:{unused_port}/v1"
+    )
+    assert time.monotonic() - started < 10
+
+
+def test_preflight_401_names_the_variable(monkeypatch):
+    monkeypatch.delenv("HOSTILE_TEST_KEY", raising=False)
+    with HostileServer(lambda req: error(401, "bad key sk-abc****wxyz")) as srv, pytest.raises(LLMError) as err:
+        _preflight(srv.base_url, [("h", "m", "chat")])
+    assert "HTTP 401" in str(err.value) and "HOSTILE_TEST_KEY (is not set)" in str(err.value)
+    assert "****" not in str(err.value)
+
+
+def test_preflight_unknown_model_lists_the_served_ones():
+    with HostileServer(_served) as srv, pytest.raises(LLMError) as err:
+        _preflight(srv.base_url, [("h", "gpt-9", "chat")])
+    assert "does not serve model 'gpt-9'; it serves: e, m" in str(err.value)
+
+
+def test_preflight_embeddings_not_served():
+    def reply(req):
+        if req.path.endswith("/embeddings"):
+            return error(501, "This server does not support embeddings. Start it with `--embeddings`")
+        return _served(req)
+
+    with HostileServer(reply) as srv, pytest.raises(LLMError) as err:
+        _preflight(srv.base_url, [("h", "m", "chat"), ("h", "e", "embed")])
+    assert "does not serve embeddings (HTTP 501)" in str(err.value)
+
+
+def test_refused_connection_is_not_called_a_timeout(tmp_path, unused_port):
+    class FakeSrv:
+        base_url = f"http://127.0.0.1:{unused_port}/v1"
+
+    result, errors = _run(FakeSrv(), tmp_path, max_attempts=1)
+    assert result.failure == "exhausted_retries: connection_refused" and errors["connection_refused"] == 1
+    logged = (tmp_path / "errors.jsonl").read_text()
+    assert "connection refused http://127.0.0.1" in logged and "timed out" not in logged
+
+
+@pytest.fixture
+def unused_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -48,6 +49,11 @@ def test_llm_local_prints_urls_and_answers_chat_and_embeddings(real_llm) -> None
     vectors = emb.embeddings.create(model=real_llm.model, input=["a vegan chef", "a ketogenic athlete"]).data
     assert len(vectors) == 2 and len(vectors[0].embedding) == len(vectors[1].embedding) > 100
     assert vectors[0].embedding != vectors[1].embedding
+    with pytest.raises(openai.APIStatusError) as refused:  # embeddings only where started for them
+        chat.embeddings.create(model=real_llm.model, input=["x"])
+    assert refused.value.status_code == 501
+    props = json.loads(urllib.request.urlopen(real_llm.chat_url.removesuffix("/v1") + "/props", timeout=30).read())
+    assert props["default_generation_settings"]["n_ctx"] == 2048  # --ctx is per slot
 
 
 @pytest.mark.real_llm
@@ -73,9 +79,9 @@ def test_llamacpp_enforces_json_schema(real_llm) -> None:
 @pytest.mark.real_llm
 def test_our_client_gets_validated_json_text_and_embeddings(real_llm, tmp_path: Path) -> None:
     endpoints = {
-        # the vllm profile sends response_format json_schema, which llama.cpp enforces
-        "chat": EndpointConfig(name="chat", base_url=real_llm.chat_url, profile="vllm", timeout_s=120),
-        "emb": EndpointConfig(name="emb", base_url=real_llm.embed_url, profile="vllm", timeout_s=120),
+        # the llamacpp profile sends response_format json_schema, which llama.cpp enforces
+        "chat": EndpointConfig(name="chat", base_url=real_llm.chat_url, profile="llamacpp", timeout_s=120),
+        "emb": EndpointConfig(name="emb", base_url=real_llm.embed_url, profile="llamacpp", timeout_s=120),
     }
 
     async def run():

@@ -780,6 +780,10 @@ class LLMClient:
         response = getattr(exc, "response", None)
         if info.status in (401, 403):  # servers echo (masked) key fragments in these: keep none of it
             detail = f"authentication failed (HTTP {info.status})"
+        elif info.kind == "connection_refused":
+            from wikipersona_data.llm.preflight import safe_url
+
+            detail = f"connection refused {safe_url(ep.base_url)}"
         else:
             detail = self._scrub(_server_message(exc), ep)
         if info.status == 429:

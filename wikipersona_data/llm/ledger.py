@@ -58,6 +58,7 @@ class _Line:
     errors: Counter[str] = field(default_factory=Counter)
     cost_usd: float | None = 0.0
     saved_usd: float | None = 0.0
+    charged_usd: float = 0.0  # what the budget guard counts (not reported: cost_usd is the billed figure)
 
     def as_dict(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -98,6 +99,37 @@ def _tokens(usage: dict[str, Any] | None) -> tuple[int, int, int] | None:
     return prompt, completion, min(cached or 0, prompt)
 
 
+_ERROR_WORDS = {
+    "timeout": "requests timed out",
+    "connection_refused": "requests refused (connection refused)",
+    "connection": "requests lost their connection",
+    "reply_too_large": "replies over max_reply_bytes",
+    "invalid_body": "replies not JSON",
+    "invalid_envelope": "replies not shaped like a completion",
+    "error_body": "HTTP 200 replies carrying an error",
+    "exhausted_retries": "calls failed after all retries",
+    "prompt_too_long": "prompts over the context (not sent)",
+    "length": "replies cut by max_tokens",
+    "invalid_json": "replies without valid JSON",
+}
+
+
+def error_line(errors: dict[str, int]) -> str | None:
+    """``LLM errors: 3 requests timed out, 2 replies cut by max_tokens, ...`` for the build summary, or None.
+
+    Counted by kind from the ledger, most frequent first, so a build that lost its rows to a slow server
+    says so instead of leaving the cause in ``cache/errors.jsonl``.
+    """
+    if not errors:
+        return None
+    parts = [
+        f"{n} {_ERROR_WORDS.get(kind, kind)}"
+        for kind, n in sorted(errors.items(), key=lambda item: (-item[1], item[0]))
+        if n
+    ]
+    return f"LLM errors: {', '.join(parts)}" if parts else None
+
+
 class Ledger:
     """Counts every call by (stage, model) and prices it; ``Ledger(prices)``.
 
@@ -128,8 +160,10 @@ class Ledger:
 
     @property
     def spent_usd(self) -> float:
-        """Known spend so far (unpriced models count as 0 here; the budget guard refuses them up front)."""
-        return sum(line.cost_usd or 0.0 for line in self._lines.values())
+        """Spend charged against ``--max-usd`` so far: per paid call the larger of reported and locally counted
+        tokens (see :meth:`record_call`), so it is never below the reported cost. Unpriced models count 0
+        here; the budget guard refuses them up front."""
+        return sum(line.charged_usd for line in self._lines.values())
 
     def record_request(self, stage: str, model: str) -> None:
         """One HTTP request went out (called per attempt, before its outcome is known)."""
@@ -150,10 +184,10 @@ class Ledger:
     ) -> None:
         """One logical call got a reply, paid (``cached=False``) or replayed from the cache.
 
-        ``local_tokens`` (prompt, completion) are our own count of a paid call: its cost is charged on the
-        larger of reported and local tokens, so a server that reports no, negative or implausibly small
-        usage cannot lower the ledger (and with it the ``--max-usd`` guard). Token columns keep what was
-        reported.
+        ``local_tokens`` (prompt, completion) are our own count of a paid call. The budget (``spent_usd``) is
+        charged on the larger of reported and local tokens, so a server that reports no, negative or
+        implausibly small usage cannot get past ``--max-usd``. ``cost_usd`` stays the reported (billed)
+        cost, and for a call without trustworthy usage the local count: never nothing, never negative.
         """
         line = self._line(stage, model)
         line.calls += 1
@@ -166,7 +200,7 @@ class Ledger:
                 max(reported[1], local_tokens[1]),
                 reported[2] if reported[0] >= local_tokens[0] else 0,
             )
-        cost = self.cost(model, *charged) if charged is not None else None
+        cost = self.cost(model, *tokens) if tokens is not None else None
         if cached:
             line.cache_hits += 1
             self.cache_hits += 1
@@ -176,10 +210,12 @@ class Ledger:
         self.cache_misses += 1
         if latency_s is not None:
             line.latencies.append(latency_s)
+        charged_cost = self.cost(model, *charged) if charged is not None else None
+        line.charged_usd += charged_cost or 0.0
         if tokens is None:
             line.calls_without_usage += 1
             if charged is not None:
-                line.cost_usd = None if cost is None or line.cost_usd is None else line.cost_usd + cost
+                line.cost_usd = None if charged_cost is None or line.cost_usd is None else line.cost_usd + charged_cost
             return
         line.input_tokens += tokens[0]
         line.output_tokens += tokens[1]
@@ -225,11 +261,16 @@ class Ledger:
             },
         }
 
-    def summary(self) -> dict[str, Any]:
-        """Per stage and model, plus totals; deterministic ordering, JSON-ready, no secrets or paths."""
+    def summary(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Per stage and model, plus totals; deterministic ordering, JSON-ready, no secrets or paths.
+
+        ``exclude`` leaves stages out (the build's table shows the ``preflight`` line apart from the total).
+        """
         rows = []
         total = _Line()
         for (stage, model), line in sorted(self._lines.items()):
+            if stage in exclude:
+                continue
             if self.prices.get(model) is None:  # unknown price: no cost and no savings can be stated
                 line.cost_usd = line.saved_usd = None
             rows.append({"stage": stage, "model": model, **line.as_dict()})

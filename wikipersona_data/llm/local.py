@@ -14,13 +14,19 @@ A 135M model shows the machinery end to end; it does not write data worth traini
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,3 +176,48 @@ def start_server(settings: LocalSettings) -> tuple[Any, str]:
     with urllib.request.urlopen(f"{url}/health", timeout=30) as resp:
         resp.read()
     return server, f"{url}/v1"
+
+
+@contextlib.contextmanager
+def llm_local_process(
+    args: list[str], *, lines: int, stderr: Path, start_timeout_s: float = 120.0, stop_timeout_s: float = 20.0
+) -> Iterator[list[str]]:
+    """Run ``wikipersona llm-local ARGS`` as a child; yield the first ``lines`` stdout lines (its URLs).
+
+    For the test fixture and the benchmark: a child process can be killed if llama.cpp hangs on exit,
+    and it is the very command users run. Raises :class:`LocalModelError` if the URLs do not arrive.
+    """
+    cmd = [sys.executable, "-m", "wikipersona_data.cli", "llm-local", *args]
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        got: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for _ in range(lines):
+                line = proc.stdout.readline()
+                got.put(line.strip() or None)
+                if not line:
+                    return
+
+        threading.Thread(target=pump, daemon=True).start()
+        urls: list[str] = []
+        deadline = time.monotonic() + start_timeout_s
+        while len(urls) < lines:
+            try:
+                line = got.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                tail = stderr.read_text(errors="replace").strip().splitlines()[-1:] or ["(no stderr)"]
+                raise LocalModelError(f"llm-local gave {urls!r} instead of {lines} URL(s): {tail[0]}")
+            urls.append(line)
+        yield urls
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -72,8 +72,27 @@ def _dropped(exc: BaseException) -> bool:
     return False
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether nothing listens at the address (ECONNREFUSED somewhere in the exception chain)."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 8:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        if isinstance(cause, aiohttp.ClientConnectorError) and isinstance(cause.os_error, ConnectionRefusedError):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
 def classify(exc: BaseException) -> ErrorInfo:
-    """Map an openai exception onto our error kinds (anything unknown is not retried)."""
+    """Map an openai exception onto our error kinds (anything unknown is not retried).
+
+    A refused connection is its own kind (``connection_refused``), not "timed out": the aiohttp transport
+    reports it as a connect timeout, which sent users looking for a slow server instead of a wrong URL.
+    """
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)) and _refused(exc):
+        return ErrorInfo("connection_refused", None, True)
     if isinstance(exc, openai.APITimeoutError):
         return ErrorInfo("connection" if _dropped(exc) else "timeout", None, True)
     if isinstance(exc, openai.APIConnectionError):

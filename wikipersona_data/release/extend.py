@@ -554,12 +554,14 @@ async def _run(
     job: Job, base_url: str | None, cache_mode: str, progress: bool, echo: Callable[[str], None]
 ) -> tuple[Extended, mf.Manifest]:
     from wikipersona_data.llm.ledger import Ledger
-    from wikipersona_data.stages.pipeline import open_context, summary_table
+    from wikipersona_data.stages.pipeline import check_endpoints, open_context, summary_table
 
     started = time.monotonic()
     extension_ids = {p.persona_id for e in job.old.data.extensions for p in e.personas}
     async with open_context(job.recipe, job.work, base_url=base_url, cache_mode=cache_mode) as ctx:
         ctx.progress = progress
+        if cache_mode != "only":
+            await check_endpoints(ctx)
         base = await _base_stages(ctx)
         check_base_matches(base, job.old_pairs, job.old_personas, extension_ids, job.work)
         # a fresh ledger, so the summary below counts the extension's calls only (not the replay above)

@@ -202,7 +202,22 @@ async def _build(
         recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode, endpoint_urls=endpoint_urls
     ) as ctx:
         ctx.progress = progress
+        if cache_mode != "only":
+            await check_endpoints(ctx)
         return await _run_stages(ctx, out, say, report, started)
+
+
+async def check_endpoints(ctx: BuildContext) -> None:
+    """The preflight (``llm/preflight.py``): every endpoint answers, takes the key, serves the stage models
+    and embeddings, before stage 1 spends anything; one line and a non-zero exit otherwise."""
+    from wikipersona_data.llm.preflight import preflight
+
+    uses = []
+    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
+        spec = getattr(ctx.recipe.stages, stage)
+        if spec is not None:
+            uses.append((spec.endpoint, spec.model, "embed" if stage == "embed" else "chat"))
+    await preflight(ctx.client, uses)
 
 
 @contextlib.asynccontextmanager
@@ -453,7 +468,13 @@ def summary_table(stats: dict[str, StageStats], client: Any, data_totals: dict[s
         lines.append(
             f"{stage:<10}{s.rows:>7}{s.dropped:>9}{s.rejected:>10}{s.calls:>8}{s.cache_hits:>8}{cost:>11}{s.seconds:>8.1f}"
         )
-    totals = client.ledger.summary().get("totals", {}) if client is not None else {}
+    # the preflight's tiny calls have their own ledger line, shown apart: they are not behind the data
+    summary = client.ledger.summary() if client is not None else {}
+    for line in summary.get("by_stage_model", []):
+        if line["stage"] == "preflight":
+            pre_cost = "n/a" if line["cost_usd"] is None else f"{line['cost_usd']:.4f}"
+            lines.append(f"{'preflight':<10}{line['model'][:26]:>26}{line['calls']:>8}{'':>8}{pre_cost:>11}")
+    totals = client.ledger.summary(exclude=("preflight",)).get("totals", {}) if client is not None else {}
     cost = totals.get("cost_usd")
     lines.append("-" * len(header))
     lines.append(
@@ -471,6 +492,11 @@ def summary_table(stats: dict[str, StageStats], client: Any, data_totals: dict[s
             f"behind the data (manifest and card): {data_totals.get('calls', 0)} calls, "
             f"{'n/a' if data_cost is None else f'${data_cost:.4f}'} (this run resumed or replayed part of it)"
         )
+    from wikipersona_data.llm.ledger import error_line
+
+    errors = error_line((summary.get("totals") or {}).get("errors") or {})
+    if errors:
+        lines.append(errors)
     return "\n".join(lines)
 
 
