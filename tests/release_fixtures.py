@@ -114,7 +114,10 @@ def make_rows() -> tuple[dict[str, list[dict]], list[dict]]:
     return pairs, list(reversed(personas))
 
 
-RECIPE_TEXT = 'name = "synthetic"\ndump = "demo/enwiki-demo.xml.bz2"\n[seeds]\nsplit = 13\n'
+RECIPE_TEXT = (
+    'name = "synthetic"\ndump = "demo/enwiki-demo.xml.bz2"\n[seeds]\nsplit = 13\n'
+    '[endpoints.sim]\nprofile = "openai"\n'  # the endpoint the manifest declares (verify compares them)
+)
 
 
 def make_manifest(version: str = "1.0.0", **data_overrides) -> Manifest:

@@ -134,7 +134,9 @@ def test_apply_filters_logs_latest_verdicts_and_reports(tmp_path: Path) -> None:
     assert counts["question_length"] == {"kept": 2, "dropped": {"question_too_short": 1}}
     assert counts["question_duplicate"] == {"kept": 1, "dropped": {"near_duplicate": 1}}
     assert counts["answerable"] == {"kept": 2, "dropped": {}}
-    assert list(counts) == ["question_length", "answerable", "identity_leak", "category_leak", "question_duplicate"]
+    assert counts["text_safety"] == {"kept": 3, "dropped": {}}  # first in every text-making stage
+    order = ["text_safety", "question_length", "answerable", "identity_leak", "category_leak", "question_duplicate"]
+    assert list(counts) == order
     on_disk = json.loads((stage_dir / LOG_NAME).read_text())
     assert on_disk["decisions"] == {"a": None, "b": "near_duplicate", "c": "question_too_short"}
     forget_logs()  # a resumed build in a new process reads the file
@@ -160,5 +162,6 @@ def test_changed_settings_start_a_fresh_log(tmp_path: Path) -> None:
 
 def test_stages_without_filters_pass_rows_through() -> None:
     rows = [object(), object()]
-    kept, rejects = asyncio.run(apply_filters("personas", rows, {"recipe": SimpleNamespace(filters={})}))
+    # (every stage of the build has filters now: personas gets the text-safety filter, tested in test_security_*)
+    kept, rejects = asyncio.run(apply_filters("no-such-stage", rows, {"recipe": SimpleNamespace(filters={})}))
     assert kept == rows and rejects == []

@@ -42,10 +42,10 @@ def _write(tmp_path: Path, mutate) -> Path:
 def test_good_release_passes_every_check(good: Path, capsys) -> None:
     report = verify_release(good)
     assert report.ok, report.lines()
-    assert len(report.checks) == 14
+    assert len(report.checks) == 16
     assert main(["verify", str(good)]) == 0
     out = capsys.readouterr().out
-    assert out.count("\nok   ") + out.startswith("ok   ") == 14
+    assert out.count("\nok   ") + out.startswith("ok   ") == 16
     assert "release OK" in out
 
 

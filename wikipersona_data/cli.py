@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = cli.main(args=argv, prog_name="wikipersona", standalone_mode=False)
     except WikipersonaError as err:
-        click.echo(f"error: {err}", err=True)
+        from wikipersona_data.redact import scrub
+
+        click.echo(f"error: {scrub(str(err), aggressive=True)}", err=True)
         return err.exit_code
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from wikipersona_data import redact
 from wikipersona_data.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,17 @@ def canonical_json(value: Any) -> str:
 def call_key(spec: dict[str, Any]) -> str:
     """sha256 hex of the canonical call spec."""
     return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()
+
+
+def _record_line(record: dict[str, Any], *, aggressive: bool = False) -> bytes:
+    """One JSONL line, with any secret replaced by a marker (the client scrubs replies already; this
+    is the last door before the disk, for requests and error messages too)."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    redactor = redact.active()
+    if "\\u" in text or redactor.needs_scrub(text):
+        clean = redactor.scrub_value(record, aggressive=aggressive)
+        text = json.dumps(clean, ensure_ascii=False, separators=(",", ":"))
+    return (text + "\n").encode("utf-8")
 
 
 @dataclass
@@ -282,7 +294,7 @@ class CallCache:
             "request_id": request_id,
             "created": time.time(),
         }
-        payload = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        payload = _record_line(record)
         shard = self._shard(key)
         shard.write_fd = self._append(shard.path, shard.write_fd, payload)
         # with O_APPEND the descriptor's position is the end of our own write
@@ -322,7 +334,7 @@ class CallCache:
         if self.mode == "off":
             return
         record = {"key": key, "kind": kind, "status": status, "message": message, "spec": spec, "created": time.time()}
-        payload = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        payload = _record_line(record, aggressive=True)
         self._errors_fd = self._append(self.path / "errors.jsonl", self._errors_fd, payload)
 
     def _request_fsync(self) -> None:

@@ -53,6 +53,7 @@ import openai
 import pydantic
 from tenacity import RetryCallState
 
+from wikipersona_data import redact
 from wikipersona_data.errors import BudgetExceeded, ConfigError, LLMError
 from wikipersona_data.llm.cache import CallCache, call_key
 from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
@@ -227,6 +228,8 @@ class LLMClient:
         if max_usd is not None and not max_usd >= 0:
             raise ConfigError(f"max_usd must be >= 0, got {max_usd}")
         self.endpoints = dict(endpoints)
+        for ep in self.endpoints.values():
+            redact.register_key_variable(ep.api_key_env)  # its value is scrubbed from all we write
         self.cache = cache if cache is not None else CallCache(".", mode="off")
         self.ledger = ledger if ledger is not None else Ledger()
         self.max_usd = max_usd
@@ -565,11 +568,9 @@ class LLMClient:
         return DUMMY_KEY
 
     def _scrub(self, text: str, ep: EndpointConfig) -> str:
-        """One line, bounded, with the API key removed (servers sometimes echo what they were sent)."""
-        key = os.environ.get(ep.api_key_env, "").strip()
-        if key:
-            text = text.replace(key, "***")  # (401 messages, which echo key fragments, are never shown)
-        text = " ".join(text.split())
+        """One line, bounded, with secrets removed: the key, its fragments and masked forms, anything
+        key-shaped (servers echo what they were sent; see :mod:`wikipersona_data.redact`)."""
+        text = redact.scrub(" ".join(text.split()), aggressive=True)
         return text if len(text) <= 300 else text[:299] + "…"
 
     async def _chat(
@@ -742,6 +743,7 @@ class LLMClient:
         try:
             body = decode_body(content)
             (check_embed if spec.get("api") == "embed" else check_chat)(body)
+            body = _without_secrets(body, content)
         except EnvelopeError as err:
             self.ledger.record_error(stage, model, err.kind)
             info = ErrorInfo(err.kind, raw.status_code, True)
@@ -845,6 +847,18 @@ class LLMClient:
     async def _drained(self) -> None:
         if self._paid_in_flight and self._idle is not None:
             await self._idle.wait()
+
+
+def _without_secrets(body: dict[str, Any], content: bytes) -> dict[str, Any]:
+    """The reply with every secret the endpoint echoed replaced by a marker, before it is cached or parsed.
+
+    The raw text is tested first (one pass, no walk) unless it has JSON escapes, which could spell a
+    key so that the text test misses it."""
+    redactor = redact.active()
+    text = content.decode("utf-8", "replace")
+    if "\\u" not in text and not redactor.needs_scrub(text):
+        return body
+    return redactor.scrub_value(body)
 
 
 class _TooLarge(Exception):

@@ -21,6 +21,7 @@ from typing import Literal
 
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.llm.profiles import get_profile
+from wikipersona_data.redact import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,26 @@ def normalise_base_url(base_url: str) -> str:
     ``HTTP://Localhost:80/v1/`` and ``http://localhost/v1`` are the same server, so they must give the
     same key; the path keeps its case because servers route on it.
     """
-    parts = urllib.parse.urlsplit(base_url.strip())
+    shown = safe_url(base_url)  # never print userinfo (a password) back
+    try:
+        parts = urllib.parse.urlsplit(base_url.strip())
+    except ValueError:
+        raise ConfigError(f"endpoint base_url {shown!r} is not a valid URL") from None
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"endpoint base_url {shown!r}: credentials in the URL (user:password@) are not supported; "
+            "put the key in the environment variable named by the endpoint's api_key_env"
+        )
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ConfigError(f"endpoint base_url {base_url!r} is not an http(s) URL with a host")
+        raise ConfigError(f"endpoint base_url {shown!r} is not an http(s) URL with a host")
     host = parts.hostname.lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     try:
         port = parts.port
     except ValueError as err:
-        raise ConfigError(f"endpoint base_url {base_url!r} has an invalid port") from err
+        raise ConfigError(f"endpoint base_url {shown!r} has an invalid port") from err
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = parts.path.rstrip("/")
     return urllib.parse.urlunsplit((scheme, netloc, path, "", ""))

@@ -114,6 +114,7 @@ def render_card(
         ],
         "templates": sorted(d.templates.items()),
         "filters": _filter_rows(d.filter_report),
+        "text_safety": text_safety(d.filter_report),
         "ledger_summary": _ledger_summary(d.ledger),
         "ledger_sections": _ledger_sections(d.ledger),
         "length_bias": _length_bias(d.ledger),
@@ -187,6 +188,20 @@ def _filter_rows(report: dict[str, dict[str, Any]]) -> list[tuple[str, str, int,
             reasons = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(counts.dropped.items())) or "none"
             rows.append((stage, name, counts.kept, dropped, reasons))
     return rows
+
+
+SAFETY_REASONS = ("prompt_injection", "carries_secret", "unsafe_characters")
+
+
+def text_safety(report: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Rows the text-safety filter looked at (all stages) and the share it dropped per reason."""
+    counts = [filters["text_safety"] for filters in report.values() if "text_safety" in filters]
+    if not counts:
+        return None
+    checked = sum(c.kept + sum(c.dropped.values()) for c in counts)
+    dropped = {r: sum(c.dropped.get(r, 0) for c in counts) for r in SAFETY_REASONS}
+    rate = {r: (n / checked if checked else 0.0) for r, n in dropped.items()}
+    return {"checked": checked, "dropped": dropped, "rate": rate}
 
 
 _SECTION_TITLES = {

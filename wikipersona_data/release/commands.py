@@ -95,6 +95,14 @@ class _OrderedOptions(click.Command):
 @click.option(
     "--work", type=click.Path(path_type=Path), default=None, help="Work dir of the build (default work/<recipe>)."
 )
+@click.option(
+    "--recipe",
+    "recipe_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Your recipe: its [endpoints] and [prices] are used (a release never says where calls go); without it, "
+    "only the demo's simulator.",
+)
 @click.option("--base-url", default=None, help="OpenAI-compatible endpoint for every recipe endpoint.")
 @click.option(
     "--cache",
@@ -115,6 +123,7 @@ def extend(
     axes: tuple[str, ...],
     out: Path | None,
     work: Path | None,
+    recipe_path: Path | None,
     base_url: str | None,
     cache_mode: str,
     dump: Path | None,
@@ -127,6 +136,9 @@ def extend(
 
       wikipersona extend demo-release --persona "Mariana Teixeira Lopes" --axis diet:pescatarian
       --persona "Wade Brunner" --axis politics:libertarian
+
+    Where calls go and with which key come from --recipe (your recipe) or --base-url, never from the
+    release; without --recipe only the demo's simulator is used.
     """
     from wikipersona_data.release.extend import extend_release, pair_options
     from wikipersona_data.release.verify import verify_release
@@ -143,6 +155,7 @@ def extend(
         index=index,
         progress=not no_progress,
         echo=lambda msg: click.echo(msg, err=True),
+        recipe_path=recipe_path,
     )
     report = verify_release(path)
     click.echo(report.lines()[-1])

@@ -113,16 +113,30 @@ def _read_split(release: Path, config: str, split_name: str) -> list[dict[str, A
     return rows
 
 
-def load_release_recipe(release: Path, manifest: mf.Manifest, dump: Path | None, index: Path | None) -> Recipe:
-    """The recipe the release was built with, from the manifest; ``dump``/``index`` replace its dump paths."""
+def load_release_recipe(
+    release: Path,
+    manifest: mf.Manifest,
+    dump: Path | None,
+    index: Path | None,
+    user_recipe: Path | None = None,
+    notes: list[str] | None = None,
+) -> Recipe:
+    """The recipe the release was built with, from the manifest, with endpoints and prices from the user
+    (``release/trust.py``: a release never says where calls go); ``dump``/``index`` replace its dump paths."""
+    from wikipersona_data.release.trust import trusted_recipe
+
     recipe = parse_recipe(manifest.data.recipe.text, release / "manifest.json")
     if recipe.sha256 != manifest.data.recipe.sha256:
         raise InputError(f"{release / 'manifest.json'}: recipe.text does not match recipe.sha256")
+    recipe, lines = trusted_recipe(recipe, user_recipe, dump_given=dump is not None)
+    if notes is not None:
+        notes += lines  # shown once every check has passed (a refusal stays one line)
     if dump is not None:
         recipe.dump.path = str(Path(dump).resolve())
     if index is not None:
         recipe.dump.index = str(Path(index).resolve())
-    if not recipe.dump.path.startswith("package:") and not Path(recipe.dump.path).is_absolute() and dump is None:
+    relative = not recipe.dump.path.startswith("package:") and not Path(recipe.dump.path).is_absolute()
+    if relative and dump is None:
         raise ConfigError(
             f"{release / 'manifest.json'}: the recipe's dump path {recipe.dump.path!r} is relative to the original "
             "recipe file; give --dump and --index"
@@ -502,11 +516,13 @@ def extend_release(
     index: Path | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    recipe_path: Path | None = None,
 ) -> Path:
     """Write the extended release (minor version bump) and return its folder.
 
-    Every check that can fail on the user's input runs before any stage, so a refused extend writes
-    nothing (not even a work dir).
+    Endpoints, key variables and prices come from ``recipe_path`` (the user's recipe) or, without it,
+    are the demo's simulator (``release/trust.py``); never from the release. Every check that can fail
+    on the user's input runs before any stage, so a refused extend writes nothing (not even a work dir).
     """
     from wikipersona_data.release.verify import verify_release
     from wikipersona_data.release.writer import _refuse_to_clobber, write_release
@@ -523,10 +539,13 @@ def extend_release(
     if not report.ok:
         failed = report.failures[0]
         raise InputError(f"{release}: fails verify ({failed.name}: {failed.detail}); extend a release that verifies")
-    recipe = load_release_recipe(release, old, dump, index)
+    notes: list[str] = []
+    recipe = load_release_recipe(release, old, dump, index, recipe_path, notes)
     old_pairs, old_personas = read_rows(release)
     with DumpReader(*recipe.dump_paths()) as reader:
         check_additions(additions, recipe, reader, old_personas, old_pairs)
+    for line in notes:
+        echo(line)
     work = Path(work) if work else Path("work") / recipe.name
     tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
     job = Job(

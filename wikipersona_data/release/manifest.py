@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.redact import KEY_PATTERNS
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
@@ -31,14 +32,7 @@ _ABS_POSIX = re.compile(r"(?:^|[\s\"'=(\[,:;<>`])(/[A-Za-z0-9._~-]+/[^\s\"'`)]*)
 _ABS_HOME = re.compile(r"(?:^|[\s\"'=(\[,;<>`])(~/[^\s\"'`)]+)")
 _ABS_WINDOWS = re.compile(r"(?:^|[\s\"'=(\[,;<>`])([A-Za-z]:\\[^\s\"'`]*)")
 _FILE_URL = re.compile(r"file://\S+")
-_KEYS = (
-    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),  # OpenAI-style
-    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face tokens
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub tokens
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access keys
-    re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}"),  # Slack
-)
+_KEYS = KEY_PATTERNS  # the one list of key shapes (wikipersona_data/redact.py)
 # Wikipedia text is CC BY-SA: a dataset made from it must be shared alike (Hub license identifiers).
 KNOWN_LICENSES = ("cc-by-sa-4.0", "cc-by-sa-3.0", "gfdl")
 _COUNT_KEYS = re.compile(r"(^|_)(calls|cache_hits|tokens|prompt_tokens|completion_tokens|requests|count|n)$|cost|usd")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ from wikipersona_data.errors import WikipersonaError
 from wikipersona_data.release.files import NotRegularFile, open_regular, read_bytes, read_text, refuse_special
 from wikipersona_data.release.manifest import Manifest, find_leaks
 from wikipersona_data.release.tables import CONFIGS, SPLITS, schema_mismatch, split_glob
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 PAIR_COLUMNS = ["pair_id", "persona_id", "question_id", "question_type", "axis", "prompt", "chosen", "rejected"]
 PAIR_COLUMNS += ["judge_agreement"]
@@ -101,7 +107,9 @@ def verify_release(path: Path) -> VerifyReport:
         ("duplicate questions", _check_duplicate_questions),
         ("split disjointness", _check_split_disjoint),
         ("card", _check_card),
+        ("endpoints", _check_endpoints),
         ("no paths or keys", _check_no_secrets),
+        ("text cells", _check_cells),
     ]
     for name, check in checks:
         try:
@@ -220,7 +228,8 @@ def _check_schema(rel: _Release) -> str:
             raise _Fail(f"no parquet file for {key} (expected {split_glob(*key.split('/'))})")
         for name in names:
             try:
-                schema = pq.read_schema(rel.root / name)
+                with open_regular(rel.root / name) as fh:
+                    schema = pq.read_schema(fh)
             except Exception as err:
                 raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
             problem = schema_mismatch(schema, CONFIGS[config])
@@ -327,14 +336,26 @@ def _check_chosen_differs(rel: _Release) -> str:
 
 def _check_leaks(rel: _Release) -> str:
     pairs, personas = _need_rows(rel)
+    from wikipersona_data.textsafety import fold
+
     patterns = {p["persona_id"]: name_pattern(p["name"] or "") for p in personas}
+    # the same match on folded text: look-alike letters and invisible characters do not hide a name
+    # (the full name case-insensitively on case-folded text, the surname as written: see name_pattern)
+    folded = {p["persona_id"]: name_pattern(fold(p["name"] or "")) for p in personas}
+    full = {p["persona_id"]: name_pattern(fold((p["name"] or "").casefold()), surname=False) for p in personas}
     for split, rows in sorted(pairs.items()):
         for r in rows:
-            pattern = patterns.get(r["persona_id"])
-            prompt = _text(r["prompt"])
+            pid, prompt = r["persona_id"], _text(r["prompt"])
+            pattern = patterns.get(pid)
             if pattern is not None and (match := pattern.search(prompt)):
                 raise _Fail(f"pair {r['pair_id']!r} ({split}): prompt names the persona ({match.group(0)!r})")
-    return "no prompt contains its persona's name or surname"
+            for hidden, text in ((folded.get(pid), fold(prompt)), (full.get(pid), fold(prompt.casefold()))):
+                if hidden is not None and (match := hidden.search(text)):
+                    raise _Fail(
+                        f"pair {r['pair_id']!r} ({split}): prompt names the persona behind look-alike or "
+                        f"invisible characters ({match.group(0)!r} once folded)"
+                    )
+    return "no prompt contains its persona's name or surname (also once look-alikes are folded)"
 
 
 def _check_duplicate_questions(rel: _Release) -> str:
@@ -431,6 +452,81 @@ def _check_no_secrets(rel: _Release) -> str:
     return "manifest.json and README.md carry no absolute paths or key-looking strings"
 
 
+def _check_endpoints(rel: _Release) -> str:
+    """The recipe's endpoints must be the ones the manifest and card declare: a recipe edited to send calls
+    (and a key) elsewhere stands out. (Consistency only: whoever edits all three can make them agree,
+    which is why ``extend`` never takes endpoints from a release at all.)"""
+    import hashlib
+
+    from wikipersona_data.release.manifest import redact_base_url
+
+    manifest = _need_manifest(rel)
+    text = manifest.data.recipe.text
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() != manifest.data.recipe.sha256:
+        raise _Fail("manifest.json: recipe.text does not match recipe.sha256")
+    try:
+        endpoints = tomllib.loads(text).get("endpoints") or {}
+    except tomllib.TOMLDecodeError as err:
+        raise _Fail(f"manifest.json: recipe.text is not TOML ({_first_line(err)})") from None
+    if not isinstance(endpoints, dict) or not all(isinstance(v, dict) for v in endpoints.values()):
+        raise _Fail("manifest.json: recipe [endpoints] is not a table of tables")
+    declared = {e.name: e for e in manifest.data.endpoints}
+    if set(endpoints) != set(declared):
+        raise _Fail(f"recipe endpoints {sorted(endpoints)} are not the ones the manifest declares {sorted(declared)}")
+    card = read_text(rel.root / "README.md") if (rel.root / "README.md").is_file() else ""
+    for name, spec in sorted(endpoints.items()):
+        have = declared[name]
+        profile = spec.get("profile", "openai")
+        if profile != have.profile:
+            raise _Fail(f"endpoint {name!r}: recipe profile {profile!r}, declared {have.profile!r}")
+        url = spec.get("base_url") or ""
+        if url and redact_base_url(str(url)) != have.base_url_redacted:
+            raise _Fail(
+                f"endpoint {name!r}: the recipe sends calls to {redact_base_url(str(url))!r}, "
+                f"the manifest declares {have.base_url_redacted!r}"
+            )
+        if card and f"{name} ({have.profile}, {have.base_url_redacted})" not in card:
+            raise _Fail(f"endpoint {name!r}: README.md does not declare it as in manifest.json")
+    return f"{len(endpoints)} endpoint(s): recipe, manifest and card agree"
+
+
+def _check_cells(rel: _Release) -> str:
+    """Every string of every row of every parquet file (nested ones too): no secret or key-shaped string,
+    no control, bidi-override or invisible character (``wikipersona_data/textsafety.py``)."""
+    from wikipersona_data.redact import active
+    from wikipersona_data.textsafety import first_unsafe
+
+    redactor = active()
+    cells = 0
+    for name in sorted(n for names in rel.files.values() for n in names):
+        path = rel.root / name
+        offset = 0
+        with open_regular(path) as fh:  # only regular files are read (a FIFO would block)
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=512):
+                for i, row in enumerate(batch.to_pylist()):
+                    for where, text in _strings(row, ""):
+                        cells += 1
+                        found = redactor.find(text)
+                        if found:
+                            raise _Fail(f"{name} row {offset + i} {where}: carries {found}")
+                        bad = first_unsafe(text)
+                        if bad is not None:
+                            raise _Fail(f"{name} row {offset + i} {where}: {bad[1]} at character {bad[0]}")
+                offset += batch.num_rows
+    return f"{cells} strings: no secret or key-shaped string, no control, bidi or invisible character"
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{where}[{i}]")
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 
 
@@ -442,7 +538,7 @@ def _norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def name_pattern(name: str) -> re.Pattern[str] | None:
+def name_pattern(name: str, surname: bool = True) -> re.Pattern[str] | None:
     """Whole-word match of the full name (any case) or of the surname as written (3+ letters).
 
     The surname is matched case-sensitively because many surnames are common words ("Stone",
@@ -452,7 +548,7 @@ def name_pattern(name: str) -> re.Pattern[str] | None:
     if not parts:
         return None
     alternatives = [rf"(?i:{re.escape(' '.join(parts))})"]
-    surname = parts[-1].strip(".,")
-    if len(parts) > 1 and len(surname) >= 3:
-        alternatives.append(re.escape(surname))
+    last = parts[-1].strip(".,")
+    if surname and len(parts) > 1 and len(last) >= 3:
+        alternatives.append(re.escape(last))
     return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)")

@@ -137,8 +137,9 @@ def embedded_simulator(
     options: dict[str, Any] = {}
     for _, spec in needs:
         options.update(spec.sim)
+    loopback = {"host": "127.0.0.1", "port": 0, "allow_remote": False, "api_key": None}  # never a recipe's choice
     try:
-        cfg = SimConfig(seed=recipe.seeds.sim, **options)
+        cfg = SimConfig(seed=recipe.seeds.sim, **options, **loopback)
     except TypeError as err:
         raise ConfigError(f"{recipe.source}: endpoints.{needs[0][0]}.sim: {err}") from None
     with SimServer(cfg) as sim:

@@ -31,6 +31,8 @@ else:  # pragma: no cover
 
 STAGE_NAMES = ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed")
 PACKAGE_PREFIX = "package:"
+SIM_FIXED = ("host", "port", "allow_remote", "api_key")
+"""Simulator settings a recipe may not set (see ``EndpointSpec._sim_stays_on_loopback``)."""
 
 
 class _Strict(BaseModel):
@@ -94,6 +96,19 @@ class EndpointSpec(_Strict):
     json_schema: Literal["enforced", "instructed"] | None = Field(
         default=None, description="Override the profile: send response_format, or state the schema in the prompt."
     )
+
+    @field_validator("sim")
+    @classmethod
+    def _sim_stays_on_loopback(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Where the embedded simulator listens and its key are not a recipe's to say (a recipe may come
+        from a release someone else made): always 127.0.0.1, a free port, no key."""
+        for key in SIM_FIXED:
+            if key in value:
+                raise ValueError(
+                    f"{key!r} cannot be set from a recipe: the embedded simulator always listens on 127.0.0.1 "
+                    "at a free port, without a key (run `wikipersona llm-sim` yourself for anything else)"
+                )
+        return value
 
 
 class PriceSpec(_Strict):

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from wikipersona_data import redact
 from wikipersona_data.stages.rows import RejectRow
 
 RowT = TypeVar("RowT", bound=BaseModel)
@@ -30,9 +31,14 @@ RETRIED_REASONS = frozenset({"llm_failure"})
 
 
 def dumps(row: BaseModel | dict[str, Any]) -> str:
-    """Canonical JSON line: sorted keys, no ASCII escaping, no spaces that vary."""
+    """Canonical JSON line: sorted keys, no ASCII escaping, no spaces that vary; secrets replaced by a
+    marker (journals and rejects hold raw, unfiltered text; see ``wikipersona_data.redact``)."""
     data = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    redactor = redact.active()
+    if redactor.needs_scrub(text) or "\\u" in text:
+        text = json.dumps(redactor.scrub_value(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 def write_jsonl_atomic(path: Path, lines: Iterable[str]) -> None:

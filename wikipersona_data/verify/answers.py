@@ -15,7 +15,13 @@ from typing import Any
 from wikipersona_data.stages.rows import CandidateRow
 from wikipersona_data.verify.base import Filter, FilterResult
 from wikipersona_data.verify.config import FiltersConfig
-from wikipersona_data.verify.questions import ShingleIndex, category_forms, name_patterns, shingle_frequency
+from wikipersona_data.verify.questions import (
+    FoldedNames,
+    ShingleIndex,
+    category_forms,
+    name_patterns,
+    shingle_frequency,
+)
 from wikipersona_data.verify.text import tokens
 
 REFUSALS = [
@@ -118,6 +124,7 @@ class AnswerLeakFilter(Filter):
         self._cache: dict[tuple[str | None, str], list[re.Pattern[str]]] = {}
         self.names: list[tuple[str, str, re.Pattern[str]]] = []
         self.any_name: re.Pattern[str] | None = None
+        self.folded: list[tuple[str, FoldedNames]] = []
 
     async def prepare(self, rows: list[CandidateRow], context: dict[str, Any]) -> None:  # type: ignore[override]
         personas = context.get("personas") or {}
@@ -128,6 +135,7 @@ class AnswerLeakFilter(Filter):
         # one pass over the text for all names; the per-name patterns only run to say which one matched
         parts = [f"(?i:{p.pattern})" if p.flags & re.IGNORECASE else f"(?:{p.pattern})" for _, _, p in self.names]
         self.any_name = re.compile("|".join(parts)) if parts else None
+        self.folded = [(pid, FoldedNames(name_patterns(personas[pid], bios.get(pid)))) for pid in sorted(personas)]
 
     def _patterns(self, recipe: Any, axis: str | None, category: str) -> list[re.Pattern[str]]:
         key = (axis, category)
@@ -148,11 +156,15 @@ class AnswerLeakFilter(Filter):
             m = p.search(row.text)
             if m:
                 return self.drop("addresses_category", f"{row.category}: {m.group(0)!r}")
-        if self.any_name is None or not self.any_name.search(row.text):
-            return FilterResult.keep()
-        for pid, phrase, pattern in self.names:
-            if pattern.search(row.text):
-                return self.drop("names_persona_in_answer", f"{pid}: {phrase!r}")
+        if self.any_name is not None and self.any_name.search(row.text):
+            for pid, phrase, pattern in self.names:
+                if pattern.search(row.text):
+                    return self.drop("names_persona_in_answer", f"{pid}: {phrase!r}")
+        for pid, folded in self.folded:
+            phrase = folded.search(row.text)
+            if phrase is not None:
+                detail = f"{pid}: {phrase!r} (hidden by look-alike or invisible characters)"
+                return self.drop("names_persona_in_answer", detail)
         return FilterResult.keep()
 
 

@@ -45,6 +45,7 @@ from wikipersona_data.verify.questions import (
     QuestionLengthFilter,
 )
 from wikipersona_data.verify.report import length_bias, save_log, stage_log
+from wikipersona_data.verify.safety import TextSafetyFilter
 
 ID_FIELDS = {
     "personas": "persona_id",
@@ -61,11 +62,15 @@ RETRIED_STAGES = ("describe", "judge")
 
 
 def stage_filters(stage: str, cfg: FiltersConfig) -> list[Filter]:
-    """The filters of a stage, in the order they run (cheap row checks before group checks)."""
+    """The filters of a stage, in the order they run (cheap row checks before group checks); every stage
+    that makes text starts with the text-safety filter, so no later filter echoes a secret in a detail."""
+    if stage == "personas":
+        return [TextSafetyFilter()]
     if stage == "describe":
-        return [GroundingFilter(cfg)]
+        return [TextSafetyFilter(), GroundingFilter(cfg)]
     if stage == "questions":
         return [
+            TextSafetyFilter(),
             QuestionLengthFilter(cfg),
             AnswerableFilter(),
             IdentityLeakFilter(),
@@ -74,6 +79,7 @@ def stage_filters(stage: str, cfg: FiltersConfig) -> list[Filter]:
         ]
     if stage == "respond":
         return [
+            TextSafetyFilter(),
             AnswerEmptyFilter(),
             AnswerLengthFilter(cfg),
             RefusalFilter(),
@@ -82,14 +88,14 @@ def stage_filters(stage: str, cfg: FiltersConfig) -> list[Filter]:
             CandidateDuplicateFilter(cfg),
         ]
     if stage == "judge":
-        return [CascadeFilter(), JudgeAgreementFilter(cfg)]
+        return [TextSafetyFilter(), CascadeFilter(), JudgeAgreementFilter(cfg)]
     if stage == "split":
         filters: list[Filter] = [CascadeFilter(), DistinctAnswersFilter(), DivergenceFilter(cfg)]
         if cfg.balance_length:
             filters.append(LengthBalanceFilter(cfg))
         return filters
     if stage == "prefixes":
-        return [CascadeFilter(), PrefixTrainOnlyFilter()]
+        return [TextSafetyFilter(), CascadeFilter(), PrefixTrainOnlyFilter()]
     return []
 
 

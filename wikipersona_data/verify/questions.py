@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from wikipersona_data.stages.rows import QuestionRow
+from wikipersona_data.textsafety import fold
 from wikipersona_data.verify.base import Filter, FilterResult
 from wikipersona_data.verify.config import FiltersConfig
 from wikipersona_data.verify.text import jaccard, normalise, shingles, tokens, word_pattern
@@ -114,6 +115,32 @@ def name_patterns(persona: Any, bio: Any) -> list[tuple[str, re.Pattern[str]]]:
     return out
 
 
+class FoldedNames:
+    """The name patterns again, for text folded by ``textsafety.fold``: a zero-width character or a
+    look-alike letter (Cyrillic "а" for Latin "a") inside a name must not hide it. A case-insensitive
+    pattern (a full name) is matched on the case-folded then folded text, a case-sensitive one (a
+    surname) on the folded text, exactly as the plain patterns are."""
+
+    def __init__(self, patterns: list[tuple[str, re.Pattern[str]]]) -> None:
+        self.patterns: list[tuple[str, re.Pattern[str], bool]] = []
+        for phrase, pattern in patterns:
+            if pattern.flags & re.IGNORECASE:
+                self.patterns.append((phrase, word_pattern(fold(phrase.casefold())), True))
+            else:
+                target = re.escape(fold(phrase))
+                self.patterns.append((phrase, re.compile(r"(?<![\w])" + target + r"(?![\w])"), False))
+
+    def search(self, text: str) -> str | None:
+        """The phrase whose folded form ``text`` contains, or None."""
+        plain, lower = fold(text), None
+        for phrase, pattern, insensitive in self.patterns:
+            if insensitive and lower is None:
+                lower = fold(text.casefold())
+            if pattern.search(lower if insensitive else plain):  # type: ignore[arg-type]
+                return phrase
+        return None
+
+
 class IdentityLeakFilter(Filter):
     """Questions must not name who asks: personal ones their persona, divergent ones any axis member."""
 
@@ -122,11 +149,13 @@ class IdentityLeakFilter(Filter):
 
     def __init__(self) -> None:
         self.patterns: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+        self.folded: dict[str, FoldedNames] = {}
 
     async def prepare(self, rows: list[QuestionRow], context: dict[str, Any]) -> None:  # type: ignore[override]
         bios = context.get("biographies") or {}
         personas = context.get("personas") or {}
         self.patterns = {pid: name_patterns(p, bios.get(pid)) for pid, p in personas.items()}
+        self.folded = {pid: FoldedNames(patterns) for pid, patterns in self.patterns.items()}
 
     def check(self, row: QuestionRow, context: dict[str, Any]) -> FilterResult:
         personas = context.get("personas") or {}
@@ -138,6 +167,12 @@ class IdentityLeakFilter(Filter):
             for phrase, pattern in self.patterns.get(p.persona_id, []):
                 if pattern.search(row.text):
                     return self.drop("names_persona", f"{p.persona_id}: {phrase!r}")
+            folded = self.folded.get(p.persona_id)
+            phrase = folded.search(row.text) if folded is not None else None
+            if phrase is not None:
+                return self.drop(
+                    "names_persona", f"{p.persona_id}: {phrase!r} (hidden by look-alike or invisible characters)"
+                )
         return FilterResult.keep()
 
 
