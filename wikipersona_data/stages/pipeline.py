@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -353,7 +354,10 @@ def build_manifest(
     for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
         spec = getattr(recipe.stages, stage)
         if spec is not None:
-            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(served.get(spec.model, set())))
+            seen = served.get(spec.model, set())
+            if stage == "embed":  # embeddings leave no rows: the client saw their served model
+                seen = seen | embed_served(ctx).get(spec.model, set())
+            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(seen))
     report = {
         stage: {name: mf.FilterCounts(**counts) for name, counts in filters.items()}
         for stage, filters in filter_report(ctx).items()
@@ -440,6 +444,26 @@ def served_models(ctx: BuildContext) -> dict[str, set[str]]:
             if provenance is not None and provenance.served_model:
                 out.setdefault(provenance.model, set()).add(provenance.served_model)
     return out
+
+
+def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
+    """Requested embedding model -> served names, from every reply the client saw (preflight included),
+    kept in ``<work>/cache/served_embed.json`` so a resumed or offline rebuild records the same names."""
+    path = ctx.work_dir / "cache" / "served_embed.json"
+    known: dict[str, set[str]] = {}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        known = {str(m): {str(n) for n in names} for m, names in stored.items() if isinstance(names, list)}
+    except (OSError, ValueError, AttributeError):
+        pass
+    spec = ctx.recipe.stages.embed
+    for model, names in ctx.client.served.items():
+        if model == spec.model:
+            known.setdefault(model, set()).update(names)
+    if known and ctx.client.cache.mode != "off":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({m: sorted(n) for m, n in sorted(known.items())}), encoding="utf-8")
+    return known
 
 
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
