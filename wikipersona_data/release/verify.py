@@ -572,6 +572,7 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
 
 def _check_no_empty_split(rel: _Release) -> str:
     """An empty split is not a release: ``datasets`` cannot load it (ArrowInvalid: BatchSize ...)."""
+    _need_rows(rel)  # an unreadable file is reported once (schema); this check is skipped
     sizes = {}
     for key, names in sorted(rel.files.items()):
         sizes[key] = sum(_num_rows(rel, name) for name in names)
@@ -583,6 +584,7 @@ def _check_no_empty_split(rel: _Release) -> str:
 def _check_loads(rel: _Release) -> str:
     """Every config of the card loads with ``datasets.load_dataset`` from the local folder, as a user
     would load it (no network: a local folder; a throwaway cache so nothing outside is written)."""
+    _need_rows(rel)
     import tempfile
 
     import datasets
