@@ -238,6 +238,11 @@ def test_release_loads_and_manifest_records_provenance(demo: dict) -> None:
     assert data["recipe"]["sha256"] == load_recipe(DEMO).sha256
     assert set(data["templates"]) >= {"describe.md", "judge.md", "respond.md", "questions_personal.md"}
     assert data["ledger"]["totals"]["calls"] > 0
+    from wikipersona_data.llm.sim import SimConfig
+
+    suffix = SimConfig().served_model_suffix  # every stage's served model is recorded, embeddings included
+    for stage, use in data["models"].items():
+        assert use["served"] == [use["requested"] + suffix], stage
 
 
 def test_cache_replay_builds_the_same_bytes(demo: dict, tmp_path: Path) -> None:

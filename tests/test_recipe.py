@@ -11,7 +11,7 @@ import pytest
 from wikipersona_data.cli import main
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.stages.estimate import estimate, plan
-from wikipersona_data.stages.recipe import load_recipe
+from wikipersona_data.stages.recipe import load_recipe, parse_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "builders" / "demo.toml"
@@ -122,11 +122,25 @@ def test_estimate_counts_calls_from_the_recipe(capsys: pytest.CaptureFixture[str
     assert "judge" in capsys.readouterr().out
 
 
-def count_by_stage(calls: list[tuple[str, str, int, int]]) -> dict[str, int]:
+def count_by_stage(calls: list[tuple[str, str, int, int, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for stage, _model, _tokens, _max_out in calls:
-        out[stage] = out.get(stage, 0) + 1
+    for stage, _model, _tokens, _max_out, n in calls:
+        out[stage] = out.get(stage, 0) + n
     return out
+
+
+def test_estimate_of_absurd_counts_is_arithmetic() -> None:
+    """10^9 questions x 8 candidates: priced in well under a second, no tuple per call (was a MemoryError)."""
+    import time
+
+    text = DEMO.read_text().replace("personal_questions = 12", "personal_questions = 1000000000", 1)
+    assert text != DEMO.read_text()
+    recipe = parse_recipe(text, DEMO)
+    started = time.monotonic()
+    table = estimate(recipe)
+    assert time.monotonic() - started < 5
+    respond = sum(r["calls"] for r in table["by_stage_model"] if r["stage"] == "respond")
+    assert respond > 8 * 10**9
 
 
 def test_max_usd_stops_the_build_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

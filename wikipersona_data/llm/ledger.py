@@ -222,14 +222,17 @@ class Ledger:
         line.cached_tokens += tokens[2]
         line.cost_usd = None if cost is None or line.cost_usd is None else line.cost_usd + cost
 
-    def estimate(self, calls: Iterable[tuple[str, str, int, int]]) -> dict[str, Any]:
-        """Upper-bound plan for ``(stage, model, prompt_tokens, max_output_tokens)`` calls, before any spend.
+    def estimate(self, calls: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
+        """Upper-bound plan for ``(stage, model, prompt_tokens, max_output_tokens[, count])`` calls, before any
+        spend (``count`` equal calls per tuple, default 1: the sums are arithmetic, not one tuple per call).
 
         Output is costed at ``max_output_tokens`` (the most a call can cost); a model without a price makes
         its rows' and the total's cost ``None``.
         """
         rows: dict[tuple[str, str], dict[str, Any]] = {}
-        for stage, model, prompt_tokens, max_output in calls:
+        for item in calls:
+            stage, model, prompt_tokens, max_output = item[:4]
+            count = int(item[4]) if len(item) > 4 else 1
             row = rows.setdefault(
                 (stage, model),
                 {
@@ -241,9 +244,9 @@ class Ledger:
                     "cost_usd": 0.0,
                 },
             )
-            row["calls"] += 1
-            row["input_tokens"] += prompt_tokens
-            row["max_output_tokens"] += max_output
+            row["calls"] += count
+            row["input_tokens"] += prompt_tokens * count
+            row["max_output_tokens"] += max_output * count
         total_cost: float | None = 0.0
         for (_stage, model), row in rows.items():
             row["cost_usd"] = self.cost(model, row["input_tokens"], row["max_output_tokens"])

@@ -432,14 +432,14 @@ def extended_manifest(
     old: mf.Manifest, recipe: Recipe, version: str, additions: list[Addition], result: Extended, started: float
 ) -> mf.Manifest:
     from wikipersona_data import __version__
-    from wikipersona_data.stages.pipeline import filter_report, served_models, stage_call_keys
+    from wikipersona_data.stages.pipeline import embed_served, filter_report, served_models, stage_call_keys
     from wikipersona_data.stages.usage import data_ledger
 
     ctx = result.ext_ctx
     served = served_models(ctx)
     models = {}
     for stage, use in old.data.models.items():
-        extra = served.get(use.requested, set()) if stage != "embed" else set()
+        extra = served.get(use.requested, set()) if stage != "embed" else embed_served(ctx).get(use.requested, set())
         models[stage] = mf.ModelUse(requested=use.requested, served=sorted(set(use.served) | extra))
     ext_ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
     dropped = Counter()

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from wikipersona_data.errors import WikipersonaError
+from wikipersona_data.release.files import NotRegularFile, open_regular, read_bytes, read_text, refuse_special
 from wikipersona_data.release.manifest import Manifest, find_leaks
 from wikipersona_data.release.tables import CONFIGS, SPLITS, schema_mismatch, split_glob
 
@@ -86,6 +87,11 @@ def verify_release(path: Path) -> VerifyReport:
     if not root.is_dir():
         report.checks.append(Check("release folder", False, f"{root} is not a directory"))
         return report
+    try:
+        refuse_special(root)  # a FIFO would block the first read forever: refuse before reading anything
+    except NotRegularFile as err:
+        report.checks.append(Check("regular files", False, str(err)))
+        return report
     rel = _load(root)
     checks: list[tuple[str, Callable[[_Release], str]]] = [
         ("manifest", _check_manifest),
@@ -142,7 +148,8 @@ def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] |
     rows: list[dict[str, Any]] = []
     for name in rel.files[key]:
         try:
-            rows += pq.read_table(rel.root / name, columns=columns).to_pylist()
+            with open_regular(rel.root / name) as fh:
+                rows += pq.read_table(fh, columns=columns).to_pylist()
         except Exception as err:  # any pyarrow/OS error: the file is unusable, say which and why
             rel.read_errors[name] = f"{type(err).__name__}: {_first_line(err)}"
             return None
@@ -151,7 +158,8 @@ def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] |
 
 def _num_rows(rel: _Release, name: str) -> int:
     try:
-        return pq.ParquetFile(rel.root / name).metadata.num_rows
+        with open_regular(rel.root / name) as fh:
+            return pq.ParquetFile(fh).metadata.num_rows
     except Exception as err:
         raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
 
@@ -220,7 +228,8 @@ def _check_schema(rel: _Release) -> str:
             raise _Fail(f"no parquet file for {key} (expected {split_glob(*key.split('/'))})")
         for name in names:
             try:
-                schema = pq.read_schema(rel.root / name)
+                with open_regular(rel.root / name) as fh:
+                    schema = pq.read_schema(fh)
             except Exception as err:
                 raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
             problem = schema_mismatch(schema, CONFIGS[config])
@@ -384,7 +393,7 @@ def _check_card(rel: _Release) -> str:
     if not path.is_file():
         raise _Fail("README.md missing")
     try:
-        data = DatasetCard(path.read_text(encoding="utf-8")).data.to_dict()
+        data = DatasetCard(read_text(path)).data.to_dict()
     except Exception as err:
         raise _Fail(f"README.md front matter does not parse: {_first_line(err)}") from None
     configs = {c.get("config_name"): c for c in data.get("configs") or []}
@@ -437,7 +446,7 @@ def _check_no_secrets(rel: _Release) -> str:
         path = rel.root / name
         if not path.is_file():
             continue
-        leaks = find_leaks(path.read_text(encoding="utf-8", errors="replace"))
+        leaks = find_leaks(read_bytes(path).decode("utf-8", errors="replace"))
         if leaks:
             raise _Fail(f"{name}: {leaks[0]}")
     return "manifest.json and README.md carry no absolute paths or key-looking strings"
@@ -464,7 +473,7 @@ def _check_endpoints(rel: _Release) -> str:
     declared = {e.name: e for e in manifest.data.endpoints}
     if set(endpoints) != set(declared):
         raise _Fail(f"recipe endpoints {sorted(endpoints)} are not the ones the manifest declares {sorted(declared)}")
-    card = (rel.root / "README.md").read_text(encoding="utf-8") if (rel.root / "README.md").is_file() else ""
+    card = read_text(rel.root / "README.md") if (rel.root / "README.md").is_file() else ""
     for name, spec in sorted(endpoints.items()):
         have = declared[name]
         profile = spec.get("profile", "openai")
@@ -491,20 +500,19 @@ def _check_cells(rel: _Release) -> str:
     cells = 0
     for name in sorted(n for names in rel.files.values() for n in names):
         path = rel.root / name
-        if not path.is_file():  # only regular files are read (a FIFO would block)
-            raise _Fail(f"{name}: not a regular file")
         offset = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=512):
-            for i, row in enumerate(batch.to_pylist()):
-                for where, text in _strings(row, ""):
-                    cells += 1
-                    found = redactor.find(text)
-                    if found:
-                        raise _Fail(f"{name} row {offset + i} {where}: carries {found}")
-                    bad = first_unsafe(text)
-                    if bad is not None:
-                        raise _Fail(f"{name} row {offset + i} {where}: {bad[1]} at character {bad[0]}")
-            offset += batch.num_rows
+        with open_regular(path) as fh:  # only regular files are read (a FIFO would block)
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=512):
+                for i, row in enumerate(batch.to_pylist()):
+                    for where, text in _strings(row, ""):
+                        cells += 1
+                        found = redactor.find(text)
+                        if found:
+                            raise _Fail(f"{name} row {offset + i} {where}: carries {found}")
+                        bad = first_unsafe(text)
+                        if bad is not None:
+                            raise _Fail(f"{name} row {offset + i} {where}: {bad[1]} at character {bad[0]}")
+                offset += batch.num_rows
     return f"{cells} strings: no secret or key-shaped string, no control, bidi or invisible character"
 
 

@@ -30,8 +30,12 @@ def _prompt_tokens(template: str, **values: Any) -> int:
     return estimate_tokens(load_template(template).render(**values))
 
 
-def plan(recipe: Recipe) -> list[tuple[str, str, int, int]]:
-    """(stage, model, prompt_tokens, max_output_tokens) for every call a loss-free build makes."""
+def plan(recipe: Recipe) -> list[tuple[str, str, int, int, int]]:
+    """``(stage, model, prompt_tokens, max_output_tokens, calls)``: groups of equal calls a loss-free build makes.
+
+    One tuple per group, never per call, so a recipe asking for 10^9 candidates is priced arithmetically
+    (and refused by the budget) instead of building 10^9 tuples first.
+    """
     counts = recipe.counts
     members: dict[str, int] = {}
     personas: set[str] = set()
@@ -47,11 +51,12 @@ def plan(recipe: Recipe) -> list[tuple[str, str, int, int]]:
     divergent_axes = [a for a in recipe.axes if members[a.name] >= 2]
     answer_words = max(20, recipe.stage("respond").max_tokens // 2 * 3 // 4)
     claims = [_text(15) for _ in range(12)]
-    calls: list[tuple[str, str, int, int]] = []
+    calls: list[tuple[str, str, int, int, int]] = []
 
     def add(stage: str, n: int, tokens: int) -> None:
         spec = recipe.stage(stage)
-        calls.extend([(stage, spec.model, tokens, spec.max_tokens)] * n)
+        if n:
+            calls.append((stage, spec.model, tokens, spec.max_tokens, n))
 
     for axis in recipe.axes:
         if axis.auto_select is None:
@@ -125,9 +130,9 @@ def plan(recipe: Recipe) -> list[tuple[str, str, int, int]]:
     add("prefixes", n_personas, _prompt_tokens("prefixes_infer", shots=shots))
 
     embed = recipe.stages.embed
-    calls.extend(
-        [("respond", embed.model, counts.candidates_generated * answer_words * 4 // 3, 0)] * (q_personal + q_divergent)
-    )
+    if q_personal + q_divergent:
+        tokens = counts.candidates_generated * answer_words * 4 // 3
+        calls.append(("respond", embed.model, tokens, 0, q_personal + q_divergent))
     return calls
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -38,6 +39,7 @@ from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_finger
 from wikipersona_data.stages.recipe import Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
 from wikipersona_data.stages.usage import data_ledger, keys_of
+from wikipersona_data.stages.worklock import work_lock
 
 STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
 
@@ -242,8 +244,10 @@ async def open_context(
 
     work.mkdir(parents=True, exist_ok=True)
     dump_path, index_path = recipe.dump_paths()
-    cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
-    with embedded_simulator(recipe, base_url, endpoint_urls) as sim_url:
+    with work_lock(work), contextlib.ExitStack() as stack:  # one run per work dir: never pay for a call twice
+        cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
+        stack.callback(cache.close)
+        sim_url = stack.enter_context(embedded_simulator(recipe, base_url, endpoint_urls))
         client = LLMClient(
             endpoint_configs(recipe, base_url, sim_url, endpoint_urls),
             cache=cache,
@@ -264,7 +268,6 @@ async def open_context(
         finally:
             await client.aclose()
             reader.close()
-            cache.close()
 
 
 async def run_all_stages(ctx: BuildContext) -> dict[str, Any]:
@@ -351,7 +354,10 @@ def build_manifest(
     for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
         spec = getattr(recipe.stages, stage)
         if spec is not None:
-            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(served.get(spec.model, set())))
+            seen = served.get(spec.model, set())
+            if stage == "embed":  # embeddings leave no rows: the client saw their served model
+                seen = seen | embed_served(ctx).get(spec.model, set())
+            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(seen))
     report = {
         stage: {name: mf.FilterCounts(**counts) for name, counts in filters.items()}
         for stage, filters in filter_report(ctx).items()
@@ -438,6 +444,26 @@ def served_models(ctx: BuildContext) -> dict[str, set[str]]:
             if provenance is not None and provenance.served_model:
                 out.setdefault(provenance.model, set()).add(provenance.served_model)
     return out
+
+
+def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
+    """Requested embedding model -> served names, from every reply the client saw (preflight included),
+    kept in ``<work>/cache/served_embed.json`` so a resumed or offline rebuild records the same names."""
+    path = ctx.work_dir / "cache" / "served_embed.json"
+    known: dict[str, set[str]] = {}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        known = {str(m): {str(n) for n in names} for m, names in stored.items() if isinstance(names, list)}
+    except (OSError, ValueError, AttributeError):
+        pass
+    spec = ctx.recipe.stages.embed
+    for model, names in ctx.client.served.items():
+        if model == spec.model:
+            known.setdefault(model, set()).update(names)
+    if known and ctx.client.cache.mode != "off":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({m: sorted(n) for m, n in sorted(known.items())}), encoding="utf-8")
+    return known
 
 
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:

@@ -41,7 +41,8 @@ TABLE_PREVIEW = 20
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_PAGE_BYTES,
     show_default=True,
-    help="Person pages with more wikitext are skipped and counted in errors= (parser guard).",
+    help="Person pages with more wikitext are skipped and counted in errors= (parser guard); a page whose XML "
+    "outgrows it is cut while decompressing, never held in memory.",
 )
 @click.option(
     "--page-timeout",
@@ -121,11 +122,25 @@ def _print_table(rows: list[dict], total: int) -> None:  # type: ignore[type-arg
     is_flag=True,
     help="Print the Biography record as JSON (fields: see the README, `show --json`).",
 )
-def show(dump: Path, title: str, index: Path, as_json: bool) -> None:
+@click.option(
+    "--max-page-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PAGE_BYTES,
+    show_default=True,
+    help="A page with more wikitext is refused (it is cut while decompressing, never held in memory).",
+)
+@click.option(
+    "--page-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_PAGE_TIMEOUT,
+    show_default=True,
+    help="Seconds the page may take to parse before show gives up.",
+)
+def show(dump: Path, title: str, index: Path, as_json: bool, max_page_bytes: int, page_timeout: float) -> None:
     """Random access to one page of DUMP by TITLE (MediaWiki normalisation, redirects followed)."""
     from wikipersona_data.wiki.lookup import DumpReader
 
-    with DumpReader(dump, index) as reader:
+    with DumpReader(dump, index, max_page_bytes=max_page_bytes, page_timeout=page_timeout) as reader:
         page, chain = reader.follow(title)
         bio = reader.biography(page)
     if len(chain) > 1:  # on stderr with --json, so stdout stays one JSON document
