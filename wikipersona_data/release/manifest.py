@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.redact import KEY_PATTERNS
@@ -33,6 +33,9 @@ _ABS_HOME = re.compile(r"(?:^|[\s\"'=(\[,;<>`])(~/[^\s\"'`)]+)")
 _ABS_WINDOWS = re.compile(r"(?:^|[\s\"'=(\[,;<>`])([A-Za-z]:\\[^\s\"'`]*)")
 _FILE_URL = re.compile(r"file://\S+")
 _KEYS = KEY_PATTERNS  # the one list of key shapes (wikipersona_data/redact.py)
+# Wikipedia text is CC BY-SA: a dataset made from it must be shared alike (Hub license identifiers).
+KNOWN_LICENSES = ("cc-by-sa-4.0", "cc-by-sa-3.0", "gfdl")
+_COUNT_KEYS = re.compile(r"(^|_)(calls|cache_hits|tokens|prompt_tokens|completion_tokens|requests|count|n)$|cost|usd")
 _SECRET_FIELD_NAMES = {"api_key", "apikey", "token", "hf_token", "access_token", "secret", "password", "authorization"}
 
 
@@ -102,14 +105,29 @@ class ModelUse(_Strict):
 
 
 class FilterCounts(_Strict):
-    kept: int
-    dropped: dict[str, int] = Field(default_factory=dict)
+    kept: int = Field(ge=0)
+    dropped: dict[str, NonNegativeInt] = Field(default_factory=dict)
 
 
 class FileEntry(_Strict):
-    sha256: str
-    bytes: int
-    rows: int | None = None
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+    rows: int | None = Field(default=None, ge=0)
+
+
+def _negative_numbers(value: Any, where: str) -> Iterator[str]:
+    """Paths of negative costs or counts in the free-form ledger (keys named like a count or a cost)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}"
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                if _COUNT_KEYS.search(str(key)) and item < 0:
+                    yield f"{path} = {item}"
+            else:
+                yield from _negative_numbers(item, path)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _negative_numbers(item, f"{where}[{i}]")
 
 
 class ChangelogEntry(_Strict):
@@ -176,6 +194,39 @@ class ManifestData(_Strict):
             raise ValueError(f"version {value!r} is not semantic (X.Y.Z)")
         return value
 
+    @field_validator("license")
+    @classmethod
+    def _license(cls, value: str) -> str:
+        if value not in KNOWN_LICENSES:
+            known = ", ".join(KNOWN_LICENSES)
+            raise ValueError(f"unknown license {value!r}: Wikipedia text needs a share-alike license, one of {known}")
+        return value
+
+    @field_validator("counts")
+    @classmethod
+    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
+        negative = [f"{k} = {v}" for k, v in value.items() if v < 0]
+        if negative:
+            raise ValueError(f"negative count {negative[0]}")
+        return value
+
+    @field_validator("divergence", "grounding")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        """Divergence is a share of questions, grounding a mean/min of [0, 1] scores."""
+        bad = [f"{k} = {v}" for k, v in value.items() if not 0.0 <= v <= 1.0]
+        if bad:
+            raise ValueError(f"{bad[0]} is outside [0, 1]")
+        return value
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger(cls, value: dict[str, Any]) -> dict[str, Any]:
+        negative = next(_negative_numbers(value, "ledger"), None)
+        if negative is not None:
+            raise ValueError(f"negative cost or count {negative}")
+        return value
+
     @field_validator("repo_id")
     @classmethod
     def _repo_id(cls, value: str | None) -> str | None:
@@ -226,8 +277,12 @@ class Manifest(_Strict):
     @classmethod
     def load(cls, path: Path) -> Manifest:
         """Read manifest.json; any problem becomes one line naming the file."""
+        from wikipersona_data.release.files import read_text
+
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)
+        except InputError:
+            raise
         except FileNotFoundError:
             raise InputError(f"{path}: manifest.json is missing") from None
         except (OSError, UnicodeDecodeError) as err:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from wikipersona_data.errors import InputError, WikipersonaError
+from wikipersona_data.release.files import read_text, refuse_special
 from wikipersona_data.release.manifest import Manifest
 from wikipersona_data.release.verify import verify_release
 from wikipersona_data.release.versions import bump
@@ -57,6 +58,7 @@ def release_files(root: Path) -> list[ReleaseFile]:
     """The files ``upload_folder`` will send, selected by the same allowlist the upload uses."""
     from huggingface_hub.utils import filter_repo_objects
 
+    refuse_special(root)
     candidates = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     chosen = filter_repo_objects(candidates, allow_patterns=ALLOW_PATTERNS)
     return [ReleaseFile(rel, (root / rel).stat().st_size, sha256_file(root / rel)) for rel in chosen]
@@ -151,7 +153,7 @@ def _print_plan(release: Path, repo_id: str, manifest: Manifest, files: list[Rel
     for f in files:
         echo(f"  {f.path:<{width}}  {f.bytes:>12,}  sha256 {f.sha256}")
     echo("card front matter:")
-    text = (release / "README.md").read_text(encoding="utf-8")
+    text = read_text(release / "README.md")
     parts = text.split("---\n", 2)
     for line in (parts[1] if len(parts) == 3 else "").splitlines():
         echo(f"  {line}")

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from wikipersona_data.errors import WikipersonaError
+from wikipersona_data.release.files import NotRegularFile, open_regular, read_bytes, read_text, refuse_special
 from wikipersona_data.release.manifest import Manifest, find_leaks
 from wikipersona_data.release.tables import CONFIGS, SPLITS, schema_mismatch, split_glob
 
@@ -40,6 +41,12 @@ class Check:
     name: str
     ok: bool
     detail: str
+    skipped: bool = False
+    """Could not run because what it needs is broken (reported once, by the check that found it): not a failure."""
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "skip" if self.skipped else "FAIL"
 
 
 @dataclass
@@ -53,17 +60,38 @@ class VerifyReport:
 
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if not c.ok and not c.skipped]
+
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.skipped]
 
     def lines(self) -> list[str]:
         width = max((len(c.name) for c in self.checks), default=0)
-        out = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<{width}}  {c.detail}" for c in self.checks]
-        verdict = "release OK" if self.ok else f"release FAILED: {len(self.failures)} of {len(self.checks)} checks"
+        out = [f"{c.status:<4} {c.name:<{width}}  {c.detail}" for c in self.checks]
+        verdict = "release OK"
+        if not self.ok:
+            verdict = f"release FAILED: {len(self.failures)} of {len(self.checks)} checks failed"
+            verdict += f", {len(self.skipped)} skipped" if self.skipped else ""
         return [*out, f"{verdict} ({self.release})"]
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``verify --json``: the verdict and every check with its status (ok, FAIL, skip)."""
+        return {
+            "release": str(self.release),
+            "ok": self.ok,
+            "failed": len(self.failures),
+            "skipped": len(self.skipped),
+            "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks],
+        }
 
 
 class _Fail(Exception):
     """A check's failure detail."""
+
+
+class _Skip(Exception):
+    """A check that cannot run: what it needs failed another check (which names the cause)."""
 
 
 @dataclass
@@ -85,6 +113,11 @@ def verify_release(path: Path) -> VerifyReport:
     report = VerifyReport(release=root)
     if not root.is_dir():
         report.checks.append(Check("release folder", False, f"{root} is not a directory"))
+        return report
+    try:
+        refuse_special(root)  # a FIFO would block the first read forever: refuse before reading anything
+    except NotRegularFile as err:
+        report.checks.append(Check("regular files", False, str(err)))
         return report
     rel = _load(root)
     checks: list[tuple[str, Callable[[_Release], str]]] = [
@@ -111,6 +144,8 @@ def verify_release(path: Path) -> VerifyReport:
             report.checks.append(Check(name, True, detail))
         except _Fail as err:
             report.checks.append(Check(name, False, str(err)))
+        except _Skip as err:
+            report.checks.append(Check(name, False, str(err), skipped=True))
         except Exception as err:  # a damaged release must give a report, never a traceback
             report.checks.append(Check(name, False, f"could not run: {type(err).__name__}: {_first_line(err)}"))
     return report
@@ -142,7 +177,8 @@ def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] |
     rows: list[dict[str, Any]] = []
     for name in rel.files[key]:
         try:
-            rows += pq.read_table(rel.root / name, columns=columns).to_pylist()
+            with open_regular(rel.root / name) as fh:
+                rows += pq.read_table(fh, columns=columns).to_pylist()
         except Exception as err:  # any pyarrow/OS error: the file is unusable, say which and why
             rel.read_errors[name] = f"{type(err).__name__}: {_first_line(err)}"
             return None
@@ -151,7 +187,8 @@ def _read(rel: _Release, key: str, columns: list[str]) -> list[dict[str, Any]] |
 
 def _num_rows(rel: _Release, name: str) -> int:
     try:
-        return pq.ParquetFile(rel.root / name).metadata.num_rows
+        with open_regular(rel.root / name) as fh:
+            return pq.ParquetFile(fh).metadata.num_rows
     except Exception as err:
         raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
 
@@ -163,15 +200,15 @@ def _first_line(err: BaseException) -> str:
 
 def _need_manifest(rel: _Release) -> Manifest:
     if rel.manifest is None:
-        raise _Fail("skipped: no valid manifest.json")
+        raise _Skip("skipped: no valid manifest.json (see manifest)")
     return rel.manifest
 
 
 def _need_rows(rel: _Release) -> tuple[dict[str, list[dict]], list[dict]]:
     if rel.read_errors:
-        raise _Fail(f"skipped: {next(iter(rel.read_errors))} is unreadable (see schema)")
+        raise _Skip(f"skipped: {next(iter(rel.read_errors))} is unreadable (see schema)")
     if rel.personas is None or set(rel.pairs) != set(SPLITS["pairs"]):
-        raise _Fail("skipped: data files missing")
+        raise _Skip("skipped: data files missing (see schema)")
     return rel.pairs, rel.personas
 
 
@@ -220,7 +257,8 @@ def _check_schema(rel: _Release) -> str:
             raise _Fail(f"no parquet file for {key} (expected {split_glob(*key.split('/'))})")
         for name in names:
             try:
-                schema = pq.read_schema(rel.root / name)
+                with open_regular(rel.root / name) as fh:
+                    schema = pq.read_schema(fh)
             except Exception as err:
                 raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
             problem = schema_mismatch(schema, CONFIGS[config])
@@ -384,7 +422,7 @@ def _check_card(rel: _Release) -> str:
     if not path.is_file():
         raise _Fail("README.md missing")
     try:
-        data = DatasetCard(path.read_text(encoding="utf-8")).data.to_dict()
+        data = DatasetCard(read_text(path)).data.to_dict()
     except Exception as err:
         raise _Fail(f"README.md front matter does not parse: {_first_line(err)}") from None
     configs = {c.get("config_name"): c for c in data.get("configs") or []}
@@ -407,6 +445,7 @@ def _check_card(rel: _Release) -> str:
             )
             if matched != rel.files[f"{config}/{split}"] or not matched:
                 raise _Fail(f"README.md config {config}/{split}: {patterns} matches {matched or 'no files'}")
+    unchecked: list[str] = []
     infos = data.get("dataset_info") or []
     infos = infos if isinstance(infos, list) else [infos]
     for info in infos:
@@ -421,6 +460,9 @@ def _check_card(rel: _Release) -> str:
             raise _Fail(f"README.md dataset_info {config}: features differ from the column contract")
         for split in info.get("splits") or []:
             files = rel.files.get(f"{config}/{split.get('name')}", [])
+            if any(f in rel.read_errors for f in files):
+                unchecked.append(f"{config}/{split.get('name')}")  # unreadable: schema reports it, once
+                continue
             rows = sum(_num_rows(rel, f) for f in files)
             if split.get("num_examples") != rows:
                 raise _Fail(
@@ -429,6 +471,9 @@ def _check_card(rel: _Release) -> str:
                 )
     if {i.get("config_name") for i in infos} != set(configs):
         raise _Fail("README.md dataset_info does not describe every config")
+    if unchecked:
+        skipped = ", ".join(unchecked)
+        return f"front matter parses; configs match the files; row counts of {skipped} not checked (unreadable)"
     return "front matter parses; configs pairs (default) and personas match the files; dataset_info counts match"
 
 
@@ -437,7 +482,7 @@ def _check_no_secrets(rel: _Release) -> str:
         path = rel.root / name
         if not path.is_file():
             continue
-        leaks = find_leaks(path.read_text(encoding="utf-8", errors="replace"))
+        leaks = find_leaks(read_bytes(path).decode("utf-8", errors="replace"))
         if leaks:
             raise _Fail(f"{name}: {leaks[0]}")
     return "manifest.json and README.md carry no absolute paths or key-looking strings"
@@ -464,7 +509,7 @@ def _check_endpoints(rel: _Release) -> str:
     declared = {e.name: e for e in manifest.data.endpoints}
     if set(endpoints) != set(declared):
         raise _Fail(f"recipe endpoints {sorted(endpoints)} are not the ones the manifest declares {sorted(declared)}")
-    card = (rel.root / "README.md").read_text(encoding="utf-8") if (rel.root / "README.md").is_file() else ""
+    card = read_text(rel.root / "README.md") if (rel.root / "README.md").is_file() else ""
     for name, spec in sorted(endpoints.items()):
         have = declared[name]
         profile = spec.get("profile", "openai")
@@ -487,24 +532,25 @@ def _check_cells(rel: _Release) -> str:
     from wikipersona_data.redact import active
     from wikipersona_data.textsafety import first_unsafe
 
+    if rel.read_errors:  # the schema check names the unreadable file, once
+        raise _Skip(f"skipped: {next(iter(rel.read_errors))} is unreadable (see schema)")
     redactor = active()
     cells = 0
     for name in sorted(n for names in rel.files.values() for n in names):
         path = rel.root / name
-        if not path.is_file():  # only regular files are read (a FIFO would block)
-            raise _Fail(f"{name}: not a regular file")
         offset = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=512):
-            for i, row in enumerate(batch.to_pylist()):
-                for where, text in _strings(row, ""):
-                    cells += 1
-                    found = redactor.find(text)
-                    if found:
-                        raise _Fail(f"{name} row {offset + i} {where}: carries {found}")
-                    bad = first_unsafe(text)
-                    if bad is not None:
-                        raise _Fail(f"{name} row {offset + i} {where}: {bad[1]} at character {bad[0]}")
-            offset += batch.num_rows
+        with open_regular(path) as fh:  # only regular files are read (a FIFO would block)
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=512):
+                for i, row in enumerate(batch.to_pylist()):
+                    for where, text in _strings(row, ""):
+                        cells += 1
+                        found = redactor.find(text)
+                        if found:
+                            raise _Fail(f"{name} row {offset + i} {where}: carries {found}")
+                        bad = first_unsafe(text)
+                        if bad is not None:
+                            raise _Fail(f"{name} row {offset + i} {where}: {bad[1]} at character {bad[0]}")
+                offset += batch.num_rows
     return f"{cells} strings: no secret or key-shaped string, no control, bidi or invisible character"
 
 

@@ -8,9 +8,13 @@ fixed options (pyarrow stores no timestamps), charts drop their software tag, JS
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import logging
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,8 +27,12 @@ from wikipersona_data.release.charts import grounding_threshold, render_charts
 from wikipersona_data.release.manifest import FileEntry, Manifest
 from wikipersona_data.release.tables import DEFAULT_MAX_SHARD_BYTES, SPLITS, shard_name, to_table
 from wikipersona_data.release.versions import with_entry
+from wikipersona_data.stages.worklock import try_lock
 
 ROW_GROUP_SIZE = 10_000
+WRITER_LOCK = ".writer.lock"
+STALE_SECONDS = 3600  # a partial without a writer lock (crash before it was made) untouched this long is stale
+log = logging.getLogger(__name__)
 
 
 def write_release(
@@ -52,7 +60,9 @@ def write_release(
     _refuse_to_clobber(out_dir)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_partials(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    writer_fd = try_lock(tmp / WRITER_LOCK)  # held while we write: a cleaner can tell we are alive
     try:
         tmp.chmod(0o755)  # mkdtemp's 0700 would make the release unreadable to other users
         files: dict[str, FileEntry] = {}
@@ -94,11 +104,59 @@ def write_release(
         )
         (tmp / "README.md").write_text(card, encoding="utf-8")
         (tmp / "manifest.json").write_text(final.to_json(), encoding="utf-8")
+        (tmp / WRITER_LOCK).unlink()  # not part of the release; the recent mtime still protects tmp until renamed
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if writer_fd is not None:
+            os.close(writer_fd)
     return out_dir
+
+
+def clean_stale_partials(out_dir: Path) -> list[Path]:
+    """Remove ``.NAME.partial-*`` folders whose writer is gone (a SIGKILL mid-write), and ``.NAME.old-*`` ones
+    left after a finished swap. A partial is stale when its writer lock can be taken (the kernel dropped the
+    dead writer's ``flock``) or, without a lock file, when it has not changed for ``STALE_SECONDS``."""
+    parent = out_dir.parent
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    for entry in sorted(parent.iterdir()):
+        name = entry.name
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        stale = False
+        if name.startswith(f".{out_dir.name}.partial-"):
+            stale = _writer_gone(entry)
+        elif name.startswith(f".{out_dir.name}.old-"):
+            stale = out_dir.is_dir()  # the new release is in place; only the rmtree was missed
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+            log.warning("removed %s: a release folder left half-written by a run that is gone", entry)
+    return removed
+
+
+def _writer_gone(partial: Path) -> bool:
+    lock = partial / WRITER_LOCK
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        try:
+            return time.time() - partial.stat().st_mtime > STALE_SECONDS
+        except OSError:
+            return False
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _write_split(
@@ -124,8 +182,10 @@ def _entry(path: Path, rows: int | None) -> FileEntry:
 
 
 def sha256_file(path: Path) -> str:
+    from wikipersona_data.release.files import open_regular
+
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

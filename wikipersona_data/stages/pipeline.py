@@ -39,6 +39,7 @@ from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_finger
 from wikipersona_data.stages.recipe import Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
 from wikipersona_data.stages.usage import data_ledger, keys_of
+from wikipersona_data.stages.worklock import work_lock
 
 STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
 
@@ -163,8 +164,7 @@ def build_recipe(
     work dir when the release writer is not installed).
 
     ``echo`` takes log lines (default: stderr), ``report`` the results: the summary table and where the
-    release was written (default: ``echo``; the CLI sends them to stdout), or with ``report_json`` one
-    dict (:func:`build_summary`) instead of text.
+    release was written (default: ``echo``; the CLI sends them to stdout).
     """
     recipe = load_recipe(recipe_path)
     work = Path(work_dir) if work_dir else Path("work") / recipe.name
@@ -243,8 +243,10 @@ async def open_context(
 
     work.mkdir(parents=True, exist_ok=True)
     dump_path, index_path = recipe.dump_paths()
-    cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
-    with embedded_simulator(recipe, base_url, endpoint_urls) as sim_url:
+    with work_lock(work), contextlib.ExitStack() as stack:  # one run per work dir: never pay for a call twice
+        cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
+        stack.callback(cache.close)
+        sim_url = stack.enter_context(embedded_simulator(recipe, base_url, endpoint_urls))
         client = LLMClient(
             endpoint_configs(recipe, base_url, sim_url, endpoint_urls),
             cache=cache,
@@ -265,7 +267,6 @@ async def open_context(
         finally:
             await client.aclose()
             reader.close()
-            cache.close()
 
 
 async def run_all_stages(ctx: BuildContext) -> dict[str, Any]:

@@ -17,11 +17,12 @@ import importlib
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from wikipersona_data.errors import ConfigError
+from wikipersona_data.release.manifest import KNOWN_LICENSES, SEMVER
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,7 +36,21 @@ SIM_FIXED = ("host", "port", "allow_remote", "api_key")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys and wrong types are errors: ``temperature = "0.0"`` is refused, not converted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+NonBlank = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+
+
+def _relative_path(value: str | None) -> str | None:
+    """Dump paths go into the published manifest (the recipe text): never a path of the build machine."""
+    if value is None or value.startswith(PACKAGE_PREFIX):
+        return value
+    if value.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
+        raise ValueError(f"{value!r} is absolute; give it relative to the recipe file (the recipe is published)")
+    return value
 
 
 class DumpSpec(_Strict):
@@ -47,8 +62,16 @@ class DumpSpec(_Strict):
         default=None, description="Table of `wikipersona scan` (jsonl/parquet): fame scores for auto selection."
     )
 
+    @field_validator("path", "index", "scan")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        return _relative_path(value)
+
 
 class EndpointSpec(_Strict):
+    # Lax on purpose: the LLM client adds per-endpoint settings here, some given as strings by design.
+    model_config = ConfigDict(extra="forbid", strict=False)
+
     base_url: str = Field(default="", description="'' with profile 'sim' = start an embedded simulator.")
     profile: Literal["sim", "openai", "vllm", "ollama", "llamacpp"] = "openai"
     api_key_env: str = "OPENAI_API_KEY"
@@ -129,7 +152,7 @@ class AutoSelectSpec(_Strict):
 
 
 class CategorySpec(_Strict):
-    name: str
+    name: NonBlank
     personas: list[str] = Field(default_factory=list, description="Wikipedia titles (redirects are followed).")
     key_terms: list[str] = Field(
         default_factory=list, description="Words an evidence sentence must contain (auto selection); default: name."
@@ -137,8 +160,10 @@ class CategorySpec(_Strict):
 
 
 class AxisSpec(_Strict):
-    name: str
-    categories: list[CategorySpec] = Field(min_length=1)
+    name: NonBlank
+    categories: list[CategorySpec] = Field(
+        min_length=1, description="At least two in a recipe (checked by Recipe): divergent pairs need them."
+    )
     auto_select: AutoSelectSpec | None = None
 
     @model_validator(mode="after")
@@ -227,9 +252,16 @@ class Recipe(_Strict):
     @field_validator("version")
     @classmethod
     def _semver(cls, value: str) -> str:
-        parts = value.split(".")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"must be a semantic version X.Y.Z, got {value!r}")
+        if not SEMVER.match(value):  # the manifest's rule: no leading zeros, ASCII digits only
+            raise ValueError(f"must be a semantic version X.Y.Z without leading zeros, got {value!r}")
+        return value
+
+    @field_validator("license")
+    @classmethod
+    def _license(cls, value: str) -> str:
+        if value not in KNOWN_LICENSES:
+            known = ", ".join(KNOWN_LICENSES)
+            raise ValueError(f"unknown license {value!r}: Wikipedia text needs a share-alike license, one of {known}")
         return value
 
     @model_validator(mode="after")
@@ -246,6 +278,11 @@ class Recipe(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("axes: duplicate axis names")
         for axis in self.axes:
+            if len(axis.categories) < 2:  # (extend's internal per-addition recipe is built with model_copy)
+                raise ValueError(
+                    f"axes.{axis.name}.categories: an axis needs at least 2 categories "
+                    "(divergent pairs compare people of different categories)"
+                )
             if axis.auto_select is None and not any(c.personas for c in axis.categories):
                 raise ValueError(f"axes.{axis.name}: no personas listed and no auto_select")
         return self
@@ -342,7 +379,31 @@ def parse_recipe(text: str, source: Path) -> Recipe:
     recipe.text = text
     recipe.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     _validate_filters(recipe, source)
+    _check_manifest_facts(recipe, source)
     return recipe
+
+
+def _check_manifest_facts(recipe: Recipe, source: Path) -> None:
+    """Put the recipe's facts through the manifest models now, so what the release writer would refuse at the
+    end (an absolute path or a key in the recipe text, a version or license the manifest rejects) is refused
+    before any work, in one line."""
+    from wikipersona_data.release import manifest as mf
+
+    try:
+        data = mf.ManifestData(
+            name=recipe.pretty_name,
+            version=recipe.version,
+            recipe=mf.Recipe(name=recipe.name, sha256=recipe.sha256, text=recipe.text),
+            dump=mf.Dump(name=recipe.dump.name, date=recipe.dump.date),
+            seeds=recipe.seeds.model_dump(),
+            license=recipe.license,
+        )
+        mf.Manifest(data=data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        msg = first["msg"].removeprefix("Value error, ")
+        loc = _loc(first["loc"])
+        raise ConfigError(f"{source}: the release manifest would refuse this recipe ({loc}): {msg}") from None
 
 
 def load_recipe(path: str | Path, *, check_dump: bool = True) -> Recipe:

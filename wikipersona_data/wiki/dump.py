@@ -13,16 +13,15 @@ Why these choices:
   "truncated bz2 stream ... at compressed offset N after M pages" message) and elements are cleared
   as soon as a page is built (bounded memory whatever the dump size).
 * Entity-expansion attacks ("billion laughs"): a dump never carries a DTD, so any ``<!DOCTYPE`` or
-  ``<!ENTITY`` in the prolog is refused before a byte reaches expat (expat >= 2.4 also limits
-  amplification, but we do not rely on it). A DOCTYPE after the root element is a syntax error for
-  expat anyway. ``defusedxml`` would do the same check but forces the pure-Python ``XMLParser``
-  subclass, which would make XML parsing, today noise next to bz2, a visible cost.
+  ``<!ENTITY`` anywhere in the prolog (behind any amount of comments) is refused before a byte reaches
+  expat (expat >= 2.4 also limits amplification, but we do not rely on it). A DOCTYPE after the root
+  element is a syntax error for expat anyway. ``defusedxml`` would do the same check but forces the
+  pure-Python ``XMLParser`` subclass, which would make XML parsing, today noise next to bz2, a visible cost.
 """
 
 from __future__ import annotations
 
-import bz2
-import re
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,12 +29,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.wiki.bounded import (
+    BZ2_MAGIC,
+    CUT,
+    DEFAULT_MAX_PAGE_BYTES,
+    PageSplitter,
+    bz2_chunks,
+    checked_prolog,
+    cut_page_fields,
+    page_xml_cap,
+    prolog_end,
+)
 
-BZ2_MAGIC = b"BZh"
 READ_CHUNK = 1 << 20
 DEFAULT_URL_BASE = "https://en.wikipedia.org/wiki/"
-_DTD = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
-_ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 
 @dataclass(slots=True)
@@ -49,6 +56,7 @@ class Page:
     redirect: str | None
     text: str
     text_bytes: int  # <text bytes="..."> when present, else the UTF-8 length
+    truncated: bool = False  # cut while decompressing (over the per-page cap): text is empty, text_bytes the XML size
 
 
 @dataclass
@@ -76,14 +84,10 @@ def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def check_no_dtd(head: bytes, path: Path) -> None:
-    """Refuse a DOCTYPE/ENTITY declaration in the prolog (entity-expansion attacks)."""
-    root = _ROOT_START.search(head)
-    if root is None and len(head) >= READ_CHUNK:
-        raise InputError(f"{path}: no root element in the first {READ_CHUNK} bytes (not a MediaWiki export)")
-    prolog = head if root is None else head[: root.start()]
-    if _DTD.search(prolog):
-        raise InputError(f"{path}: refusing an XML DOCTYPE/ENTITY declaration (possible entity-expansion attack)")
+def check_no_dtd(data: bytes, path: Path) -> None:
+    """Refuse a DOCTYPE/ENTITY declaration anywhere in the prolog of ``data`` (entity-expansion attacks)."""
+    if prolog_end(data, path) is None:
+        prolog_end(data + b"<" * 9, path)  # rootless input: still refuse a declaration in it
 
 
 def _int(text: str | None) -> int | None:
@@ -151,80 +155,98 @@ class SequentialReader:
     """Sequential reader of a whole export (single-stream, plain XML, or multistream read in order).
 
     One process decompresses everything, so this runs at one core's bz2 speed (~30 MB/s of XML);
-    the indexed multistream path splits the work across processes instead.
+    the indexed multistream path splits the work across processes instead. Decompression is bounded
+    (bounded.py): a page over ``max_page_bytes`` comes out as a ``truncated`` stub, never in memory.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES) -> None:
         self.path = Path(path)
         self.site = SiteInfo()
         self.pages_read = 0
         self.compressed_pos = 0  # bytes of the file consumed so far (for progress and error messages)
         self.size = self.path.stat().st_size if self.path.exists() else 0
+        self.cap = page_xml_cap(max_page_bytes)
 
     def pages(self, on_progress: Callable[[int], None] | None = None) -> Iterator[Page]:
         """Yield every page in file order; ``on_progress(bytes)`` gets each newly consumed byte count."""
         raw, is_bz2 = open_binary(self.path)
         with raw:
-            source = bz2.BZ2File(raw) if is_bz2 else raw
-            yield from self._parse(source, raw, on_progress)
+            self.size = os.fstat(raw.fileno()).st_size
+            if is_bz2:
+                chunks: Iterator[bytes] = bz2_chunks(
+                    raw, self.path, 0, self.size, size=self.size, after=lambda: f" after {self.pages_read} pages"
+                )
+            else:
+                chunks = iter(lambda: raw.read(READ_CHUNK), b"")
+            yield from self._parse(checked_prolog(chunks, self.path), raw, on_progress)
 
-    def _parse(self, source: BinaryIO, raw: BinaryIO, on_progress: Callable[[int], None] | None) -> Iterator[Page]:
+    def _parse(
+        self, chunks: Iterator[bytes], raw: BinaryIO, on_progress: Callable[[int], None] | None
+    ) -> Iterator[Page]:
         parser = ET.XMLPullParser(events=("start", "end"))
-        ns = ""
-        root: ET.Element | None = None
-        first = True
-        last_title: str | None = None
-        while True:
-            try:
-                chunk = source.read(READ_CHUNK)
-            except EOFError:
-                raise InputError(
-                    f"truncated bz2 stream in {self.path} at compressed offset {raw.tell()} "
-                    f"after {self.pages_read} pages"
-                ) from None
-            except OSError as err:
-                raise InputError(
-                    f"corrupt bz2 data in {self.path} at compressed offset {raw.tell()} "
-                    f"after {self.pages_read} pages ({err})"
-                ) from None
-            if first:
-                check_no_dtd(chunk, self.path)
-                first = False
+        splitter = PageSplitter(self.cap, self.path)
+        state = _ParseState()
+        done = False
+        while not done:
+            chunk = next(chunks, None)
             pos = raw.tell()
             if on_progress is not None and pos > self.compressed_pos:
                 on_progress(pos - self.compressed_pos)
             self.compressed_pos = pos
-            try:
-                if chunk:
-                    parser.feed(chunk)
-                else:
-                    parser.close()
-                for event, elem in parser.read_events():
-                    if event == "start":
-                        if root is None:
-                            root = elem
-                            ns = elem.tag[: -len(local(elem.tag))]
-                            self.site.schema = ns.strip("{}")
-                        continue
-                    name = local(elem.tag)
-                    if name == "page":
-                        page = page_from_element(elem, ns, self.path)
-                        last_title = page.title
-                        self.pages_read += 1
-                        elem.clear()
-                        if root is not None:
-                            root.clear()  # drop references to finished pages (cpython#93618)
-                        yield page
-                    elif name == "siteinfo":
-                        self.site = siteinfo_from_element(elem, ns)
-                        self.site.schema = ns.strip("{}")
-                        elem.clear()
-            except ET.ParseError as err:
-                if self.pages_read == 0 and root is None:
-                    raise InputError(f"empty or non-XML dump {self.path}: {err}") from None
-                raise InputError(
-                    f"malformed XML in {self.path} (decompressed line {err.position[0]}, column {err.position[1]}) "
-                    f"after page {last_title!r}: {err}"
-                ) from None
-            if not chunk:
-                break
+            if chunk is None:
+                pieces = splitter.close()
+                done = True
+            else:
+                pieces = splitter.feed(chunk)
+            for kind, payload in pieces:
+                if kind == CUT:
+                    head, size = payload  # type: ignore[misc]
+                    title, ns_num, page_id, redirect = cut_page_fields(head, self.path)
+                    state.last_title = title
+                    self.pages_read += 1
+                    yield Page(title, ns_num, page_id, None, redirect, "", size, truncated=True)
+                    continue
+                yield from self._feed(parser, payload, state)  # type: ignore[arg-type]
+            if done:
+                yield from self._feed(parser, None, state)
+
+    def _feed(self, parser: ET.XMLPullParser, data: bytes | None, state: _ParseState) -> Iterator[Page]:
+        try:
+            if data is None:
+                parser.close()
+            else:
+                parser.feed(data)
+            for event, elem in parser.read_events():
+                if event == "start":
+                    if state.root is None:
+                        state.root = elem
+                        state.ns = elem.tag[: -len(local(elem.tag))]
+                        self.site.schema = state.ns.strip("{}")
+                    continue
+                name = local(elem.tag)
+                if name == "page":
+                    page = page_from_element(elem, state.ns, self.path)
+                    state.last_title = page.title
+                    self.pages_read += 1
+                    elem.clear()
+                    if state.root is not None:
+                        state.root.clear()  # drop references to finished pages (cpython#93618)
+                    yield page
+                elif name == "siteinfo":
+                    self.site = siteinfo_from_element(elem, state.ns)
+                    self.site.schema = state.ns.strip("{}")
+                    elem.clear()
+        except ET.ParseError as err:
+            if self.pages_read == 0 and state.root is None:
+                raise InputError(f"empty or non-XML dump {self.path}: {err}") from None
+            raise InputError(
+                f"malformed XML in {self.path} (decompressed line {err.position[0]}, column {err.position[1]}) "
+                f"after page {state.last_title!r}: {err}"
+            ) from None
+
+
+@dataclass
+class _ParseState:
+    ns: str = ""
+    root: ET.Element | None = None
+    last_title: str | None = None

@@ -27,8 +27,10 @@ from typing import Any
 from wikipersona_data.errors import InputError
 from wikipersona_data.paths import cache_home
 from wikipersona_data.wiki.biography import Biography
+from wikipersona_data.wiki.bounded import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_TIMEOUT, page_xml_cap
 from wikipersona_data.wiki.dump import Page, open_binary
-from wikipersona_data.wiki.multistream import find_page, iter_index, read_header
+from wikipersona_data.wiki.multistream import find_page, iter_index, past_end, read_header
+from wikipersona_data.wiki.timelimit import PageTimeout, time_limit
 from wikipersona_data.wiki.titles import fold_title, normalize_title, strip_fragment
 
 SCHEMA_VERSION = "1"
@@ -166,6 +168,10 @@ class TitleLookup:
         row = self.con.execute("SELECT MIN(offset) FROM streams WHERE offset > ?", (offset,)).fetchone()
         return row[0] if row and row[0] is not None else None
 
+    def last_offset_below(self, size: int) -> int | None:
+        row = self.con.execute("SELECT MAX(offset) FROM streams WHERE offset < ?", (size,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def first_offset(self) -> int:
         row = self.con.execute("SELECT MIN(offset) FROM streams").fetchone()
         return int(row[0])
@@ -196,10 +202,19 @@ class DumpReader:
     """Pages and Biographies of a multistream dump by title, for ``show`` and later stages.
 
     Opening is cheap (one SQLite connection; the dump is opened on first read), so it can be created
-    per call. A lookup decompresses its stream only up to the wanted page.
+    per call. A lookup decompresses its stream only up to the wanted page. The parse of a page has the
+    same guards as in ``scan``: at most ``max_page_bytes`` of wikitext (bigger pages are cut while
+    decompressing) and ``page_timeout`` seconds.
     """
 
-    def __init__(self, dump_path: str | Path, index_path: str | Path) -> None:
+    def __init__(
+        self,
+        dump_path: str | Path,
+        index_path: str | Path,
+        *,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        page_timeout: float = DEFAULT_PAGE_TIMEOUT,
+    ) -> None:
         self.dump = Path(dump_path)
         raw, is_bz2 = open_binary(self.dump)
         raw.close()
@@ -209,6 +224,8 @@ class DumpReader:
         self.lookup = open_lookup(self.index)
         self._file: Any = None
         self._url_base: str | None = None
+        self.max_page_bytes = max_page_bytes
+        self.page_timeout = page_timeout
 
     def close(self) -> None:
         self.lookup.close()
@@ -244,10 +261,14 @@ class DumpReader:
     def _page(self, title: str) -> Page:
         key, offset, page_id = self._locate(title)
         f = self._open()
+        size = os.fstat(f.fileno()).st_size
+        if offset >= size:
+            err = past_end(f, self.dump, self.index, offset, size, self.lookup.last_offset_below(size))
+            raise InputError(f"cannot read {key!r}: {err}")
         end = self.lookup.stream_end(offset)
-        if end is None:
-            end = os.fstat(f.fileno()).st_size
-        page = find_page(f, self.dump, offset, end, page_id, self.index)
+        if end is None or end > size:
+            end = size
+        page = find_page(f, self.dump, offset, end, page_id, self.index, cap=page_xml_cap(self.max_page_bytes))
         if page is not None:
             return page
         raise InputError(
@@ -283,16 +304,20 @@ class DumpReader:
         """Full parse of one page read from this dump."""
         from wikipersona_data.wiki.parse import ParseFailure, parse_biography
 
+        where = f"{self.dump}: page {page.title!r} (id {page.page_id})"
+        if page.truncated or page.text_bytes > self.max_page_bytes:
+            size = f"more than {page.text_bytes} bytes of XML" if page.truncated else f"{page.text_bytes} bytes"
+            raise InputError(f"{where} has {size}, over the per-page cap of {self.max_page_bytes} (--max-page-bytes)")
+        url_base = self.url_base()
         try:
-            return parse_biography(
-                page.text,
-                title=page.title,
-                page_id=page.page_id,
-                revision_id=page.revision_id,
-                url_base=self.url_base(),
-            )
+            with time_limit(self.page_timeout):
+                return parse_biography(
+                    page.text, title=page.title, page_id=page.page_id, revision_id=page.revision_id, url_base=url_base
+                )
+        except PageTimeout:
+            raise InputError(f"{where}: parse exceeded {self.page_timeout:g} s (--page-timeout)") from None
         except ParseFailure as err:
-            raise InputError(f"{self.dump}: page {page.title!r} (id {page.page_id}) cannot be parsed: {err}") from None
+            raise InputError(f"{where} cannot be parsed: {err}") from None
 
     def get(self, title: str) -> Biography:
         """The full-parse Biography of ``title`` (redirects followed)."""

@@ -16,18 +16,30 @@ from __future__ import annotations
 
 import bz2
 import html
-import io
+import itertools
 import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 from lxml import etree
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.wiki.bounded import (
+    CUT,
+    DEFAULT_MAX_PAGE_BYTES,
+    OTHER,
+    PAGE,
+    PageSplitter,
+    bz2_chunks,
+    cut_page_fields,
+    offset_past_end,
+    page_xml_cap,
+    tail_state,
+)
 from wikipersona_data.wiki.dump import (
     BZ2_MAGIC,
     Page,
@@ -39,6 +51,7 @@ from wikipersona_data.wiki.dump import (
 )
 
 _FOOTER = b"</mediawiki>"
+HEADER_CAP = 16 << 20  # decompressed bytes of the header stream (<siteinfo> is a few KB)
 # Stream XML is parsed with lxml (libxml2), ~2x ElementTree's speed on page streams, the scan workers' largest
 # cost after bz2. No entity is ever resolved (a DTD inside the <pages> wrapper is a syntax error anyway);
 # huge_tree only lifts libxml2's 10 MB cap on one text node, which ElementTree does not have either. Comments
@@ -55,8 +68,13 @@ class IndexEntry:
     title: str  # unescaped (the index stores the raw, XML-escaped <title> text)
 
 
-def open_index(path: str | Path) -> TextIO:
-    """Open an index file, plain or bz2 (decided by magic bytes, not by name)."""
+MAX_INDEX_LINE = 16 * 1024  # bytes; real lines are offset:id:title with titles of at most 255 bytes
+MAX_INDEX_NUMBER = 2**63 - 1  # offsets and ids are stored as SQLite INTEGERs
+_INDEX_NUMBER = re.compile(rb"[0-9]{1,19}")
+
+
+def open_index(path: str | Path) -> BinaryIO:
+    """Open an index file, plain or bz2 (decided by magic bytes, not by name), as bytes read line by line."""
     path = Path(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115 - returned wrapped
@@ -67,31 +85,55 @@ def open_index(path: str | Path) -> TextIO:
     magic = raw.read(3)
     raw.seek(0)
     if magic == BZ2_MAGIC:
-        return io.TextIOWrapper(bz2.BZ2File(raw), encoding="utf-8", newline="\n")
+        return bz2.BZ2File(raw)  # type: ignore[return-value]  # readline(limit) decompresses only what it needs
     if path.name.endswith(".bz2"):
         raw.close()
         raise InputError(f"{path}: not a bz2 file (starts with {magic!r}, expected {BZ2_MAGIC!r})")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+    return raw
+
+
+def _index_number(text: bytes) -> int | None:
+    """ASCII decimal digits within range, else ``None`` (``isdigit`` would accept superscripts)."""
+    if _INDEX_NUMBER.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if value <= MAX_INDEX_NUMBER else None
 
 
 def iter_index(path: str | Path) -> Iterator[IndexEntry]:
-    """Stream the index lines as entries; one clear error for the first bad line."""
+    """Stream the index lines as entries; one clear error for the first bad line.
+
+    Lines are read with a length limit, so a line with no end (a 218-byte bz2 index can expand to
+    hundreds of MB of one line) costs at most ``MAX_INDEX_LINE`` bytes.
+    """
     path = Path(path)
     with open_index(path) as lines:
         line_no = 0
         try:
-            for line_no, line in enumerate(lines, 1):
-                line = line.rstrip("\r\n")
+            while True:
+                line = lines.readline(MAX_INDEX_LINE + 1)
+                if not line:
+                    break
+                line_no += 1
+                if len(line) > MAX_INDEX_LINE and not line.endswith(b"\n"):
+                    raise InputError(f"{path} line {line_no}: longer than {MAX_INDEX_LINE} bytes (not an index line)")
+                line = line.rstrip(b"\r\n")
                 if not line:
                     continue
-                parts = line.split(":", 2)
-                if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-                    raise InputError(f"{path} line {line_no}: expected 'offset:page_id:title', got {line[:80]!r}")
-                yield IndexEntry(int(parts[0]), int(parts[1]), html.unescape(parts[2]))
+                parts = line.split(b":", 2)
+                offset = _index_number(parts[0]) if len(parts) == 3 else None
+                page_id = _index_number(parts[1]) if len(parts) == 3 else None
+                if offset is None or page_id is None:
+                    shown = line[:80].decode("utf-8", "replace")
+                    raise InputError(
+                        f"{path} line {line_no}: expected 'offset:page_id:title' with decimal numbers "
+                        f"below 2^63, got {shown!r}"
+                    )
+                yield IndexEntry(offset, page_id, html.unescape(parts[2].decode("utf-8")))
         except EOFError:
             raise InputError(f"truncated bz2 stream in index {path} after line {line_no}") from None
         except UnicodeDecodeError as err:
-            raise InputError(f"{path} line {line_no + 1}: not UTF-8 ({err.reason})") from None
+            raise InputError(f"{path} line {line_no}: not UTF-8 ({err.reason})") from None
         except OSError as err:
             raise InputError(f"{path}: corrupt bz2 data after line {line_no} ({err})") from None
 
@@ -116,38 +158,26 @@ def mismatch(dump: Path, index: Path | None, detail: str) -> InputError:
 
 
 def decompress_streams(
-    f: BinaryIO, path: Path, start: int, end: int, *, first_only: bool = False, index: Path | None = None
+    f: BinaryIO,
+    path: Path,
+    start: int,
+    end: int,
+    *,
+    first_only: bool = False,
+    index: Path | None = None,
+    limit: int = HEADER_CAP,
 ) -> bytes:
-    """Decompress the bz2 stream(s) stored in ``[start, end)`` of ``f`` (only the first if ``first_only``)."""
-    f.seek(start)
-    comp = f.read(end - start) if end > start else b""
-    if not comp.startswith(BZ2_MAGIC):
-        raise mismatch(path, index, f"offset {start} is not the start of a bz2 stream")
-    view = memoryview(comp)
-    out: list[bytes] = []
-    pos = 0
-    while pos < len(comp):
-        dec = bz2.BZ2Decompressor()
-        try:
-            out.append(dec.decompress(view[pos:]))
-        except OSError as err:
+    """Decompress the bz2 stream(s) in ``[start, end)`` of ``f`` (only the first if ``first_only``), at most
+    ``limit`` bytes of output: for small parts (the header stream); pages go through :func:`stream_pages`."""
+    size = os.fstat(f.fileno()).st_size
+    out = bytearray()
+    for chunk in bz2_chunks(f, path, start, min(end, size), size=size, index=index, first_only=first_only):
+        out += chunk
+        if len(out) > limit:
             raise InputError(
-                f"corrupt bz2 data in {path} in the stream at compressed offset {start + pos} ({err})"
-            ) from None
-        if not dec.eof:
-            if end < os.fstat(f.fileno()).st_size:  # the stream runs past the next indexed offset
-                raise mismatch(path, index, f"offset {end} is not the start of a bz2 stream")
-            pages = sum(chunk.count(b"</page>") for chunk in out)
-            raise InputError(
-                f"truncated bz2 stream in {path} at compressed offset {start + pos} after {pages} pages of that stream"
+                f"{path}: the bz2 data at compressed offsets {start}..{end} decompresses to more than {limit} bytes"
             )
-        if first_only:
-            break
-        rest = len(dec.unused_data)
-        pos = len(comp) - rest
-        if rest and not dec.unused_data.startswith(BZ2_MAGIC):
-            raise InputError(f"corrupt bz2 data in {path} at compressed offset {start + pos}: not a bz2 stream")
-    return b"".join(out)
+    return bytes(out)
 
 
 def parse_stream_pages(data: bytes, path: Path, offset: int) -> list[Page]:
@@ -172,49 +202,96 @@ def parse_stream_pages(data: bytes, path: Path, offset: int) -> list[Page]:
 
 
 _PAGE_ID = re.compile(rb"<id>\s*(\d+)\s*</id>")
-READ_STEP = 256 * 1024
+SHOW_CHUNK = 256 * 1024  # decompressed bytes per step for show: it stops at the wanted page
+PARSE_BATCH = 4 << 20  # page XML bytes parsed by lxml in one call
 
 
-def find_page(f: BinaryIO, path: Path, start: int, end: int, page_id: int, index: Path | None = None) -> Page | None:
+def cut_stub(head: bytes, size: int, path: Path) -> Page:
+    """The stub of a page cut while decompressing: named, counted, never parsed."""
+    title, ns_num, page_id, redirect = cut_page_fields(head, path)
+    return Page(title, ns_num, page_id, None, redirect, "", size, truncated=True)
+
+
+def stream_pages(
+    f: BinaryIO, path: Path, start: int, end: int, *, size: int, cap: int, index: Path | None = None
+) -> Iterator[tuple[list[Page], int]]:
+    """``(pages, decompressed bytes)`` batches of the streams in ``[start, end)``, in order, memory bounded by
+    ``cap`` (one page) plus ``PARSE_BATCH``; pages over ``cap`` come as ``truncated`` stubs."""
+    splitter = PageSplitter(cap, path)
+    batch: list[bytes] = []
+    pending = bytearray()  # bytes between pages (whitespace, the footer)
+    batch_bytes = 0
+    produced = 0
+
+    def flush() -> list[Page]:
+        nonlocal batch_bytes
+        pages = parse_stream_pages(b"".join(batch), path, start) if batch else []
+        batch.clear()
+        batch_bytes = 0
+        return pages
+
+    chunks: Iterator[bytes | None] = itertools.chain(bz2_chunks(f, path, start, end, size=size, index=index), [None])
+    for chunk in chunks:
+        if chunk is None:
+            pieces = splitter.close()
+        else:
+            produced += len(chunk)
+            pieces = splitter.feed(chunk)
+        for kind, payload in pieces:
+            if kind == OTHER:
+                pending += payload  # type: ignore[arg-type]
+                continue
+            if pending.strip():
+                batch.append(bytes(pending))
+            pending.clear()
+            if kind == CUT:
+                head, cut_size = payload  # type: ignore[misc]
+                yield [*flush(), cut_stub(head, cut_size, path)], 0
+            else:
+                batch.append(payload)  # type: ignore[arg-type]
+                batch_bytes += len(payload)  # type: ignore[arg-type]
+        if batch_bytes >= PARSE_BATCH:
+            yield flush(), produced
+            produced = 0
+    rest = bytes(pending).strip()
+    if rest.endswith(_FOOTER):
+        rest = rest[: -len(_FOOTER)]
+    if rest:
+        batch.append(rest)
+    yield flush(), produced
+
+
+def find_page(
+    f: BinaryIO,
+    path: Path,
+    start: int,
+    end: int,
+    page_id: int,
+    index: Path | None = None,
+    *,
+    cap: int = page_xml_cap(DEFAULT_MAX_PAGE_BYTES),
+) -> Page | None:
     """Decompress the stream at ``start`` only as far as the page with ``page_id`` (random access for ``show``).
 
     On average this reads half a stream: the page id is the first ``<id>`` of each ``<page>``, so each
-    complete page is checked with a regex and only the wanted one is XML-parsed.
+    complete page is checked with a regex and only the wanted one is XML-parsed. A page over ``cap``
+    bytes of XML is returned as a ``truncated`` stub (its text was never kept).
     """
-    f.seek(start)
-    remaining = end - start
-    head = f.read(min(READ_STEP, remaining))
-    if not head.startswith(BZ2_MAGIC):
-        raise mismatch(path, index, f"offset {start} is not the start of a bz2 stream")
-    remaining -= len(head)
-    dec = bz2.BZ2Decompressor()
-    buf = bytearray()
-    pos = 0
-    comp = head
-    while True:
-        try:
-            buf += dec.decompress(comp)
-        except OSError as err:
-            raise InputError(f"corrupt bz2 data in {path} in the stream at compressed offset {start} ({err})") from None
-        while True:
-            close = buf.find(b"</page>", pos)
-            if close < 0:
-                break
-            close += len(b"</page>")
-            match = _PAGE_ID.search(buf, pos, close)
-            if match is not None and int(match.group(1)) == page_id:
-                pages = parse_stream_pages(bytes(buf[pos:close]), path, start)
-                return pages[0] if pages else None
-            pos = close
-        if dec.eof:
-            return None
-        if remaining <= 0:
-            raise InputError(f"truncated bz2 stream in {path} at compressed offset {start} (stream ends before {end})")
-        comp = f.read(min(READ_STEP, remaining))
-        remaining -= len(comp)
-        if pos > READ_STEP:  # drop pages already checked
-            del buf[:pos]
-            pos = 0
+    size = os.fstat(f.fileno()).st_size
+    splitter = PageSplitter(cap, path)
+    for chunk in bz2_chunks(f, path, start, min(end, size), size=size, index=index, out_chunk=SHOW_CHUNK):
+        for kind, payload in splitter.feed(chunk):
+            if kind == PAGE:
+                match = _PAGE_ID.search(payload)  # type: ignore[arg-type]
+                if match is not None and int(match.group(1)) == page_id:
+                    pages = parse_stream_pages(payload, path, start)  # type: ignore[arg-type]
+                    return pages[0] if pages else None
+            elif kind == CUT:
+                head, cut_size = payload  # type: ignore[misc]
+                stub = cut_stub(head, cut_size, path)
+                if stub.page_id == page_id:
+                    return stub
+    return None
 
 
 def read_header(f: BinaryIO, path: Path, first_offset: int, index: Path | None = None) -> SiteInfo:
@@ -222,7 +299,7 @@ def read_header(f: BinaryIO, path: Path, first_offset: int, index: Path | None =
     if first_offset <= 0:
         return SiteInfo()
     data = decompress_streams(f, path, 0, first_offset, index=index)
-    check_no_dtd(data[:65536], path)
+    check_no_dtd(data, path)
     try:
         root = ET.fromstring(data + _FOOTER)
     except ET.ParseError as err:
@@ -234,9 +311,34 @@ def read_header(f: BinaryIO, path: Path, first_offset: int, index: Path | None =
     return site
 
 
-def stream_bounds(offsets: list[int], file_size: int, dump: Path, index: Path) -> list[tuple[int, int]]:
+def stream_bounds(
+    offsets: list[int], file_size: int, dump: Path, index: Path, f: BinaryIO | None = None
+) -> list[tuple[int, int]]:
     """``[(start, end)]`` per stream: a stream ends where the next indexed one starts (the last at EOF)."""
     if offsets[-1] >= file_size:
-        raise mismatch(dump, index, f"offset {offsets[-1]} is past the end of the file ({file_size} bytes)")
+        raise past_end(f, dump, index, offsets[-1], file_size, [o for o in offsets if o < file_size])
     ends = [*offsets[1:], file_size]
     return list(zip(offsets, ends, strict=True))
+
+
+def past_end(
+    f: BinaryIO | None, dump: Path, index: Path, offset: int, size: int, below: list[int] | int | None
+) -> InputError:
+    """An indexed offset at or past the end of the dump: say whether the dump is cut short or the index is wrong.
+
+    The dump is at fault when its last stream (the last indexed offset below its size) does not end
+    complete; if it does, the dump is whole and the index lists streams it does not have.
+    """
+    last = max(below) if isinstance(below, list) and below else below if isinstance(below, int) else None
+    if f is None or last is None:
+        return offset_past_end(dump, index, offset, size)
+    state = tail_state(f, dump, last, size)
+    if state == "cut":
+        return InputError(
+            f"dump {dump} is truncated (size {size} bytes): index {index} lists a stream at offset {offset}, "
+            f"past the end of the file, and the last stream the dump has (offset {last}) is cut short"
+        )
+    why = "the dump's last stream ends complete" if state == "complete" else f"offset {last} is not a stream start"
+    return mismatch(
+        dump, index, f"it lists a stream at offset {offset}, past the end of the dump (size {size} bytes); {why}"
+    )

@@ -11,7 +11,8 @@ Per page, in the worker: every ns-0 article feeds the inbound-link counter and e
 redirect counter (fame.py); an article passing the cheap ``looks_like_person`` prefilter gets its row
 fields from ``scan_fields`` (falling back to ``parse_biography(full=False)``); a person becomes a row.
 
-Robustness: never trust one page. Pages above ``max_page_bytes`` are not parsed, a parse is cut after
+Robustness: never trust one page. Pages above ``max_page_bytes`` are not parsed (and a page whose XML
+grows past that cap while decompressing is not even kept in memory: bounded.py), a parse is cut after
 ``page_timeout`` seconds (``setitimer`` in the worker), any exception is caught; each such page is
 counted in ``errors=`` and logged with its title. Workers are recycled every ``TASKS_PER_WORKER`` tasks
 (memory a parser leaks is returned), and a worker that dies (OOM kill, crash) breaks only its task:
@@ -30,7 +31,6 @@ import json
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -48,20 +48,19 @@ import numpy as np
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.wiki import fame
+from wikipersona_data.wiki.bounded import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_TIMEOUT, page_xml_cap
 from wikipersona_data.wiki.dump import DEFAULT_URL_BASE, Page, SequentialReader, SiteInfo, open_binary
 from wikipersona_data.wiki.multistream import (
-    decompress_streams,
     index_streams,
     mismatch,
-    parse_stream_pages,
     read_header,
     stream_bounds,
+    stream_pages,
 )
+from wikipersona_data.wiki.timelimit import PageTimeout, time_limit
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PAGE_BYTES = 4_000_000  # the longest enwiki articles are ~1.5 MB of wikitext
-DEFAULT_PAGE_TIMEOUT = 20.0
 TASK_BYTES = 2 << 20  # compressed bytes per task (~8 MB of XML, ~0.3 s of work)
 PAGES_PER_TASK = 200  # sequential path
 TASKS_PER_WORKER = 200  # tasks per worker process before the pool is replaced
@@ -168,14 +167,6 @@ class ScanSummary:
 # ---------------------------------------------------------------------------------------------- worker side
 
 
-class _PageTimeout(Exception):
-    pass
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    raise _PageTimeout
-
-
 def _parse_person(page: Page, options: ScanOptions, url_base: str) -> dict[str, Any]:
     """The row's scalar fields under the per-page time limit (a SIGALRM in this worker).
 
@@ -185,19 +176,12 @@ def _parse_person(page: Page, options: ScanOptions, url_base: str) -> dict[str, 
     from wikipersona_data.wiki.parse import parse_biography
     from wikipersona_data.wiki.scan_fields import scan_fields
 
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, options.page_timeout)
-        try:
-            args = {"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id, "url_base": url_base}
-            fields = scan_fields(page.text, **args)
-            if fields is None:
-                fields = bio_fields(parse_biography(page.text, full=False, **args))
-            return fields
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    finally:
-        signal.signal(signal.SIGALRM, previous)
+    with time_limit(options.page_timeout):
+        args = {"title": page.title, "page_id": page.page_id, "revision_id": page.revision_id, "url_base": url_base}
+        fields = scan_fields(page.text, **args)
+        if fields is None:
+            fields = bio_fields(parse_biography(page.text, full=False, **args))
+        return fields
 
 
 def bio_fields(bio: Any) -> dict[str, Any]:
@@ -224,6 +208,13 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
     stats = result.stats
     for page in pages:
         stats["pages"] += 1
+        if page.truncated:  # cut while decompressing: its text was never kept
+            stats["errors"] += 1
+            result.errors.append(
+                f"skipped page {page.title!r} (id {page.page_id}): more than {page.text_bytes} bytes of XML, "
+                f"over the per-page cap of {options.max_page_bytes} bytes of wikitext (cut while decompressing)"
+            )
+            continue
         if page.redirect is not None:
             stats["redirects"] += 1
             if page.ns == 0:
@@ -244,7 +235,7 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
             continue
         try:
             fields = _parse_person(page, options, site.url_base)
-        except _PageTimeout:
+        except PageTimeout:
             stats["errors"] += 1
             result.errors.append(
                 f"skipped page {page.title!r} (id {page.page_id}): parse exceeded {options.page_timeout:g} s"
@@ -268,25 +259,30 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
 
 
 def run_stream_task(task: StreamTask) -> ChunkResult:
-    """Worker: seek to each stream of the run, decompress, parse, process."""
+    """Worker: seek to each stream of the run, decompress (bounded), parse, process page batches."""
     result = ChunkResult()
     path = Path(task.dump)
     index = Path(task.index)
+    cap = page_xml_cap(task.options.max_page_bytes)
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         for start, end, expected, id_sum in task.streams:
-            data = decompress_streams(f, path, start, end, index=index)
-            pages = parse_stream_pages(data, path, start)
-            if len(pages) != expected or sum(p.page_id for p in pages) != id_sum:
-                ids = [p.page_id for p in pages[:3]]
+            count = total = 0
+            first_ids: list[int] = []
+            for pages, produced in stream_pages(f, path, start, end, size=size, cap=cap, index=index):
+                count += len(pages)
+                total += sum(p.page_id for p in pages)
+                first_ids.extend(p.page_id for p in pages[: 3 - len(first_ids)])
+                result.bytes_out += produced
+                process_pages(pages, task.site, task.options, result)
+            if count != expected or total != id_sum:
                 raise mismatch(
                     path,
                     index,
-                    f"the stream at offset {start} holds {len(pages)} pages (first ids {ids}), "
+                    f"the stream at offset {start} holds {count} pages (first ids {first_ids}), "
                     f"the index lists {expected} with other ids",
                 )
             result.bytes_in += end - start
-            result.bytes_out += len(data)
-            process_pages(pages, task.site, task.options, result)
     return result
 
 
@@ -355,7 +351,7 @@ def plan_stream_tasks(
 
 
 def _sequential_tasks(dump: Path, options: ScanOptions, on_bytes: Callable[[int], None]) -> Iterator[PagesTask]:
-    reader = SequentialReader(dump)
+    reader = SequentialReader(dump, max_page_bytes=options.max_page_bytes)
     batch: list[Page] = []
     consumed = [0]
 
@@ -556,7 +552,7 @@ def scan_dump(
         if index is not None:
             index = Path(index)
             counts = index_streams(index)
-            bounds = shard_streams(stream_bounds(sorted(counts), size, dump, index), shard)
+            bounds = shard_streams(stream_bounds(sorted(counts), size, dump, index, raw), shard)
             site = read_header(raw, dump, min(counts), index)
     if index is not None:
         total = sum(e - s for s, e in bounds)
@@ -589,6 +585,18 @@ def sketch_path(table: Path) -> Path:
     return table.with_name(table.name + ".sketch.npz")
 
 
+def _refuse_incomplete(seen: dict[tuple[int, int], Path]) -> None:
+    """Every K of one N, or a combined table would silently miss pages and under-count fame."""
+    totals = sorted({n for _, n in seen})
+    if len(totals) > 1:
+        raise InputError(f"--combine: shards of different splits ({', '.join(f'N={n}' for n in totals)})")
+    n = totals[0]
+    missing = [k for k in range(1, n + 1) if (k, n) not in seen]
+    if missing:
+        names = ", ".join(f"{k}/{n}" for k in missing)
+        raise InputError(f"--combine: incomplete shard set, {len(seen)} of {n} given; missing {names}")
+
+
 def combine_shards(tables: list[Path]) -> Iterator[dict[str, Any]]:
     """Rows of shard tables with dump-wide fame refilled from their merged sketches, sorted by page id.
 
@@ -598,17 +606,24 @@ def combine_shards(tables: list[Path]) -> Iterator[dict[str, Any]]:
     from wikipersona_data.wiki.table import read_table
 
     merged: fame.FameSketches | None = None
+    seen: dict[tuple[int, int], Path] = {}
     for table in tables:
         path = sketch_path(table)
         if not path.is_file():
             raise InputError(f"{table}: no sketch file {path.name} next to it (was it written by scan --shard?)")
         part = fame.FameSketches.load(path)
+        if part.shard is None:
+            raise InputError(f"{path}: records no shard number (written by an older scan); scan that shard again")
+        if part.shard in seen:
+            raise InputError(f"{table}: shard {part.shard[0]}/{part.shard[1]} is also {seen[part.shard]}")
+        seen[part.shard] = table
         if merged is None:
             merged = part
         else:
             merged.merge(part)
     if merged is None:
         raise InputError("--combine needs at least one shard table")
+    _refuse_incomplete(seen)
     spill = _RowSpill(Path(tempfile.gettempdir()))
     for table in tables:
         for row in read_table(table):
