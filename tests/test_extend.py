@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 from lifecycle_fixtures import ROOT, SIM, demo_build
 
-import wikipersona_data
 from wikipersona_data.cli import main
 from wikipersona_data.llm.cache import CallCache
 from wikipersona_data.llm.sim import SimConfig, SimServer
@@ -90,13 +89,9 @@ def ext(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_only_the_new_personas_calls_are_made(ext: dict) -> None:
     stats, new = ext["stats"], ext["new_records"]
-    # every request was a call not yet in the cache (nothing paid twice), and every new call was one request;
-    # besides them only the preflight: GET /models plus one tiny call per stage model (never cached)
-    from wikipersona_data.stages.recipe import STAGE_NAMES, load_recipe
-
-    recipe = load_recipe(Path(wikipersona_data.__file__).parent / "demo" / "recipe.toml")
-    models = {spec.model for name in STAGE_NAMES if (spec := getattr(recipe.stages, name)) is not None}
-    assert stats["requests"] - (1 + len(models)) == len(new) > 0
+    # every request was a call not yet in the cache (nothing paid twice), and every new call was one request
+    # (the preflight's GET /models and tiny calls, never cached, are counted apart)
+    assert stats["requests"] == len(new) > 0 and stats["preflight_requests"] > 0
     assert set(stats["by_schema"]) <= {
         "describe",
         "questions_personal",
