@@ -177,6 +177,7 @@ def test_upload_401_gives_one_line_and_no_tag(release: Path, capsys, monkeypatch
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda: FakeHub(fail={"upload_folder": _http_error(401)}))
+    monkeypatch.setenv("HF_TOKEN", "rejected-by-the-fake-hub")  # a token is found, the Hub refuses it
     assert main(["publish", str(release), "--repo-id", REPO]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: publish failed at 'upload': HTTP 401") and err.count("\n") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def test_missing_or_corrupt_manifest(copy_of: Path) -> None:
     (copy_of / "manifest.json").write_text("{not json")
     failed = _failed(copy_of)
     assert "invalid manifest" in failed["manifest"]
-    assert failed["checksums"] == "skipped: no valid manifest.json"
+    assert "checksums" not in failed  # it cannot run: skipped, not failed; the manifest check names the cause
+    skipped = {c.name: c.detail for c in verify_release(copy_of).skipped}
+    assert skipped["checksums"] == "skipped: no valid manifest.json (see manifest)"
     (copy_of / "manifest.json").unlink()
     assert "manifest.json is missing" in _failed(copy_of)["manifest"]
 
@@ -198,3 +201,24 @@ def test_unlisted_extra_data_file(copy_of: Path) -> None:
 def test_not_a_folder(tmp_path: Path) -> None:
     report = verify_release(tmp_path / "nope")
     assert not report.ok and "is not a directory" in report.checks[0].detail
+
+
+def test_unreadable_parquet_is_reported_once_and_its_dependents_skipped(copy_of: Path, capsys) -> None:
+    path = copy_of / TRAIN
+    path.write_bytes(path.read_bytes()[:100])
+    report = verify_release(copy_of)
+    causes = [c for c in report.failures if "not a readable parquet file" in c.detail]
+    assert [c.name for c in causes] == ["schema"]  # the cause, once
+    assert report.skipped and all(c.detail == f"skipped: {TRAIN} is unreadable (see schema)" for c in report.skipped)
+    assert {c.name for c in report.failures} == {"checksums", "schema"}
+    assert main(["verify", str(copy_of)]) == 2
+    out, err = capsys.readouterr()
+    n_skipped = len(report.skipped)
+    assert sum(line.startswith("skip ") for line in out.splitlines()) == n_skipped
+    assert sum(line.startswith("FAIL ") for line in out.splitlines()) == 2
+    assert f"release FAILED: 2 of {len(report.checks)} checks failed, {n_skipped} skipped" in out
+    assert err.strip() == f"error: {copy_of}: 2 check(s) failed, first: checksums; {n_skipped} skipped"
+    assert main(["verify", str(copy_of), "--json"]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["failed"] == 2 and data["skipped"] == n_skipped
+    assert [c["status"] for c in data["checks"]].count("skip") == n_skipped

@@ -128,6 +128,16 @@ def test_shards_union_equals_full_scan(tmp_path: Path, multi: tuple[Path, Path],
         args += ["--combine", str(p)]
     assert main(args) == 0
     assert combined.read_bytes() == full.read_bytes()
+    capsys.readouterr()
+    # 2 of 3 shards: refused, naming the missing one, and no table is written
+    partial = tmp_path / "partial.jsonl"
+    assert main(["scan", str(dump), "--out", str(partial), "--combine", str(parts[0]), "--combine", str(parts[2])]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --combine: incomplete shard set, 2 of 3 given; missing 2/3"
+    assert not partial.exists()
+    twice = ["--combine", str(parts[0]), "--combine", str(parts[0]), "--combine", str(parts[1])]
+    assert main(["scan", str(dump), "--out", str(partial), *twice]) == 2
+    assert "shard 1/3 is also" in capsys.readouterr().err
 
 
 def test_summary_line_and_table_on_stdout(multi: tuple[Path, Path], capsys) -> None:
@@ -140,9 +150,12 @@ def test_summary_line_and_table_on_stdout(multi: tuple[Path, Path], capsys) -> N
 
 def test_progress_bar_on_stderr(multi: tuple[Path, Path], capsys) -> None:
     dump, index = multi
-    assert main(["scan", str(dump), "--index", str(index), "--workers", "1"]) == 0
+    assert main(["scan", str(dump), "--index", str(index), "--workers", "1", "--progress"]) == 0
     err = capsys.readouterr().err
     assert "pages/s" in err and "MB/s" in err
+    # by default bars only on a terminal: captured stderr is not one, so a redirected log stays clean
+    assert main(["scan", str(dump), "--index", str(index), "--workers", "1"]) == 0
+    assert "pages/s" not in capsys.readouterr().err
 
 
 def test_oversized_page_is_skipped_counted_and_logged(tmp_path: Path, multi: tuple[Path, Path], capsys) -> None:

@@ -43,8 +43,18 @@ SHORT_HELP: dict[str, str] = {
 }
 
 
+class _StdoutClosed(Exception):
+    """The reader of stdout went away; not an OSError, so click lets it through to :func:`main`."""
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _StdoutClosed from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -105,7 +115,22 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
+    except (BrokenPipeError, _StdoutClosed):
+        return _stdout_closed()
     return result if isinstance(result, int) else 0
+
+
+def _stdout_closed() -> int:
+    """The reader went away (``wikipersona publish --dry-run | head``): not an error of ours, so exit 0
+    without a message, and point stdout at /dev/null so the interpreter's final flush stays quiet too."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 if __name__ == "__main__":

@@ -112,18 +112,25 @@ def _check(model: type[BaseModel], body: dict[str, Any]) -> None:
         raise EnvelopeError("invalid_envelope", f"{where}: {first.get('msg', 'invalid')}") from None
 
 
+def _count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
 def reliable_usage(usage: Any) -> dict[str, Any] | None:
-    """``usage`` when every count is a non-negative int, else None (absent or not to be trusted)."""
-    if not isinstance(usage, dict):
+    """``usage`` when every count is a non-negative int, else None (absent or not to be trusted).
+
+    The same rule as :class:`Usage`, written out: it runs on every reply and cache hit.
+    """
+    if not isinstance(usage, dict) or not _count(usage.get("prompt_tokens")):
         return None
-    try:
-        Usage.model_validate(usage)
-    except pydantic.ValidationError:
-        return None
+    for name in ("completion_tokens", "total_tokens"):
+        value = usage.get(name)
+        if value is not None and not _count(value):
+            return None
     details = usage.get("prompt_tokens_details")
     if details is not None:
         cached = details.get("cached_tokens") if isinstance(details, dict) else "bad"
-        if cached is not None and (type(cached) is not int or cached < 0):
+        if cached is not None and not _count(cached):
             return {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
     return usage
 

@@ -6,21 +6,50 @@ from pathlib import Path
 
 import click
 
+from wikipersona_data.conventions import progress_option, quiet_library_bars, want_progress
 from wikipersona_data.errors import WikipersonaError
 
 
 @click.command()
 @click.argument("release", type=click.Path(path_type=Path))
-def verify(release: Path) -> int:
-    """Re-check a release folder: checksums, schema, counts, ids, leaks, duplicates, splits, card."""
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document (status per check).")
+def verify(release: Path, as_json: bool) -> int:
+    """Re-check a release folder: checksums, schema, counts, ids, leaks, duplicates, splits, card.
+
+    A check that cannot run because another found its input broken is shown as skipped, not failed.
+    """
+    import json
+
     from wikipersona_data.release.verify import verify_release
 
     report = verify_release(release)
-    for line in report.lines():
-        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+    else:
+        for line in report.lines():
+            click.echo(line)
     if not report.ok:
-        raise WikipersonaError(f"{release}: {len(report.failures)} check(s) failed, first: {report.failures[0].name}")
+        raise WikipersonaError(_verdict(release, report))
     return 0
+
+
+def _verdict(release: Path, report: object) -> str:
+    failures, skipped = report.failures, report.skipped  # type: ignore[attr-defined]
+    first = failures[0].name if failures else skipped[0].name
+    tail = f"; {len(skipped)} skipped" if skipped else ""
+    return f"{release}: {len(failures)} check(s) failed, first: {first}{tail}"
+
+
+def _require_token() -> None:
+    """Say that no token was found, and where one is looked for, before anything is sent (never print one)."""
+    from huggingface_hub import constants, get_token
+
+    if get_token():
+        return
+    raise WikipersonaError(
+        "no Hugging Face token found: set HF_TOKEN, or run `hf auth login` (it stores the token in "
+        f"{constants.HF_TOKEN_PATH}); --dry-run needs none"
+    )
 
 
 @click.command()
@@ -34,6 +63,7 @@ def publish(release: Path, repo_id: str, private: bool, dry_run: bool) -> int:
 
     api = None
     if not dry_run:
+        _require_token()
         from huggingface_hub import HfApi
 
         api = HfApi()  # reads HF_TOKEN / the stored login itself; the token never passes through our code
@@ -47,7 +77,7 @@ def publish(release: Path, repo_id: str, private: bool, dry_run: bool) -> int:
     type=click.Path(path_type=Path),
     default=Path("demo-release"),
     show_default=True,
-    help="Release folder to write.",
+    help="Release folder.",
 )
 @click.option(
     "--work",
@@ -56,11 +86,18 @@ def publish(release: Path, repo_id: str, private: bool, dry_run: bool) -> int:
     show_default=True,
     help="Work dir of the stages (cache, intermediate JSONL); re-running reuses it.",
 )
-def demo(out: Path, work: Path) -> int:
-    """Build builders/demo.toml on the bundled demo dump with the simulator, self-test it, show rows."""
+@progress_option
+def demo(out: Path, work: Path, progress: bool | None) -> int:
+    """Build builders/demo.toml on the bundled demo dump with the simulator, self-test it, show rows.
+
+    Results (the build table, verify, loaded rows) on stdout; the simulator's URL and progress on stderr.
+    """
     from wikipersona_data.release.demo import run_demo
 
-    run_demo(out=out, work=work, echo=click.echo)
+    quiet_library_bars()
+    run_demo(
+        out=out, work=work, echo=click.echo, log=lambda msg: click.echo(msg, err=True), progress=want_progress(progress)
+    )
     return 0
 
 
@@ -93,7 +130,10 @@ class _OrderedOptions(click.Command):
     "--out", type=click.Path(path_type=Path), default=None, help="New release folder (default RELEASE-vX.Y.Z)."
 )
 @click.option(
-    "--work", type=click.Path(path_type=Path), default=None, help="Work dir of the build (default work/<recipe>)."
+    "--work",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Work dir of the build (default: work/<recipe> beside RELEASE; its path is printed).",
 )
 @click.option(
     "--recipe",
@@ -110,13 +150,17 @@ class _OrderedOptions(click.Command):
     type=click.Choice(["use", "only"]),
     default="use",
     show_default=True,
-    help="Call cache: use it (new calls are made and cached), or replay only (fail on a miss).",
+    help="Call cache: use it (new calls are made and cached), or replay only (fail on a miss). build's "
+    "refresh and off are not offered: the release's own rows are replayed from the cache, and refreshing or "
+    "bypassing it would pay for them again.",
 )
 @click.option(
     "--dump", type=click.Path(path_type=Path), default=None, help="Dump file, if the recipe's is a file path."
 )
-@click.option("--index", type=click.Path(path_type=Path), default=None, help="Its multistream index.")
-@click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
+@click.option(
+    "--index", type=click.Path(path_type=Path), default=None, help="Its multistream index (default: the one beside it)."
+)
+@progress_option
 def extend(
     release: Path,
     titles: tuple[str, ...],
@@ -128,7 +172,7 @@ def extend(
     cache_mode: str,
     dump: Path | None,
     index: Path | None,
-    no_progress: bool,
+    progress: bool | None,
 ) -> int:
     """Add personas to RELEASE (minor version bump; existing rows unchanged; only new LLM calls are paid).
 
@@ -153,12 +197,13 @@ def extend(
         cache_mode=cache_mode,
         dump=dump,
         index=index,
-        progress=not no_progress,
+        progress=want_progress(progress),
         echo=lambda msg: click.echo(msg, err=True),
+        report=click.echo,
         recipe_path=recipe_path,
     )
     report = verify_release(path)
     click.echo(report.lines()[-1])
     if not report.ok:
-        raise WikipersonaError(f"{path}: {len(report.failures)} check(s) failed, first: {report.failures[0].name}")
+        raise WikipersonaError(_verdict(path, report))
     return 0

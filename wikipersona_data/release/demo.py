@@ -9,6 +9,7 @@ where the release is, its counts, and a few rows.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,14 +69,22 @@ def run_demo(
     recipe: Path | None = None,
     build: Builder | None = None,
     rows: int = 3,
+    log: Callable[[str], None] | None = None,
+    progress: bool = True,
 ) -> Path:
-    """Build, verify and load the demo release; return its folder. ``build`` defaults to ``build_recipe``."""
+    """Build, verify and load the demo release; return its folder. ``build`` defaults to ``build_recipe``.
+
+    ``echo`` takes the results (build table, verify, rows), ``log`` what is only a log (the simulator's URL;
+    default ``echo``); ``progress`` is passed to the default builder.
+    """
     recipe = recipe or DEMO_RECIPE
     if not recipe.is_file():
         raise ConfigError(f"{recipe}: demo recipe not found")
-    build = build or _default_builder()
+    log = log or echo
+    if build is None:
+        build = functools.partial(_default_builder(), progress=progress, echo=log, report=echo)
     with recipe_simulator(recipe) as base_url:
-        echo(f"simulator: {base_url}")
+        log(f"simulator: {base_url}")
         release = Path(build(recipe, work_dir=work, out_dir=out, base_url=base_url, max_usd=None))
     if not (release / "manifest.json").is_file():
         raise WikipersonaError(f"{release}: the build did not write a release (no manifest.json)")

@@ -133,6 +133,10 @@ def load_release_recipe(
         notes += lines  # shown once every check has passed (a refusal stays one line)
     if dump is not None:
         recipe.dump.path = str(Path(dump).resolve())
+        if index is None:  # the index beside the given dump (same prefix, -index.txt.bz2)
+            from wikipersona_data.conventions import find_index
+
+            index = find_index(Path(dump))
     if index is not None:
         recipe.dump.index = str(Path(index).resolve())
     relative = not recipe.dump.path.startswith("package:") and not Path(recipe.dump.path).is_absolute()
@@ -516,10 +520,13 @@ def extend_release(
     index: Path | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    report: Callable[[str], None] | None = None,
     recipe_path: Path | None = None,
 ) -> Path:
     """Write the extended release (minor version bump) and return its folder.
 
+    ``echo`` takes logs, ``report`` the results (summary table, where the release went; default ``echo``).
+    The work dir defaults to ``work/<recipe name>`` beside the release (not the current folder), and is named.
     Endpoints, key variables and prices come from ``recipe_path`` (the user's recipe) or, without it,
     are the demo's simulator (``release/trust.py``); never from the release. Every check that can fail
     on the user's input runs before any stage, so a refused extend writes nothing (not even a work dir).
@@ -535,9 +542,9 @@ def extend_release(
     if out.resolve() == release.resolve():
         raise ConfigError(f"--out {out}: is the release being extended; write the new version elsewhere")
     _refuse_to_clobber(out)
-    report = verify_release(release)
-    if not report.ok:
-        failed = report.failures[0]
+    checked = verify_release(release)
+    if not checked.ok:
+        failed = checked.failures[0]
         raise InputError(f"{release}: fails verify ({failed.name}: {failed.detail}); extend a release that verifies")
     notes: list[str] = []
     recipe = load_release_recipe(release, old, dump, index, recipe_path, notes)
@@ -546,7 +553,10 @@ def extend_release(
         check_additions(additions, recipe, reader, old_personas, old_pairs)
     for line in notes:
         echo(line)
-    work = Path(work) if work else Path("work") / recipe.name
+    if work is None:
+        work = release.resolve().parent / "work" / recipe.name
+        echo(f"work dir: {work} (beside the release; --work to choose another)")
+    work = Path(work)
     tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
     job = Job(
         release=release,
@@ -559,10 +569,10 @@ def extend_release(
         work=work,
         ext_dir=work / "extend" / f"v{version}-{tag}",
     )
-    result, manifest = asyncio.run(_run(job, base_url, cache_mode, progress, echo))
+    result, manifest = asyncio.run(_run(job, base_url, cache_mode, progress, report or echo))
     path = write_release(out, pairs=result.pairs, personas=result.personas, manifest=manifest)
     added = manifest.data.changelog[-1].counts_added
-    echo(
+    (report or echo)(
         f"release {old.tag} -> v{version} written to {path} "
         f"(+{added.get('personas', 0)} personas, +{added.get('pairs_train', 0) + added.get('pairs_test', 0)} pairs)"
     )

@@ -41,6 +41,12 @@ class Check:
     name: str
     ok: bool
     detail: str
+    skipped: bool = False
+    """Could not run because what it needs is broken (reported once, by the check that found it): not a failure."""
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "skip" if self.skipped else "FAIL"
 
 
 @dataclass
@@ -54,17 +60,38 @@ class VerifyReport:
 
     @property
     def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if not c.ok and not c.skipped]
+
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.skipped]
 
     def lines(self) -> list[str]:
         width = max((len(c.name) for c in self.checks), default=0)
-        out = [f"{'ok  ' if c.ok else 'FAIL'} {c.name:<{width}}  {c.detail}" for c in self.checks]
-        verdict = "release OK" if self.ok else f"release FAILED: {len(self.failures)} of {len(self.checks)} checks"
+        out = [f"{c.status:<4} {c.name:<{width}}  {c.detail}" for c in self.checks]
+        verdict = "release OK"
+        if not self.ok:
+            verdict = f"release FAILED: {len(self.failures)} of {len(self.checks)} checks failed"
+            verdict += f", {len(self.skipped)} skipped" if self.skipped else ""
         return [*out, f"{verdict} ({self.release})"]
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``verify --json``: the verdict and every check with its status (ok, FAIL, skip)."""
+        return {
+            "release": str(self.release),
+            "ok": self.ok,
+            "failed": len(self.failures),
+            "skipped": len(self.skipped),
+            "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks],
+        }
 
 
 class _Fail(Exception):
     """A check's failure detail."""
+
+
+class _Skip(Exception):
+    """A check that cannot run: what it needs failed another check (which names the cause)."""
 
 
 @dataclass
@@ -117,6 +144,8 @@ def verify_release(path: Path) -> VerifyReport:
             report.checks.append(Check(name, True, detail))
         except _Fail as err:
             report.checks.append(Check(name, False, str(err)))
+        except _Skip as err:
+            report.checks.append(Check(name, False, str(err), skipped=True))
         except Exception as err:  # a damaged release must give a report, never a traceback
             report.checks.append(Check(name, False, f"could not run: {type(err).__name__}: {_first_line(err)}"))
     return report
@@ -171,15 +200,15 @@ def _first_line(err: BaseException) -> str:
 
 def _need_manifest(rel: _Release) -> Manifest:
     if rel.manifest is None:
-        raise _Fail("skipped: no valid manifest.json")
+        raise _Skip("skipped: no valid manifest.json (see manifest)")
     return rel.manifest
 
 
 def _need_rows(rel: _Release) -> tuple[dict[str, list[dict]], list[dict]]:
     if rel.read_errors:
-        raise _Fail(f"skipped: {next(iter(rel.read_errors))} is unreadable (see schema)")
+        raise _Skip(f"skipped: {next(iter(rel.read_errors))} is unreadable (see schema)")
     if rel.personas is None or set(rel.pairs) != set(SPLITS["pairs"]):
-        raise _Fail("skipped: data files missing")
+        raise _Skip("skipped: data files missing (see schema)")
     return rel.pairs, rel.personas
 
 
@@ -416,6 +445,7 @@ def _check_card(rel: _Release) -> str:
             )
             if matched != rel.files[f"{config}/{split}"] or not matched:
                 raise _Fail(f"README.md config {config}/{split}: {patterns} matches {matched or 'no files'}")
+    unchecked: list[str] = []
     infos = data.get("dataset_info") or []
     infos = infos if isinstance(infos, list) else [infos]
     for info in infos:
@@ -430,6 +460,9 @@ def _check_card(rel: _Release) -> str:
             raise _Fail(f"README.md dataset_info {config}: features differ from the column contract")
         for split in info.get("splits") or []:
             files = rel.files.get(f"{config}/{split.get('name')}", [])
+            if any(f in rel.read_errors for f in files):
+                unchecked.append(f"{config}/{split.get('name')}")  # unreadable: schema reports it, once
+                continue
             rows = sum(_num_rows(rel, f) for f in files)
             if split.get("num_examples") != rows:
                 raise _Fail(
@@ -438,6 +471,9 @@ def _check_card(rel: _Release) -> str:
                 )
     if {i.get("config_name") for i in infos} != set(configs):
         raise _Fail("README.md dataset_info does not describe every config")
+    if unchecked:
+        skipped = ", ".join(unchecked)
+        return f"front matter parses; configs match the files; row counts of {skipped} not checked (unreadable)"
     return "front matter parses; configs pairs (default) and personas match the files; dataset_info counts match"
 
 
@@ -496,6 +532,8 @@ def _check_cells(rel: _Release) -> str:
     from wikipersona_data.redact import active
     from wikipersona_data.textsafety import first_unsafe
 
+    if rel.read_errors:  # the schema check names the unreadable file, once
+        raise _Skip(f"skipped: {next(iter(rel.read_errors))} is unreadable (see schema)")
     redactor = active()
     cells = 0
     for name in sorted(n for names in rel.files.values() for n in names):

@@ -164,8 +164,7 @@ def build_recipe(
     work dir when the release writer is not installed).
 
     ``echo`` takes log lines (default: stderr), ``report`` the results: the summary table and where the
-    release was written (default: ``echo``; the CLI sends them to stdout), or with ``report_json`` one
-    dict (:func:`build_summary`) instead of text.
+    release was written (default: ``echo``; the CLI sends them to stdout).
     """
     recipe = load_recipe(recipe_path)
     work = Path(work_dir) if work_dir else Path("work") / recipe.name

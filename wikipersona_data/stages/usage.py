@@ -3,9 +3,10 @@
 The client's ledger counts what this process did: a resumed build skips journaled units and a
 ``--cache only`` replay pays nothing, so its numbers describe the run, not the dataset. The manifest
 instead sums, per (stage, model), the usage recorded in the call cache for every call key that a
-stage row or reject cites (all attempts, re-asks included), priced with the recipe's prices. That is
-a pure function of the rows and the cache, so equal builds get equal manifests. Embedding calls are
-not cited by rows and are left out (they are the cheapest calls; the run's ledger has them).
+stage row or reject cites (all attempts, re-asks and re-judged attempts included; candidates cite
+their embedding call), priced with the recipe's prices by the ledger's own rule. That is a pure
+function of the rows and the cache, so equal builds get equal manifests, and a fresh build's table
+shows the same totals.
 """
 
 from __future__ import annotations
@@ -26,36 +27,50 @@ def keys_of(rows: Iterable[Any]) -> set[str]:
 
 
 def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> dict[str, Any]:
-    """{"by_stage_model": [...], "totals": {...}} from cached usage; tokens unknown -> cost None."""
-    lines: dict[tuple[str, str], dict[str, Any]] = {}
+    """{"by_stage_model": [...], "totals": {...}} from cached calls, charged by the client's own ledger rule.
+
+    Each cited call is recorded into a fresh :class:`~wikipersona_data.llm.ledger.Ledger` as the client
+    recorded it when it was paid (reported usage, our local count of prompt and reply as the floor of
+    the charge), so the build table's total and the manifest's are one ledger, not two formulas.
+    Tokens a server did not report count in ``unknown_usage``.
+    """
+    from wikipersona_data.llm.client import _reply_tokens
+    from wikipersona_data.llm.envelope import reliable_usage
+    from wikipersona_data.llm.ledger import Ledger, estimate_tokens
+
+    ledger = Ledger(prices)
     for stage, keys in sorted(keys_by_stage.items()):
         for key in sorted(keys):
             record = cache.peek(key) if cache is not None else None
             if record is None:
                 continue
-            model = record.get("spec", {}).get("model", "?")
-            line = lines.setdefault(
-                (stage, model),
-                {"stage": stage, "model": model, "calls": 0, "input_tokens": 0, "output_tokens": 0, "unknown_usage": 0},
-            )
-            line["calls"] += 1
-            usage = (record.get("response") or {}).get("usage") or {}
-            if usage.get("prompt_tokens") is None:
-                line["unknown_usage"] += 1
-                continue
-            line["input_tokens"] += int(usage.get("prompt_tokens") or 0)
-            line["output_tokens"] += int(usage.get("completion_tokens") or 0)
-    rows = []
-    total_cost: float | None = 0.0
-    for (_, model), line in sorted(lines.items()):
-        price = prices.get(model)
-        cost = None if price is None else round(price.cost(line["input_tokens"], line["output_tokens"]), 6)
-        total_cost = None if cost is None or total_cost is None else total_cost + cost
-        rows.append({**line, "cost_usd": cost})
+            spec = record.get("spec") or {}
+            response = record.get("response") or {}
+            if spec.get("api") == "embed":
+                local = (sum(estimate_tokens(t) for t in spec.get("input") or []), 0)
+            else:
+                local = (estimate_tokens(spec.get("messages") or []), _reply_tokens(response))
+            usage = reliable_usage(response.get("usage"))
+            model = spec.get("model", "?")
+            ledger.record_call(stage, model, usage=usage, latency_s=None, cached=False, local_tokens=local)
+    summary = ledger.summary()
+    rows = [
+        {
+            "stage": r["stage"],
+            "model": r["model"],
+            "calls": r["calls"],
+            "input_tokens": r["input_tokens"],
+            "output_tokens": r["output_tokens"],
+            "unknown_usage": r["calls_without_usage"],
+            "cost_usd": r["cost_usd"],
+        }
+        for r in summary["by_stage_model"]
+    ]
+    t = summary["totals"]
     totals = {
-        "calls": sum(r["calls"] for r in rows),
-        "input_tokens": sum(r["input_tokens"] for r in rows),
-        "output_tokens": sum(r["output_tokens"] for r in rows),
-        "cost_usd": None if total_cost is None else round(total_cost, 6),
+        "calls": t["calls"],
+        "input_tokens": t["input_tokens"],
+        "output_tokens": t["output_tokens"],
+        "cost_usd": t["cost_usd"],
     }
     return {"by_stage_model": rows, "totals": totals}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from wikipersona_data.conventions import index_candidates, index_or_beside, progress_option, want_progress
 from wikipersona_data.errors import InputError
 from wikipersona_data.wiki.scan import (
     DEFAULT_MAX_PAGE_BYTES,
@@ -25,7 +26,11 @@ TABLE_PREVIEW = 20
 
 @click.command(name="scan")
 @click.argument("dump", type=click.Path(path_type=Path))
-@click.option("--index", type=click.Path(path_type=Path), help="Multistream index (.txt or .txt.bz2): parallel scan.")
+@click.option(
+    "--index",
+    type=click.Path(path_type=Path),
+    help="Multistream index (.txt or .txt.bz2): parallel scan. Default: the one beside DUMP (-index.txt.bz2), if any.",
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Candidate table: FILE.parquet or FILE.jsonl.")
 @click.option("--workers", type=click.IntRange(min=1), default=lambda: os.cpu_count() or 1, show_default="all cores")
 @click.option("--shard", help="Scan only the K-th of N stream ranges (K from 1), e.g. 2/4; needs --index and --out.")
@@ -51,7 +56,7 @@ TABLE_PREVIEW = 20
     show_default=True,
     help="Seconds one page may take to parse before it is skipped and counted in errors=.",
 )
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@progress_option
 def scan(
     dump: Path,
     index: Path | None,
@@ -61,7 +66,7 @@ def scan(
     combine: tuple[Path, ...],
     max_page_bytes: int,
     page_timeout: float,
-    progress: bool,
+    progress: bool | None,
 ) -> None:
     """One pass over DUMP: every person page -> candidate table (sorted by page id) with a fame signal.
 
@@ -81,7 +86,10 @@ def scan(
     shard_spec = parse_shard(shard)
     if shard_spec is not None and out is None:
         raise InputError("--shard needs --out (its sketch is written next to it for --combine)")
-    options = ScanOptions(workers=workers, max_page_bytes=max_page_bytes, page_timeout=page_timeout, progress=progress)
+    index = index_or_beside(dump, index, say=lambda msg: click.echo(msg, err=True))
+    options = ScanOptions(
+        workers=workers, max_page_bytes=max_page_bytes, page_timeout=page_timeout, progress=want_progress(progress)
+    )
     spill_dir = out.resolve().parent if out is not None else None  # rows wait on the output's disk, not /tmp
     if spill_dir is not None:
         spill_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +97,7 @@ def scan(
     if out is not None:
         write_table(out, rows)
         if shard_spec is not None:
+            sketches.shard = shard_spec
             sketches.save(sketch_path(out))
     else:
         _print_table(list(_take(rows)), summary.people)
@@ -115,7 +124,11 @@ def _print_table(rows: list[dict], total: int) -> None:  # type: ignore[type-arg
 @click.command(name="show")
 @click.argument("dump", type=click.Path(path_type=Path))
 @click.argument("title")
-@click.option("--index", type=click.Path(path_type=Path), required=True, help="Multistream index (.txt or .txt.bz2).")
+@click.option(
+    "--index",
+    type=click.Path(path_type=Path),
+    help="Multistream index (.txt or .txt.bz2). Default: the one beside DUMP (same prefix, -index.txt.bz2).",
+)
 @click.option(
     "--json",
     "as_json",
@@ -136,9 +149,18 @@ def _print_table(rows: list[dict], total: int) -> None:  # type: ignore[type-arg
     show_default=True,
     help="Seconds the page may take to parse before show gives up.",
 )
-def show(dump: Path, title: str, index: Path, as_json: bool, max_page_bytes: int, page_timeout: float) -> None:
+def show(dump: Path, title: str, index: Path | None, as_json: bool, max_page_bytes: int, page_timeout: float) -> None:
     """Random access to one page of DUMP by TITLE (MediaWiki normalisation, redirects followed)."""
     from wikipersona_data.wiki.lookup import DumpReader
+
+    index = index_or_beside(dump, index)
+    if index is None:
+        looked = (
+            ", ".join(str(p) for p in index_candidates(dump)) or "nothing: DUMP is not named *-multistream*.xml.bz2"
+        )
+        raise InputError(
+            f"{dump}: show needs the multistream index; no --index given and none beside the dump (looked for {looked})"
+        )
 
     with DumpReader(dump, index, max_page_bytes=max_page_bytes, page_timeout=page_timeout) as reader:
         page, chain = reader.follow(title)

@@ -184,6 +184,8 @@ class FameSketches:
     def __init__(self, width: int = DEFAULT_WIDTH, depth: int = DEFAULT_DEPTH) -> None:
         self.links = CountMinSketch(width, depth)
         self.redirects = CountMinSketch(width, depth)
+        self.shard: tuple[int, int] | None = None
+        """(K, N) of the ``scan --shard K/N`` that wrote it, so ``--combine`` can refuse an incomplete set."""
 
     def merge(self, other: FameSketches) -> None:
         self.links.merge(other.links)
@@ -197,6 +199,7 @@ class FameSketches:
                 links=self.links.table,
                 redirects=self.redirects.table,
                 totals=np.array([self.links.total, self.redirects.total], dtype=np.uint64),
+                **({"shard": np.array(self.shard, dtype=np.int64)} if self.shard else {}),
             )
         tmp.replace(path)
 
@@ -204,7 +207,9 @@ class FameSketches:
     def load(cls, path: Path) -> FameSketches:
         with np.load(path) as data:
             links, redirects, totals = data["links"], data["redirects"], data["totals"]
+            shard = tuple(int(x) for x in data["shard"]) if "shard" in data.files else None
         sketches = cls(width=links.shape[1], depth=links.shape[0])
+        sketches.shard = shard  # type: ignore[assignment]
         sketches.links.table = links.astype(np.uint32)
         sketches.redirects.table = redirects.astype(np.uint32)
         sketches.links.total, sketches.redirects.total = int(totals[0]), int(totals[1])

@@ -585,6 +585,18 @@ def sketch_path(table: Path) -> Path:
     return table.with_name(table.name + ".sketch.npz")
 
 
+def _refuse_incomplete(seen: dict[tuple[int, int], Path]) -> None:
+    """Every K of one N, or a combined table would silently miss pages and under-count fame."""
+    totals = sorted({n for _, n in seen})
+    if len(totals) > 1:
+        raise InputError(f"--combine: shards of different splits ({', '.join(f'N={n}' for n in totals)})")
+    n = totals[0]
+    missing = [k for k in range(1, n + 1) if (k, n) not in seen]
+    if missing:
+        names = ", ".join(f"{k}/{n}" for k in missing)
+        raise InputError(f"--combine: incomplete shard set, {len(seen)} of {n} given; missing {names}")
+
+
 def combine_shards(tables: list[Path]) -> Iterator[dict[str, Any]]:
     """Rows of shard tables with dump-wide fame refilled from their merged sketches, sorted by page id.
 
@@ -594,17 +606,24 @@ def combine_shards(tables: list[Path]) -> Iterator[dict[str, Any]]:
     from wikipersona_data.wiki.table import read_table
 
     merged: fame.FameSketches | None = None
+    seen: dict[tuple[int, int], Path] = {}
     for table in tables:
         path = sketch_path(table)
         if not path.is_file():
             raise InputError(f"{table}: no sketch file {path.name} next to it (was it written by scan --shard?)")
         part = fame.FameSketches.load(path)
+        if part.shard is None:
+            raise InputError(f"{path}: records no shard number (written by an older scan); scan that shard again")
+        if part.shard in seen:
+            raise InputError(f"{table}: shard {part.shard[0]}/{part.shard[1]} is also {seen[part.shard]}")
+        seen[part.shard] = table
         if merged is None:
             merged = part
         else:
             merged.merge(part)
     if merged is None:
         raise InputError("--combine needs at least one shard table")
+    _refuse_incomplete(seen)
     spill = _RowSpill(Path(tempfile.gettempdir()))
     for table in tables:
         for row in read_table(table):

@@ -35,6 +35,9 @@ from wikipersona_data.llm.sim.textgen import count_tokens, message_text
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE_KEY = web.AppKey("sim_state", object)
 
+PREFLIGHT_HEADER = "X-Wikipersona-Preflight"
+"""Sent by ``llm/preflight.py``: counted as ``preflight_requests``, not in ``requests`` / ``requests_by_route``."""
+
 
 class SimState:
     """Counters, fault planner and prompt-cache memory of one running simulator."""
@@ -66,6 +69,7 @@ class SimState:
             "by_schema": dict(sorted(self.by_schema.items())),
             "by_model": dict(sorted(self.by_model.items())),
             "requests_by_route": dict(sorted(self.by_route.items())),
+            "preflight_requests": self.counters["preflight_requests"],
             "responder_fallbacks": self.counters["responder_fallbacks"],
             "responder_errors": self.counters["responder_errors"],
             "schema_violations": self.counters["schema_violations"],
@@ -120,10 +124,13 @@ async def _accounting(request: web.Request, handler: Handler) -> web.StreamRespo
                 },
             )
         return await handler(request)
-    state.requests += 1
-    resource = request.match_info.route.resource
-    # The route pattern, not the raw path: junk URLs must not grow the stats without bound.
-    state.by_route[resource.canonical if resource is not None else "unmatched"] += 1
+    if request.headers.get(PREFLIGHT_HEADER):
+        state.counters["preflight_requests"] += 1  # the client's preflight: apart from the work it checks
+    else:
+        state.requests += 1
+        resource = request.match_info.route.resource
+        # The route pattern, not the raw path: junk URLs must not grow the stats without bound.
+        state.by_route[resource.canonical if resource is not None else "unmatched"] += 1
     state.in_flight += 1
     state.peak = max(state.peak, state.in_flight)
     try:
