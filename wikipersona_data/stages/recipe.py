@@ -278,11 +278,6 @@ class Recipe(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("axes: duplicate axis names")
         for axis in self.axes:
-            if len(axis.categories) < 2:  # (extend's internal per-addition recipe is built with model_copy)
-                raise ValueError(
-                    f"axes.{axis.name}.categories: an axis needs at least 2 categories "
-                    "(divergent pairs compare people of different categories)"
-                )
             if axis.auto_select is None and not any(c.personas for c in axis.categories):
                 raise ValueError(f"axes.{axis.name}: no personas listed and no auto_select")
         return self
@@ -380,6 +375,13 @@ def parse_recipe(text: str, source: Path) -> Recipe:
     recipe.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     _validate_filters(recipe, source)
     _check_manifest_facts(recipe, source)
+    for axis in recipe.axes:
+        if len(axis.categories) < 2:  # warned, not refused: a one-category axis is legal but yields no divergence
+            print(
+                f"warning: {source}: axes.{axis.name}.categories: only one category; its 'divergent' pairs compare "
+                "people of the same category",
+                file=sys.stderr,
+            )
     return recipe
 
 
