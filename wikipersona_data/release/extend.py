@@ -52,6 +52,7 @@ from wikipersona_data.stages.ids import content_id, seeded_order, slug
 from wikipersona_data.stages.pipeline import run_all_stages
 from wikipersona_data.stages.recipe import AxisSpec, CategorySpec, Recipe, parse_recipe
 from wikipersona_data.stages.rows import PersonaRow
+from wikipersona_data.wiki.lookup import DumpReader
 
 GROUP_FILTERS = ("drop_non_divergent", "balance_length")
 
@@ -161,7 +162,7 @@ def load_release_recipe(
 def check_additions(
     additions: list[Addition],
     recipe: Recipe,
-    reader: Any,
+    reader: DumpReader,
     old_personas: list[dict[str, Any]],
     old_pairs: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
@@ -532,7 +533,7 @@ def extend_release(
     on the user's input runs before any stage, so a refused extend writes nothing (not even a work dir).
     """
     from wikipersona_data.release.verify import verify_release
-    from wikipersona_data.release.writer import _refuse_to_clobber, write_release
+    from wikipersona_data.release.writer import refuse_to_clobber, write_release
     from wikipersona_data.wiki.lookup import DumpReader
 
     release = Path(release)
@@ -541,7 +542,7 @@ def extend_release(
     out = Path(out) if out else release.with_name(f"{release.name}-v{version}")
     if out.resolve() == release.resolve():
         raise ConfigError(f"--out {out}: is the release being extended; write the new version elsewhere")
-    _refuse_to_clobber(out)
+    refuse_to_clobber(out)
     checked = verify_release(release)
     if not checked.ok:
         failed = checked.failures[0]

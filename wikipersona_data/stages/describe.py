@@ -131,7 +131,7 @@ async def describe_one(
     return [row], []
 
 
-# ---- grounding regeneration (added by the verification filters; see verify/grounding.py) ----
+# ---- grounding regeneration (triggered by the grounding filter; see verify/grounding.py) ----
 REGENERATE_REASONS = ("low_grounding", "no_supported_background", "no_supported_preference")
 
 

@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from wikipersona_data.fileio import canonical_json, write_atomic
 from wikipersona_data.stages.ids import content_id
 from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.templates import TEMPLATE_DIR, load_template
@@ -99,9 +100,7 @@ def stage_fingerprints(recipe: Recipe) -> dict[str, str]:
 
 
 def _canonical(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return canonical_json(value, default=str)
 
 
 def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
@@ -127,7 +126,5 @@ def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
             earlier.rename(folder)
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_name(FILE + ".tmp")
-        tmp.write_text(want + "\n", encoding="utf-8")
-        tmp.replace(marker)
+        write_atomic(marker, want + "\n")
     return stale

@@ -221,7 +221,7 @@ async def judge_one(
     return [row], []
 
 
-# ---- re-judging (added by the verification filters; see verify/pairs.py) ----
+# ---- re-judging (triggered by the pair filters; see verify/pairs.py) ----
 REJUDGE_REASONS = ("low_judge_agreement",)
 
 

@@ -12,9 +12,9 @@ embeddings server (``wikipersona llm-local --embeddings`` prints both URLs). An 
 builders/demo.toml`` needs nothing else running). Simulator endpoints get the cache alias ``sim`` so
 replays do not depend on the port the simulator got.
 
-The filters hook: ``wikipersona_data.verify.pipeline.apply_filters(stage, rows, context)`` if that
-module exists, else the identity (the one shim below). See ``context.BuildContext.apply_filters`` for
-the accepted return shapes and ``filter_context`` for what ``context`` holds.
+The filters hook: ``wikipersona_data.verify.pipeline.apply_filters(stage, rows, context)``. See
+``context.BuildContext.apply_filters`` for the accepted return shapes and ``filter_context`` for what
+``context`` holds.
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.heap import settled_heap
+from wikipersona_data.llm.config import ModelPrice, PriceTable
+from wikipersona_data.release.manifest import Manifest
 from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
 from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
 from wikipersona_data.stages.calls import StageLLM
@@ -41,23 +43,12 @@ from wikipersona_data.stages.recipe import Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
 from wikipersona_data.stages.usage import data_ledger, keys_of
 from wikipersona_data.stages.worklock import work_lock
+from wikipersona_data.verify.pipeline import apply_filters
+from wikipersona_data.verify.report import build_extras, stage_report
+
+Echo = Callable[[str], None]  # takes one line of log or report text
 
 STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
-
-
-def _identity(stage: str, rows: list[Any], context: dict[str, Any]) -> list[Any]:
-    return rows
-
-
-def load_filter_hook() -> FilterHook:
-    """The verification filters if installed, else keep everything (the only fallback in the package)."""
-    try:
-        from wikipersona_data.verify.pipeline import apply_filters
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.verify.pipeline":
-            raise
-        return _identity
-    return apply_filters
 
 
 def check_endpoint_urls(recipe: Recipe, endpoint_urls: Mapping[str, str] | None) -> dict[str, str]:
@@ -109,9 +100,7 @@ def endpoint_configs(
     return configs
 
 
-def price_table(recipe: Recipe) -> Any:
-    from wikipersona_data.llm.config import ModelPrice, PriceTable
-
+def price_table(recipe: Recipe) -> PriceTable:
     return PriceTable(
         {
             model: ModelPrice(input_per_m=p.input, output_per_m=p.output, cached_input_per_m=p.cached_input)
@@ -157,8 +146,8 @@ def build_recipe(
     max_usd: float | None = None,
     cache_mode: str = "use",
     progress: bool = True,
-    echo: Any = None,
-    report: Any = None,
+    echo: Echo | None = None,
+    report: Echo | None = None,
     endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     """Build the recipe into ``out_dir`` (default ``<work>/release``); returns the release folder (or the
@@ -180,11 +169,9 @@ def build_recipe(
 
 def refuse_non_release_out(out: Path) -> None:
     """The release writer's own refusal, checked up front (it replaces only an empty folder or a release)."""
-    try:
-        from wikipersona_data.release.writer import _refuse_to_clobber
-    except ModuleNotFoundError:
-        return
-    _refuse_to_clobber(Path(out))
+    from wikipersona_data.release.writer import refuse_to_clobber
+
+    refuse_to_clobber(Path(out))
 
 
 async def _build(
@@ -195,8 +182,8 @@ async def _build(
     max_usd: float | None,
     cache_mode: str,
     progress: bool,
-    say: Any,
-    report: Any,
+    say: Echo,
+    report: Echo,
     endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     started = time.monotonic()
@@ -261,7 +248,7 @@ async def open_context(
             llm=StageLLM(client, recipe),
             client=client,
             reader=reader,
-            filter_hook=filter_hook or load_filter_hook(),
+            filter_hook=filter_hook or apply_filters,
         )
         try:
             yield ctx
@@ -317,21 +304,15 @@ async def _stages_in_order(ctx: BuildContext) -> dict[str, Any]:
 
 
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, started: float) -> Path:
-    recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))  # (extend area) stage fingerprints
+    recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))
     if recomputed:
         say(f"settings changed since the last run: {', '.join(recomputed)} (other settings' folders: <stage>@<fp>)")
     rows = await run_all_stages(ctx)
     judgments, pairs, descriptions = rows["judgments"], rows["pairs"], rows["descriptions"]
     pair_rows, persona_records = release_rows(rows["personas"], descriptions, pairs, rows["prefixes"], rows["folds"])
     check_release_rows(ctx.work_dir, ctx.stats, pair_rows, persona_records)
-    try:
-        from wikipersona_data.release.writer import write_release
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.release.writer":
-            raise
-        report(summary_table(ctx.stats, ctx.client))
-        say(f"release writer not installed: stage outputs are in {ctx.work_dir}")
-        return ctx.work_dir
+    from wikipersona_data.release.writer import write_release
+
     manifest = build_manifest(ctx, judgments, pairs, descriptions, started)
     report(summary_table(ctx.stats, ctx.client, manifest.data.ledger.get("totals")))
     path = write_release(out, pairs=pair_rows, personas=persona_records, manifest=manifest)
@@ -342,7 +323,7 @@ async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, start
 
 def build_manifest(
     ctx: BuildContext, judgments: list[Any], pairs: list[Any], descriptions: list[Any], started: float
-) -> Any:
+) -> Manifest:
     """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows)."""
     import platform
 
@@ -403,27 +384,12 @@ def build_manifest(
 
 
 def filter_report(ctx: BuildContext) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per stage and filter: kept / dropped by reason (verify/report.py); one 'all' line per stage without it."""
-    try:
-        from wikipersona_data.verify.report import stage_report
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.verify.report":
-            raise
-        return {
-            stage: {"all": {"kept": s.rows, "dropped": dict(sorted(s.drop_reasons.items()))}}
-            for stage, s in ctx.stats.items()
-        }
+    """Per stage and filter: kept / dropped by reason (verify/report.py)."""
     return stage_report(ctx.work_dir, ctx.stats)
 
 
 def filter_extras(ctx: BuildContext, pairs: list[Any]) -> dict[str, Any]:
-    """Flags, retries, length bias and divergence figures of the filters (empty without them)."""
-    try:
-        from wikipersona_data.verify.report import build_extras
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.verify.report":
-            raise
-        return {}
+    """Flags, retries, length bias and divergence figures of the filters."""
     return {"filters": build_extras(ctx.work_dir, ctx.stats, pairs)}
 
 

@@ -17,13 +17,12 @@ are not filter verdicts.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wikipersona_data.fileio import write_atomic
 from wikipersona_data.verify.base import Filter, StepResult
 
 LOG_NAME = "filters.json"
@@ -59,12 +58,7 @@ class StageLog:
         return cls(**{k: data.get(k, v) for k, v in cls().__dict__.items()})
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.__dict__, sort_keys=True, indent=1, ensure_ascii=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".filters-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.__dict__, sort_keys=True, indent=1, ensure_ascii=False))
 
     def record(
         self, filters: list[Filter], rows: list[Any], result: StepResult, id_field: str, *, attempts: bool = False
