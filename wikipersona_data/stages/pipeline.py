@@ -33,7 +33,7 @@ from wikipersona_data.errors import ConfigError
 from wikipersona_data.heap import settled_heap
 from wikipersona_data.llm.config import ModelPrice, PriceTable
 from wikipersona_data.release.manifest import Manifest
-from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
+from wikipersona_data.stages import registry, split
 from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
@@ -48,7 +48,7 @@ from wikipersona_data.verify.report import build_extras, stage_report
 
 Echo = Callable[[str], None]  # takes one line of log or report text
 
-STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
+STAGES = registry.ORDER
 
 
 def check_endpoint_urls(recipe: Recipe, endpoint_urls: Mapping[str, str] | None) -> dict[str, str]:
@@ -202,7 +202,7 @@ async def check_endpoints(ctx: BuildContext) -> None:
     from wikipersona_data.llm.preflight import preflight
 
     uses = []
-    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
+    for stage in registry.call_specs():
         spec = getattr(ctx.recipe.stages, stage)
         if spec is not None:
             uses.append((spec.endpoint, spec.model, "embed" if stage == "embed" else "chat"))
@@ -269,38 +269,17 @@ async def run_all_stages(ctx: BuildContext) -> dict[str, Any]:
 
 
 async def _stages_in_order(ctx: BuildContext) -> dict[str, Any]:
-    persona_rows = await personas.run(ctx)
-    biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
-    ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
-
-    descriptions = await describe.run(ctx, persona_rows, biographies)
-    described = {d.persona_id for d in descriptions}
-    persona_rows = [p for p in persona_rows if p.persona_id in described]  # no grounded description, no data
-    ctx.shared["descriptions"] = {d.persona_id: d for d in descriptions}
-
-    question_rows = await questions.run(ctx, persona_rows, descriptions)
-    ctx.shared["questions"] = {q.question_id: q for q in question_rows}
-
-    candidates = await respond.run(ctx, question_rows)
-    ctx.shared["candidates"] = {c.candidate_id: c for c in candidates}
-
-    judgments = await judge.run(ctx, persona_rows, descriptions, question_rows, candidates)
-    ctx.shared["judgments"] = {j.judgment_id: j for j in judgments}
-
-    pairs = await split.run(ctx, persona_rows, question_rows, candidates, judgments)
-    ctx.shared["pairs"] = {p.pair_id: p for p in pairs}
-
-    prefix_rows = await prefixes.run(ctx, persona_rows, descriptions, pairs)
-    return {
-        "personas": persona_rows,
-        "descriptions": descriptions,
-        "questions": question_rows,
-        "candidates": candidates,
-        "judgments": judgments,
-        "pairs": pairs,
-        "prefixes": prefix_rows,
-        "folds": split.persona_folds(ctx, persona_rows),
-    }
+    """The registry's stages in order; each gets the rows of the stages before it (``registry.Upstream``) and
+    its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name."""
+    up = registry.Upstream()
+    for stage in registry.STAGES:
+        rows = await stage.run(ctx, up)
+        up.rows[stage.name] = rows
+        ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in rows}
+    out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in registry.STAGES}
+    out["personas"] = registry.described_personas(up)  # no grounded description, no data
+    out["folds"] = split.persona_folds(ctx, out["personas"])
+    return out
 
 
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, started: float) -> Path:
@@ -401,12 +380,11 @@ def _redacted(ctx: BuildContext, name: str) -> str:
 
 def served_models(ctx: BuildContext) -> dict[str, set[str]]:
     """Requested model -> models the server said it used, from the rows (the same for a resumed build)."""
-    from wikipersona_data.stages.rows import STAGE_ROWS
     from wikipersona_data.stages.store import read_jsonl
 
     out: dict[str, set[str]] = {}
-    for stage, model in STAGE_ROWS.items():
-        for row in read_jsonl(ctx.work_dir / stage / "rows.jsonl", model):
+    for stage in registry.STAGES:
+        for row in read_jsonl(ctx.work_dir / stage.name / "rows.jsonl", stage.row):
             provenance = getattr(row, "provenance", None)
             if provenance is not None and provenance.served_model:
                 out.setdefault(provenance.model, set()).add(provenance.served_model)
@@ -435,14 +413,14 @@ def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
 
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
     """Call keys cited by each stage's final rows and rejects (what the data cost)."""
-    from wikipersona_data.stages.rows import STAGE_ROWS, RejectRow
+    from wikipersona_data.stages.rows import RejectRow
     from wikipersona_data.stages.store import read_jsonl
 
     out = {}
-    for stage, model in STAGE_ROWS.items():
-        folder = ctx.work_dir / stage
-        rows = read_jsonl(folder / "rows.jsonl", model) + read_jsonl(folder / "rejects.jsonl", RejectRow)
-        out[stage] = keys_of(rows)
+    for stage in registry.STAGES:
+        folder = ctx.work_dir / stage.name
+        rows = read_jsonl(folder / "rows.jsonl", stage.row) + read_jsonl(folder / "rejects.jsonl", RejectRow)
+        out[stage.name] = keys_of(rows)
     return out
 
 

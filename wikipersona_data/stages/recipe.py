@@ -28,7 +28,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-STAGE_NAMES = ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed")
 PACKAGE_PREFIX = "package:"
 SIM_FIXED = ("host", "port", "allow_remote", "api_key")
 """Simulator settings a recipe may not set (see ``EndpointSpec._sim_stays_on_loopback``)."""
@@ -140,6 +139,10 @@ class StagesSpec(_Strict):
     judge: StageSpec
     prefixes: StageSpec
     embed: EmbedSpec
+
+
+STAGE_NAMES: tuple[str, ...] = tuple(StagesSpec.model_fields)
+"""The recipe's ``[stages.X]`` specs: the LLM calls the registry's stages declare (``stages/registry.py``)."""
 
 
 class AutoSelectSpec(_Strict):

@@ -79,32 +79,26 @@ class StageLog:
             self.claims.update(getattr(f, "claim_counts", {}))
 
 
-_LOGS: dict[str, StageLog] = {}
-
-
-def stage_log(stage_dir: Path, config: str | None = None) -> StageLog:
-    """The in-memory log of a stage folder (loaded from disk on first use in this process).
+def stage_log(stage_dir: Path, config: str | None = None, logs: dict[str, StageLog] | None = None) -> StageLog:
+    """The filter log of a stage folder: from ``logs`` (the build's own, ``BuildContext.filter_logs``) or
+    else from its file, which ``save_log`` rewrites after every filter pass, so the file is always current.
 
     With ``config`` (the settings' hash), a log made under other settings is discarded: its verdicts
     would otherwise linger for rows the new settings never see again.
     """
     key = str(Path(stage_dir).resolve())
-    if key in _LOGS and _LOGS[key].decisions and not (Path(stage_dir) / LOG_NAME).exists():
-        del _LOGS[key]  # the work dir was deleted since: a rebuild in this process starts afresh
-    if key not in _LOGS:
-        _LOGS[key] = StageLog.load(Path(stage_dir) / LOG_NAME)
-    if config is not None and _LOGS[key].config != config:
-        _LOGS[key] = StageLog(config=config)
-    return _LOGS[key]
+    log = logs.get(key) if logs is not None else None
+    if log is None:
+        log = StageLog.load(Path(stage_dir) / LOG_NAME)
+    if config is not None and log.config != config:
+        log = StageLog(config=config)
+    if logs is not None:
+        logs[key] = log
+    return log
 
 
 def save_log(stage_dir: Path, log: StageLog) -> None:
     log.save(Path(stage_dir) / LOG_NAME)
-
-
-def forget_logs() -> None:
-    """Drop the in-memory logs (tests that build twice in one process; the files stay)."""
-    _LOGS.clear()
 
 
 def filter_counts(log: StageLog) -> dict[str, dict[str, Any]]:
