@@ -32,14 +32,14 @@ from typing import Any
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.heap import settled_heap
 from wikipersona_data.llm.config import ModelPrice, PriceTable
-from wikipersona_data.release.manifest import Manifest
+from wikipersona_data.release.manifest import Manifest, ModelUse, RunInfo
 from wikipersona_data.stages import registry, split
 from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
 from wikipersona_data.stages.nodata import check_release_rows
-from wikipersona_data.stages.recipe import Recipe, load_recipe
+from wikipersona_data.stages.recipe import STAGE_NAMES, Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
 from wikipersona_data.stages.usage import data_ledger, keys_of
 from wikipersona_data.stages.worklock import work_lock
@@ -257,28 +257,28 @@ async def open_context(
             reader.close()
 
 
-async def run_all_stages(ctx: BuildContext) -> dict[str, Any]:
+async def run_all_stages(ctx: BuildContext, scope: registry.Extension | None = None) -> dict[str, Any]:
     """Every stage in order (each resumes from its journal), publishing its rows in ``ctx.shared`` for the
-    later stages and the filters. ``build`` and ``extend`` both run the recipe through this one place.
+    later stages and the filters. ``build`` and ``extend`` both run through this one place: an extend is
+    this run restricted to the added personas (``scope``), the release's rows frozen.
 
     The heap is settled for the stages (imports, recipe and dump reader are in place by now), so full
     garbage collections stay off the event loop while LLM calls are in flight (``wikipersona_data.heap``).
     """
     with settled_heap():
-        return await _stages_in_order(ctx)
+        return await _stages_in_order(ctx, scope)
 
 
-async def _stages_in_order(ctx: BuildContext) -> dict[str, Any]:
+async def _stages_in_order(ctx: BuildContext, scope: registry.Extension | None) -> dict[str, Any]:
     """The registry's stages in order; each gets the rows of the stages before it (``registry.Upstream``) and
     its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name."""
-    up = registry.Upstream()
+    up = registry.Upstream(scope=scope)
     for stage in registry.STAGES:
-        rows = await stage.run(ctx, up)
-        up.rows[stage.name] = rows
-        ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in rows}
+        up.rows[stage.name] = await stage.run(ctx, up)
+        ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in up.shared(stage)}
     out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in registry.STAGES}
     out["personas"] = registry.described_personas(up)  # no grounded description, no data
-    out["folds"] = split.persona_folds(ctx, out["personas"])
+    out["folds"] = up.folds
     return out
 
 
@@ -303,27 +303,17 @@ async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, start
 def build_manifest(
     ctx: BuildContext, judgments: list[Any], pairs: list[Any], descriptions: list[Any], started: float
 ) -> Manifest:
-    """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows)."""
-    import platform
+    """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows).
 
-    from wikipersona_data import __version__
+    ``extend`` builds its manifest from the same parts (``stage_models``, ``filter_report``, ``stage_ledger``,
+    ``run_info``) of its own run, merged into the release's."""
     from wikipersona_data.release import manifest as mf
 
     recipe = ctx.recipe
-    served = served_models(ctx)
-    models = {}
-    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
-        spec = getattr(recipe.stages, stage)
-        if spec is not None:
-            seen = served.get(spec.model, set())
-            if stage == "embed":  # embeddings leave no rows: the client saw their served model
-                seen = seen | embed_served(ctx).get(spec.model, set())
-            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(seen))
     report = {
         stage: {name: mf.FilterCounts(**counts) for name, counts in filters.items()}
         for stage, filters in filter_report(ctx).items()
     }
-    ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
     data = mf.ManifestData(
         name=recipe.pretty_name,
         version=recipe.version,
@@ -335,12 +325,12 @@ def build_manifest(
             mf.Endpoint(name=name, profile=spec.profile, base_url_redacted=_redacted(ctx, name))
             for name, spec in sorted(recipe.endpoints.items())
         ],
-        models=models,
+        models=stage_models(ctx),
         templates=all_template_hashes(),
         seeds=recipe.seeds.model_dump(),
         counts={},
         filter_report=report,
-        ledger=ledger,
+        ledger=stage_ledger(ctx),
         divergence=divergence_by_axis(judgments, pairs),
         grounding={},
         license=recipe.license,
@@ -353,13 +343,40 @@ def build_manifest(
         **filter_extras(ctx, pairs),
     }
     data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
-    run = mf.RunInfo(
+    return mf.Manifest(data=data, run=run_info(ctx.stats, started))
+
+
+def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
+    """Per recipe ``[stages.X]`` spec: the model requested and the names the server said it served."""
+    served = served_models(ctx)
+    models = {}
+    for stage in STAGE_NAMES:
+        spec = getattr(ctx.recipe.stages, stage)
+        if spec is not None:
+            seen = served.get(spec.model, set())
+            if stage == "embed":  # embeddings leave no rows: the client saw their served model
+                seen = seen | embed_served(ctx).get(spec.model, set())
+            models[stage] = ModelUse(requested=spec.model, served=sorted(seen))
+    return models
+
+
+def stage_ledger(ctx: BuildContext) -> dict[str, Any]:
+    """Calls, tokens and cost behind this run's rows (``stages/usage.py``)."""
+    return data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
+
+
+def run_info(stats: Mapping[str, StageStats], started: float) -> RunInfo:
+    """The manifest's ``run`` part: what differs between equal builds (time, versions), never data."""
+    import platform
+
+    from wikipersona_data import __version__
+
+    return RunInfo(
         wall_seconds=round(time.monotonic() - started, 3),
         package_version=__version__,
         python=platform.python_version(),
-        durations={stage: round(s.seconds, 3) for stage, s in ctx.stats.items()},
+        durations={stage: round(s.seconds, 3) for stage, s in stats.items()},
     )
-    return mf.Manifest(data=data, run=run)
 
 
 def filter_report(ctx: BuildContext) -> dict[str, dict[str, dict[str, Any]]]:

@@ -18,14 +18,17 @@ Adding a stage: its module (``run`` and row model), its template(s), one entry h
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from wikipersona_data.errors import InputError
 from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
 from wikipersona_data.stages.context import BuildContext
+from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.rows import (
     CandidateRow,
     DescriptionRow,
@@ -68,19 +71,49 @@ RowT = TypeVar("RowT", bound=BaseModel)
 
 
 @dataclass
+class Extension:
+    """A build restricted to added personas, the release's rows frozen (``wikipersona extend``).
+
+    The stages run in the extension's own folder. ``recipe`` is the recipe restricted to the added titles (the
+    personas stage resolves only them); ``base`` holds the release's rows as the runner gave them for the
+    build (``run_stages`` output); ``released_split`` maps each released divergent question to its split;
+    ``old_personas`` are the release's persona rows (their folds stay put)."""
+
+    recipe: Recipe
+    base: dict[str, Any]
+    released_split: dict[str, str]
+    old_personas: list[dict[str, Any]]
+    reused: set[str] = field(default_factory=set)
+    """Divergent question ids of the release the added personas are judged on (set by the questions stage)."""
+
+    frozen_visible: ClassVar[tuple[str, ...]] = ("personas", "describe")
+    """Stages whose released rows later filters see beside the new ones (everyone's names and grounding)."""
+
+
+@dataclass
 class Upstream:
     """The rows of the stages run so far, handed to the next stage typed by the stage that made them.
 
     ``biographies`` (persona id -> parsed article) come with the personas stage: several stages and
-    filters read the article text, and parsing it twice would be waste."""
+    filters read the article text, and parsing it twice would be waste. ``folds`` (persona id -> fold)
+    come with the split stage. ``scope`` is None for a build, an :class:`Extension` for an extend."""
 
+    scope: Extension | None = None
     rows: dict[str, list[Any]] = field(default_factory=dict)
     biographies: dict[str, Biography] = field(default_factory=dict)
+    folds: dict[str, int] = field(default_factory=dict)
 
     def of(self, stage: Stage[RowT]) -> list[RowT]:
         if stage.name not in self.rows:
             raise KeyError(f"stage {stage.name!r} has not run yet (declare it in inputs)")
         return self.rows[stage.name]
+
+    def shared(self, stage: Stage[Any]) -> list[Any]:
+        """What later filters see of a stage: its rows, plus the release's in an extension where declared."""
+        rows = self.rows[stage.name]
+        if self.scope is not None and stage.name in Extension.frozen_visible:
+            return [*self.scope.base[stage.shared_as], *rows]
+        return rows
 
 
 @dataclass(frozen=True)
@@ -110,7 +143,8 @@ class Stage(Generic[RowT]):
 
 
 async def _personas(ctx: BuildContext, up: Upstream) -> list[PersonaRow]:
-    rows = await personas.run(ctx)
+    scoped = ctx if up.scope is None else dataclasses.replace(ctx, recipe=up.scope.recipe)
+    rows = await personas.run(scoped)
     up.biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in rows}
     ctx.shared["biographies"] = up.biographies
     return rows
@@ -123,15 +157,41 @@ def described_personas(up: Upstream) -> list[PersonaRow]:
 
 
 async def _describe(ctx: BuildContext, up: Upstream) -> list[DescriptionRow]:
-    return await describe.run(ctx, up.of(PERSONAS), up.biographies)
+    rows = await describe.run(ctx, up.of(PERSONAS), up.biographies)
+    if up.scope is not None:  # an added persona without a grounded description cannot be added
+        described = {d.persona_id for d in rows}
+        for p in up.of(PERSONAS):
+            if p.persona_id not in described:
+                raise InputError(
+                    f"--persona {p.requested_titles[0]!r}: no description passed the grounding filters "
+                    f"(see {ctx.work_dir / 'describe' / 'rejects.jsonl'}); nothing written"
+                )
+    return rows
 
 
 async def _questions(ctx: BuildContext, up: Upstream) -> list[QuestionRow]:
-    return await questions.run(ctx, described_personas(up), up.of(DESCRIBE))
+    if up.scope is None:
+        return await questions.run(ctx, described_personas(up), up.of(DESCRIBE))
+    # added personas get personal questions, and are judged on the release's divergent questions of their axes
+    personal = await questions.run(ctx, up.of(PERSONAS), up.of(DESCRIBE), divergent=False)
+    axes = {m.axis for p in up.of(PERSONAS) for m in p.axes}
+    base: list[QuestionRow] = up.scope.base["questions"]
+    reused = [
+        q
+        for q in base
+        if q.question_type == "divergent" and q.axis in axes and q.question_id in up.scope.released_split
+    ]
+    up.scope.reused = {q.question_id for q in reused}
+    return [*personal, *reused]
 
 
 async def _respond(ctx: BuildContext, up: Upstream) -> list[CandidateRow]:
-    return await respond.run(ctx, up.of(QUESTIONS))
+    if up.scope is None:
+        return await respond.run(ctx, up.of(QUESTIONS))
+    reused = up.scope.reused  # their candidates are the release's: the same ones the other members were judged on
+    new = await respond.run(ctx, [q for q in up.of(QUESTIONS) if q.question_id not in reused])
+    base: list[CandidateRow] = up.scope.base["candidates"]
+    return [*new, *(c for c in base if c.question_id in reused)]
 
 
 async def _judge(ctx: BuildContext, up: Upstream) -> list[JudgmentRow]:
@@ -139,7 +199,17 @@ async def _judge(ctx: BuildContext, up: Upstream) -> list[JudgmentRow]:
 
 
 async def _split(ctx: BuildContext, up: Upstream) -> list[PairRow]:
-    return await split.run(ctx, described_personas(up), up.of(QUESTIONS), up.of(RESPOND), up.of(JUDGE))
+    people = described_personas(up)
+    if up.scope is None:
+        up.folds = split.persona_folds(ctx, people)
+        return await split.run(ctx, people, up.of(QUESTIONS), up.of(RESPOND), up.of(JUDGE))
+    # the release's divergent questions keep their split; added personas take folds no existing persona leaves
+    by_q = {q.question_id: q for q in up.of(QUESTIONS)}
+    personal_test = {q for q in split.test_questions(ctx, up.of(JUDGE), by_q) if by_q[q].question_type == "personal"}
+    test = personal_test | {q for q, s in up.scope.released_split.items() if s == "test"}
+    k, seed = ctx.recipe.split.persona_folds, ctx.recipe.seeds.folds
+    up.folds = split.assign_folds(up.scope.old_personas, people, k, seed)
+    return await split.run(ctx, people, up.of(QUESTIONS), up.of(RESPOND), up.of(JUDGE), test=test, folds=up.folds)
 
 
 async def _prefixes(ctx: BuildContext, up: Upstream) -> list[PrefixRow]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.fileio import write_atomic
+from wikipersona_data.stages.divergence import divergence
 from wikipersona_data.verify.base import Filter, StepResult
 
 LOG_NAME = "filters.json"
@@ -166,27 +167,11 @@ def length_bias(pairs: list[Any]) -> dict[str, float | int]:
 
 
 def divergence_stats(pairs: list[Any]) -> dict[str, dict[str, float | int]]:
-    """Per axis: divergent questions judged by >= 2 members, how many divided them, and the rate."""
-    from wikipersona_data.verify.pairs import non_divergent_questions
-
-    same = non_divergent_questions(pairs)
-    members: dict[str, dict[str, int]] = {}
-    for p in pairs:
-        if p.question_type == "divergent":
-            members.setdefault(p.axis or "", {}).setdefault(p.question_id, 0)
-            members[p.axis or ""][p.question_id] += 1
-    out = {}
-    for axis, qs in sorted(members.items()):
-        judged = [q for q, n in qs.items() if n >= 2]
-        if not judged:
-            continue
-        non = sum(q in same for q in judged)
-        out[axis] = {
-            "questions": len(judged),
-            "non_divergent": non,
-            "divergence_rate": round((len(judged) - non) / len(judged), 6),
-        }
-    return out
+    """Per axis: divergent questions judged by >= 2 members, how many did not divide them, and the rate."""
+    return {
+        axis: {"questions": d.questions, "non_divergent": d.questions - d.divided, "divergence_rate": d.rate}
+        for axis, d in divergence(pairs).items()
+    }
 
 
 def build_extras(work_dir: Path, stats: dict[str, Any], pairs: list[Any]) -> dict[str, Any]:
