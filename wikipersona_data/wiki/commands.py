@@ -267,3 +267,41 @@ def render_biography(bio) -> str:  # type: ignore[no-untyped-def]
         lines += ["", section.title, "-" * len(section.title), section.text]
     lines += ["", f"{len(bio.sentences)} sentences, {len(bio.links)} links"]
     return "\n".join(lines)
+
+
+@click.command(name="get-dump")
+@click.argument("wiki")
+@click.argument("date")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the two files (created if needed); a NAME.part there is resumed.",
+)
+@click.option(
+    "--mirror",
+    default=None,
+    help="Base URL of a mirror with the layout of https://dumps.wikimedia.org (<base>/<wiki>/<date>/...).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (date, files with size and sha1).")
+@progress_option
+def get_dump(wiki: str, date: str, to: Path, mirror: str | None, as_json: bool, progress: bool | None) -> None:
+    """Download WIKI's multistream dump and its index of run DATE (YYYYMMDD or 'latest') into --to, resumably,
+    each verified against the run's published sha1 before it gets its final name.
+
+    The run's dumpstatus.json must say the multistream job is done. An interrupted download is kept as
+    NAME.part and resumed by the next run (HTTP Range). Prints the two paths, dump first.
+    Example: wikipersona get-dump enwiki latest --to dumps/
+    """
+    from wikipersona_data.wiki.download import as_json as files_json
+    from wikipersona_data.wiki.download import get_dump as run
+
+    run_date, files = run(
+        wiki, date, to, mirror=mirror, progress=want_progress(progress), say=lambda msg: click.echo(msg, err=True)
+    )
+    if as_json:
+        click.echo(files_json(wiki, run_date, files))
+        return
+    for f in files:
+        click.echo(f.path)
