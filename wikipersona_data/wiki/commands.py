@@ -56,7 +56,7 @@ EXECUTORS = ("local", "slurm", "ray")  # scan_run.py (imported on use: it import
 @click.option("--slurm-partition", help="Slurm partition (needed with --executor slurm).")
 @click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit of one task.")
 @click.option("--slurm-cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--slurm-mem-per-cpu-gb", type=click.FloatRange(min=0, min_open=True), default=2, show_default=True)
+@click.option("--slurm-mem-per-cpu-gb", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--slurm-qos", help="Slurm QOS (default: none given, the cluster's default).")
 @click.option(
     "--slurm-env-command",
@@ -94,7 +94,7 @@ def scan(
     slurm_partition: str | None,
     slurm_time: str,
     slurm_cpus_per_task: int,
-    slurm_mem_per_cpu_gb: float,
+    slurm_mem_per_cpu_gb: int,
     slurm_qos: str | None,
     slurm_env_command: str | None,
     slurm_sbatch_args: tuple[str, ...],

@@ -48,7 +48,7 @@ class SlurmOptions:
     partition: str | None = None
     time: str = "24:00:00"
     cpus_per_task: int = 1
-    mem_per_cpu_gb: float = 2
+    mem_per_cpu_gb: int = 2  # sbatch takes whole units (--mem-per-cpu=2G)
     qos: str | None = None
     env_command: str | None = None  # run before the task in the sbatch script; default: put this Python first on PATH
     sbatch_args: dict[str, str] = field(default_factory=dict)
@@ -365,7 +365,9 @@ def run_ray(plan: ScanPlan, out: Path, options: ScanOptions, workers: int, ray_o
     start = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False, include_dashboard=False)
+        address = os.environ.get("RAY_ADDRESS") or None
+        local = {} if address else {"_node_ip_address": "127.0.0.1", "num_cpus": max(workers, 1)}  # this machine only
+        ray.init(address=address, log_to_driver=False, include_dashboard=False, **local)
     try:
         first, second = build_executors(plan, out, options, "ray", workers, ray=ray_options)
         with Progress(plan, options.progress):
