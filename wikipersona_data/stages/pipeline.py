@@ -32,6 +32,7 @@ from typing import Any
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.heap import settled_heap
 from wikipersona_data.llm.config import ModelPrice, PriceTable
+from wikipersona_data.llm.transport import Transport
 from wikipersona_data.release.manifest import Manifest, ModelUse, RunInfo
 from wikipersona_data.stages import registry, split
 from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
@@ -219,10 +220,12 @@ async def open_context(
     cache_mode: str = "use",
     filter_hook: FilterHook | None = None,
     endpoint_urls: Mapping[str, str] | None = None,
+    transport: Transport | None = None,
 ) -> AsyncIterator[BuildContext]:
     """Everything a stage needs (client, cache, dump reader, embedded simulator), closed on exit.
 
-    Also how tests run a single stage against a simulator of their choice.
+    Also how tests run a single stage against a simulator of their choice. ``transport`` replaces how the
+    client's requests travel (default: online HTTP; ``llm/transport.py``); the stages do not notice.
     """
     from wikipersona_data.llm.cache import CallCache
     from wikipersona_data.llm.client import LLMClient
@@ -240,6 +243,7 @@ async def open_context(
             cache=cache,
             ledger=Ledger(price_table(recipe)),
             max_usd=max_usd,
+            transport=transport,
         )
         reader = DumpReader(dump_path, index_path)
         ctx = BuildContext(
