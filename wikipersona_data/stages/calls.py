@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from wikipersona_data.llm.ledger import estimate_tokens
 from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.rows import Provenance
 from wikipersona_data.stages.templates import load_template
@@ -47,6 +48,22 @@ class StageLLM:
             params["top_p"] = spec.top_p
         params.update({k: v for k, v in overrides.items() if v is not None})
         return params
+
+    def prompt_budget(self, stage: str) -> int | None:
+        """Prompt tokens one call of ``stage`` may use on its endpoint, or None when the context is unknown.
+
+        Known once the client has asked the server (llama.cpp ``/props``, at preflight) or from the recipe's
+        ``context_tokens``; stages with a long prompt (describe) trim to it before sending.
+        """
+        budget = getattr(self.client, "context_budget", None)
+        if budget is None:
+            return None
+        spec = self.recipe.stage(stage)
+        return budget(spec.endpoint, spec.max_tokens)
+
+    def prompt_tokens(self, template: str, values: dict[str, Any]) -> int:
+        """Estimated tokens of ``template`` rendered with ``values`` (the client's own estimate)."""
+        return estimate_tokens(load_template(template).render(**values))
 
     async def json(
         self,
