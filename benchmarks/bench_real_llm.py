@@ -156,33 +156,41 @@ def stage_figures(chat_url: str, embed_url: str, recipe: Path) -> None:
         started = time.perf_counter()
         code = main(args)
         print(f"\n2. tiny build {recipe.name}: exit {code} in {time.perf_counter() - started:.0f} s")
-        calls: dict[str, Counter[str]] = {}
-        for part in sorted((work / "cache" / "calls").glob("*.jsonl")):
-            for line in part.read_text().splitlines():
-                rec = json.loads(line)
-                spec = rec["spec"]
-                if spec["api"] != "chat" or not spec.get("schema"):
-                    continue
-                c = calls.setdefault(stage_of(spec["schema"]["name"]), Counter())
-                c["calls"] += 1
-                c["length"] += rec.get("finish_reason") == "length"
-                content = rec["response"]["choices"][0]["message"].get("content") or ""
-                try:
-                    jsonschema.validate(json.loads(content), spec["schema"]["json"])
-                    c["parsed"] += 1
-                except (ValueError, jsonschema.ValidationError):
-                    pass
-        print(f"{'stage':<10}{'calls':>6}{'parsed':>8}{'length':>8}{'kept by filters':>17}")
-        for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes"):
-            c = calls.get(stage, Counter())
-            kept = _kept_by_filters(work / stage)
-            if not c and kept is None:
-                continue
-            n = c["calls"] or 1
-            print(
-                f"{stage:<10}{c['calls']:>6}{c['parsed'] / n:>8.0%}{c['length'] / n:>8.0%}"
-                f"{'-' if kept is None else f'{kept[0]}/{kept[1]}':>17}"
-            )
+        stage_table(work)
+
+
+def stage_table(work: Path) -> None:
+    """Per stage of a build's work dir: calls, share that parse, share cut by ``length``, rows the filters kept."""
+    calls: dict[str, Counter[str]] = {}
+    records: dict[str, dict[str, Any]] = {}  # a call's last record wins (a content fault re-stores it marked)
+    for part in sorted((work / "cache" / "calls").glob("*.jsonl")):
+        for line in part.read_text().splitlines():
+            rec = json.loads(line)
+            records[rec["key"]] = rec
+    for rec in records.values():
+        spec = rec["spec"]
+        if spec["api"] != "chat" or not spec.get("schema"):
+            continue
+        c = calls.setdefault(stage_of(spec["schema"]["name"]), Counter())
+        c["calls"] += 1
+        c["length"] += rec.get("finish_reason") == "length"
+        content = rec["response"]["choices"][0]["message"].get("content") or ""
+        try:
+            jsonschema.validate(json.loads(content), spec["schema"]["json"])
+            c["parsed"] += 1
+        except (ValueError, jsonschema.ValidationError):
+            pass
+    print(f"{'stage':<10}{'calls':>6}{'parsed':>8}{'length':>8}{'kept by filters':>17}")
+    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes"):
+        c = calls.get(stage, Counter())
+        kept = _kept_by_filters(work / stage)
+        if not c and kept is None:
+            continue
+        n = c["calls"] or 1
+        print(
+            f"{stage:<10}{c['calls']:>6}{c['parsed'] / n:>8.0%}{c['length'] / n:>8.0%}"
+            f"{'-' if kept is None else f'{kept[0]}/{kept[1]}':>17}"
+        )
 
 
 def _kept_by_filters(stage_dir: Path) -> tuple[int, int] | None:
