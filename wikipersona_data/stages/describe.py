@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,15 +28,22 @@ PREFERENCE_SECTIONS = ("personal life", "views", "political", "religio", "diet",
 SentenceId = Annotated[str, Field(pattern=bounds.SENTENCE_ID_PATTERN)]
 
 
-@functools.cache
-def description_schema(max_tokens: int) -> type[BaseModel]:
-    """The reply schema for a describe call of at most ``max_tokens`` (see ``stages/bounds.py``)."""
+@functools.lru_cache(maxsize=512)
+def description_schema(max_tokens: int, ids: tuple[str, ...] = ()) -> type[BaseModel]:
+    """The reply schema for a describe call of at most ``max_tokens`` (see ``stages/bounds.py``).
+
+    ``ids``: the sentence ids shown in the prompt. Evidence is then an ``enum`` of exactly those, so a
+    server that enforces the schema (llama.cpp's grammar, vLLM, OpenAI strict) cannot cite a sentence that
+    does not exist or was not shown: SmolLM2-135M cited made-up ids ("2.0", "202.02") in most claims before.
+    Whether the cited text supports the claim stays the grounding filter's call.
+    """
     b = bounds.describe(max_tokens)
+    evidence_id = Literal[ids] if ids else SentenceId  # type: ignore[valid-type]
 
     class DraftClaim(BaseModel):
         kind: ClaimKind
         text: str = Field(min_length=1, max_length=b.item_chars)
-        evidence: list[SentenceId] = Field(min_length=1, max_length=bounds.MAX_EVIDENCE_IDS)
+        evidence: list[evidence_id] = Field(min_length=1, max_length=bounds.MAX_EVIDENCE_IDS)  # type: ignore[valid-type]
 
     class Description(BaseModel):
         claims: list[DraftClaim] = Field(min_length=b.min_items, max_length=b.max_items)
@@ -143,7 +150,7 @@ async def describe_one(
         budget = ctx.llm.prompt_budget(STAGE)
         detail = f"not one article sentence fits the endpoint's context ({budget} prompt tokens after max_tokens)"
         return [], [RejectRow(stage=STAGE, id=persona.persona_id, reason="prompt_too_long", detail=detail)]
-    schema = description_schema(max_tokens)
+    schema = description_schema(max_tokens, tuple(s.id for s in values["sentences"]))
     res = await ctx.llm.json(STAGE, "describe", values, schema, sample_idx=sample_idx)
     if not res.ok:
         reject = RejectRow(
