@@ -351,3 +351,89 @@ def test_one_ledger_summary_manifest_and_card_agree(demo: dict) -> None:
         assert f"judge: {n} judgment{'' if n == 1 else 's'} re-judged" in demo["reported"]
         assert "re-judged" in card and "rejudged" not in card.split("\n---\n", 1)[1]
     assert "release written to" in demo["reported"]
+
+
+# Golden pins (issue 12, item 8): the demo's bytes, ids and call-cache keys as they stand. A refactor must leave
+# every one of them unchanged; a change meant to alter demo data (a template, a filter, a seed) updates these pins
+# in the same commit and says why. `wikipersona demo` writes the same parquet bytes (docs/lifecycle.md quotes them).
+GOLDEN_PARQUET = {
+    "pairs/test-00000-of-00001.parquet": "c82cceef13def224bede25adc64436d76b76a082c14abbfcc4e7ed95c9ad3318",
+    "pairs/train-00000-of-00001.parquet": "df7bee0126c2c54329ac85e65f66c25f5633f502d08901afee846fbdf38970d9",
+    "personas/train-00000-of-00001.parquet": "04a5ef6389b8420ff990e23bd1250c339d7fb5cf67f7e6e83edea34de974aa19",
+}
+_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+GOLDEN_STAGE_FILES = {
+    "personas/rows.jsonl": "75e1d8e4fbd8be738bfd712d7b3ee02710052446d6d9815daa744bdff8e0aa7e",
+    "describe/rows.jsonl": "63adbd65355d86898458d1c74ab85f157af4da50cefb8ffefe0a264180128400",
+    "questions/rows.jsonl": "1ba3fe1c47e7650608134abc8b667e11247215c1ae2c94e9f1aa9ad1d739fdf2",
+    "respond/rows.jsonl": "a5ea3c1c4616ed0c2ec9757041c13a170d36869c075d36a5ddb81393abee63b1",
+    "judge/rows.jsonl": "75f0176c904fe59c8fa39fcf9d2bb1cdd667d0edabc930e9804d6dcc69288142",
+    "split/rows.jsonl": "e19316aaf2cc6e323056a0edaabd90e07d07acf5b7059517efe0a11a212baf9a",
+    "prefixes/rows.jsonl": "e2b391ca569b82f6146e4e03e359a1ec71b7ee201c3ca04cc07ada2e89c8f6fc",
+    "personas/rejects.jsonl": _EMPTY,
+    "describe/rejects.jsonl": "c82e76ff1221093fbc33520af46c8a976e62ead48cf9c7c2dfe0eb237e695f59",
+    "questions/rejects.jsonl": _EMPTY,
+    "respond/rejects.jsonl": _EMPTY,
+    "judge/rejects.jsonl": "0f98846f439d22766c1d258e163b6008d2517f4d5fe4ffcdb47840cf75a8ee7c",
+    "split/rejects.jsonl": _EMPTY,
+    "prefixes/rejects.jsonl": _EMPTY,
+}
+GOLDEN_PERSONA_IDS = [
+    "adaeze-okafor",
+    "brett-halvorsen",
+    "colleen-brannigan",
+    "geoffrey-pembridge",
+    "imani-castellanos",
+    "noor-haddad",
+    "ravi-sundaresan",
+    "rupert-ashdown",
+]
+GOLDEN_FIRST_PAIR_IDS = ["p-0062b167de93be8c", "p-01670a812522703f", "p-01a6611d74f24fb2"]
+GOLDEN_PAIRS = 192
+GOLDEN_CACHE_KEYS = 2303  # one per paid call (chat and embeddings), all distinct
+GOLDEN_CACHE_KEYS_SHA256 = (
+    "2e5533b237635041d047357b398df280adabf60b240c78eedaede9f0ad759ca2"  # of sorted keys, \n-joined
+)
+GOLDEN_SOME_KEYS = {  # key -> schema name of the call (a template or request-spec change moves these)
+    "0058cfe6e6c1e6b280f38e05961f2c575f3a2e5301c62adce595021faf2b5dfa": "judge",
+    "009731609ff5939c6eac73d86dc89b62130feefb3656275e5c2a1e713c016ee0": "respond",
+    "00a6ddc5ce73442baa5a77529ebe86dc098d56ce5e22ba3ce9f9446b8e953111": "respond",
+}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_golden_demo_release_bytes(demo: dict) -> None:
+    got = {
+        str(p.relative_to(demo["release"] / "data")): _sha256(p) for p in (demo["release"] / "data").rglob("*.parquet")
+    }
+    assert got == GOLDEN_PARQUET, "demo parquet bytes changed: update GOLDEN_* only if the change is meant"
+
+
+def test_golden_stage_outputs(demo: dict) -> None:
+    got = {name: _sha256(demo["work"] / name) for name in GOLDEN_STAGE_FILES}
+    assert got == GOLDEN_STAGE_FILES
+
+
+def test_golden_ids(demo: dict) -> None:
+    assert [p.persona_id for p in demo["rows"]["personas"]] == GOLDEN_PERSONA_IDS
+    pair_ids = sorted(p.pair_id for p in demo["rows"]["split"])
+    assert len(pair_ids) == GOLDEN_PAIRS and pair_ids[:3] == GOLDEN_FIRST_PAIR_IDS
+
+
+def test_golden_cache_keys(demo: dict) -> None:
+    import hashlib
+
+    schema_of: dict[str, str | None] = {}
+    for shard in sorted((demo["work"] / "cache" / "calls").glob("*.jsonl")):
+        for line in shard.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            schema = record["spec"].get("schema")
+            schema_of[record["key"]] = schema.get("name") if isinstance(schema, dict) else None
+    assert len(schema_of) == GOLDEN_CACHE_KEYS
+    assert hashlib.sha256("\n".join(sorted(schema_of)).encode()).hexdigest() == GOLDEN_CACHE_KEYS_SHA256
+    assert {k: schema_of.get(k) for k in GOLDEN_SOME_KEYS} == GOLDEN_SOME_KEYS
