@@ -7,7 +7,7 @@ import sys
 
 from wikipersona_data.cli import COMMANDS, main
 
-CONTRACT = {"scan", "show", "llm-sim", "build", "demo", "verify", "extend", "publish"}
+CONTRACT = {"scan", "show", "llm-sim", "build", "demo", "verify", "extend", "publish", "get-dump"}
 
 
 def test_every_contract_command_is_registered() -> None:

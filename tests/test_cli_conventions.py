@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "builders" / "demo.toml"
 
 
-@pytest.mark.parametrize("command", ["scan", "build", "extend", "demo"])
+@pytest.mark.parametrize("command", ["scan", "build", "extend", "demo", "get-dump"])
 def test_every_long_command_has_the_same_progress_flags(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([command, "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())

@@ -1,4 +1,4 @@
-"""The scan on small real bz2 dumps written by the tests: counts, rows, fame, determinism, shards, robustness."""
+"""The scan on small real bz2 dumps written by the tests: counts, rows, fame, determinism, tasks, robustness."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from wiki_dump_fixtures import P, person_text, small_wiki, write_multistream, wr
 from wikipersona_data.cli import main
 from wikipersona_data.wiki.dump import Page
 from wikipersona_data.wiki.scan import (
-    DUMP_WIDE_COLUMNS,
     PagesTask,
     ScanOptions,
     SiteContext,
@@ -102,42 +101,25 @@ def test_one_and_two_workers_give_identical_bytes(tmp_path: Path, multi: tuple[P
         assert [json.loads(line)["page_id"] for line in outs[0].decode().splitlines()] == [10, 12, 17, 21]
 
 
-def test_shards_union_equals_full_scan(tmp_path: Path, multi: tuple[Path, Path], capsys) -> None:
+def test_tasks_union_equals_full_scan(tmp_path: Path, multi: tuple[Path, Path]) -> None:
+    """What --shard K/N + --combine did, datatrove's ranks do in one command: any task count, same bytes."""
     dump, index = multi
-    full = tmp_path / "full.jsonl"
-    assert main(["scan", str(dump), "--index", str(index), "--out", str(full), "--no-progress"]) == 0
-    parts = []
-    for k in (1, 2, 3):
-        part = tmp_path / f"part{k}.jsonl"
-        assert (
-            main(["scan", str(dump), "--index", str(index), "--out", str(part), "--shard", f"{k}/3", "--no-progress"])
-            == 0
-        )
-        parts.append(part)
-    shard_rows = sorted(
-        (json.loads(line) for p in parts for line in p.read_text().splitlines()), key=lambda r: r["page_id"]
-    )
-    full_rows = [json.loads(line) for line in full.read_text().splitlines()]
-    assert len(shard_rows) == len(full_rows) == 4
-    assert all(p.read_text() for p in parts[:1])  # shards are not all empty
-    local = [{k: v for k, v in r.items() if k not in DUMP_WIDE_COLUMNS} for r in shard_rows]
-    assert local == [{k: v for k, v in r.items() if k not in DUMP_WIDE_COLUMNS} for r in full_rows]
-    combined = tmp_path / "combined.jsonl"
-    args = ["scan", str(dump), "--out", str(combined)]
-    for p in parts:
-        args += ["--combine", str(p)]
-    assert main(args) == 0
-    assert combined.read_bytes() == full.read_bytes()
-    capsys.readouterr()
-    # 2 of 3 shards: refused, naming the missing one, and no table is written
-    partial = tmp_path / "partial.jsonl"
-    assert main(["scan", str(dump), "--out", str(partial), "--combine", str(parts[0]), "--combine", str(parts[2])]) == 2
-    err = capsys.readouterr().err
-    assert err.strip() == "error: --combine: incomplete shard set, 2 of 3 given; missing 2/3"
-    assert not partial.exists()
-    twice = ["--combine", str(parts[0]), "--combine", str(parts[0]), "--combine", str(parts[1])]
-    assert main(["scan", str(dump), "--out", str(partial), *twice]) == 2
-    assert "shard 1/3 is also" in capsys.readouterr().err
+    tables = []
+    for tasks in (1, 3, 6):
+        out = tmp_path / f"t{tasks}.jsonl"
+        args = ["scan", str(dump), "--index", str(index), "--out", str(out), "--tasks", str(tasks), "--no-progress"]
+        assert main(args) == 0
+        assert len(list((tmp_path / f"t{tasks}.jsonl.scan-logs" / "stage1" / "completions").iterdir())) == tasks
+        tables.append(out.read_bytes())
+    assert tables[0] == tables[1] == tables[2]
+    assert [json.loads(line)["page_id"] for line in tables[0].decode().splitlines()] == [10, 12, 17, 21]
+
+
+@pytest.mark.parametrize("option", [["--shard", "1/2"], ["--combine", "part.jsonl"]])
+def test_shard_and_combine_are_gone_with_a_pointer(tmp_path: Path, capsys, option: list[str]) -> None:
+    assert main(["scan", "unused.xml.bz2", "--out", str(tmp_path / "t.jsonl"), *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --shard/--combine were removed") and "docs/scan.md" in err
 
 
 def test_summary_line_and_table_on_stdout(multi: tuple[Path, Path], capsys) -> None:
@@ -212,13 +194,6 @@ def test_workers_are_recycled_without_losing_work(tmp_path: Path, multi: tuple[P
     collector.finish()
     assert collector.summary.pages == 12 and collector.summary.people == 4 and collector.summary.errors == 0
     assert [row["page_id"] for row in collector.spill.sorted_rows()] == [r["page_id"] for r in multi_rows[1]]
-
-
-def test_combine_needs_the_shard_sketch(tmp_path: Path, capsys) -> None:
-    table = tmp_path / "part.jsonl"
-    table.write_text("")
-    assert main(["scan", "unused.xml.bz2", "--combine", str(table), "--out", str(tmp_path / "all.jsonl")]) == 2
-    assert "no sketch file part.jsonl.sketch.npz" in capsys.readouterr().err
 
 
 def test_section_count_equals_the_line_anchored_regex() -> None:

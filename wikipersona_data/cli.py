@@ -19,6 +19,7 @@ from wikipersona_data.errors import WikipersonaError
 COMMANDS: dict[str, str] = {
     "scan": "wikipersona_data.wiki.commands:scan",
     "show": "wikipersona_data.wiki.commands:show",
+    "get-dump": "wikipersona_data.wiki.commands:get_dump",
     "llm-sim": "wikipersona_data.llm.commands:llm_sim",
     "llm-local": "wikipersona_data.llm.commands:llm_local",
     "build": "wikipersona_data.stages.commands:build",
@@ -32,6 +33,7 @@ COMMANDS: dict[str, str] = {
 SHORT_HELP: dict[str, str] = {
     "scan": "One pass over a dump: every person page -> candidate table.",
     "show": "Random access to one page by title (follows redirects).",
+    "get-dump": "Download a multistream dump and its index, resumable, sha1-verified.",
     "llm-sim": "Run the simulated OpenAI-compatible server on loopback.",
     "llm-local": "Run a real small model (llama.cpp, SmolLM2-135M) on loopback, no key or GPU.",
     "build": "Run every stage of a recipe (resumable) into a release folder.",

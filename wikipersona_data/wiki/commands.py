@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import click
 
 from wikipersona_data.conventions import index_candidates, index_or_beside, progress_option, want_progress
 from wikipersona_data.errors import InputError
-from wikipersona_data.wiki.scan import (
-    DEFAULT_MAX_PAGE_BYTES,
-    DEFAULT_PAGE_TIMEOUT,
-    ScanOptions,
-    combine_shards,
-    parse_shard,
-    scan_dump,
-    sketch_path,
-)
-from wikipersona_data.wiki.table import table_format, write_table
+from wikipersona_data.wiki.bounded import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_TIMEOUT
+from wikipersona_data.wiki.scan import ScanOptions
+from wikipersona_data.wiki.table import read_table, table_format
 
 TABLE_PREVIEW = 20
+EXECUTORS = ("local", "slurm", "ray")  # scan_run.py (imported on use: it imports datatrove)
 
 
 @click.command(name="scan")
@@ -32,15 +27,46 @@ TABLE_PREVIEW = 20
     help="Multistream index (.txt or .txt.bz2): parallel scan. Default: the one beside DUMP (-index.txt.bz2), if any.",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Candidate table: FILE.parquet or FILE.jsonl.")
-@click.option("--workers", type=click.IntRange(min=1), default=lambda: os.cpu_count() or 1, show_default="all cores")
-@click.option("--shard", help="Scan only the K-th of N stream ranges (K from 1), e.g. 2/4; needs --index and --out.")
 @click.option(
-    "--combine",
-    "combine",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Instead of scanning, merge shard tables (and their sketches) into --out. Repeatable.",
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="Who runs the tasks (datatrove): this machine, a Slurm cluster (sbatch), or Ray (RAY_ADDRESS or a local "
+    "cluster). See docs/scan.md.",
 )
+@click.option(
+    "--tasks",
+    type=click.IntRange(min=1),
+    help="Number of tasks (ranges of bz2 streams). Default: ~16 MB of the dump each, at least 4 per worker.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=lambda: os.cpu_count() or 1,
+    show_default="all cores",
+    help="Tasks run at the same time (local: processes; slurm: array tasks at once; ray: concurrent tasks).",
+)
+@click.option(
+    "--logs",
+    type=click.Path(path_type=Path),
+    help="datatrove's folder (completions, stats, logs, task outputs); a rerun with it redoes only unfinished "
+    "tasks. Default: OUT.scan-logs beside the table (a temporary folder without --out).",
+)
+@click.option("--slurm-partition", help="Slurm partition (needed with --executor slurm).")
+@click.option("--slurm-time", default="24:00:00", show_default=True, help="Slurm time limit of one task.")
+@click.option("--slurm-cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--slurm-mem-per-cpu-gb", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--slurm-qos", help="Slurm QOS (default: none given, the cluster's default).")
+@click.option(
+    "--slurm-env-command",
+    help="Shell line run before each task (e.g. 'source /path/venv/bin/activate'). Default: this Python first on PATH.",
+)
+@click.option("--slurm-sbatch-arg", "slurm_sbatch_args", multiple=True, help="Extra sbatch option KEY=VALUE.")
+@click.option("--ray-cpus-per-task", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--ray-mem-per-cpu-gb", type=click.FloatRange(min=0, min_open=True), default=1, show_default=True)
+@click.option("--shard", hidden=True, help="Removed: see docs/scan.md.")
+@click.option("--combine", hidden=True, multiple=True, help="Removed: see docs/scan.md.")
 @click.option(
     "--max-page-bytes",
     type=click.IntRange(min=1),
@@ -61,47 +87,97 @@ def scan(
     dump: Path,
     index: Path | None,
     out: Path | None,
+    executor: str,
+    tasks: int | None,
     workers: int,
+    logs: Path | None,
+    slurm_partition: str | None,
+    slurm_time: str,
+    slurm_cpus_per_task: int,
+    slurm_mem_per_cpu_gb: int,
+    slurm_qos: str | None,
+    slurm_env_command: str | None,
+    slurm_sbatch_args: tuple[str, ...],
+    ray_cpus_per_task: int,
+    ray_mem_per_cpu_gb: float,
     shard: str | None,
-    combine: tuple[Path, ...],
+    combine: tuple[str, ...],
     max_page_bytes: int,
     page_timeout: float,
     progress: bool | None,
 ) -> None:
     """One pass over DUMP: every person page -> candidate table (sorted by page id) with a fame signal.
 
-    With --index the multistream streams are split across --workers processes, each decompressing its
-    own streams. Without an index (single-stream .xml.bz2 or .xml) one reader decompresses everything in
-    order, which is limited to one core's bz2 speed (~30 MB/s of XML): much slower on big dumps.
+    The scan is a datatrove pipeline: with --index, each task decompresses and parses its own range of
+    multistream streams, and a second stage merges the fame counts and writes the table. Without an index
+    (single-stream .xml.bz2 or .xml) it is one task reading everything in order: one core, much slower.
+    A scan that was killed or had failed tasks, run again with the same --logs, redoes only those tasks.
     """
+    from wikipersona_data.wiki.scan_run import (
+        RayOptions,
+        SlurmOptions,
+        incomplete_ranks,
+        plan_scan,
+        run_local,
+        run_ray,
+        submit_slurm,
+        task_errors,
+    )
+
+    if shard is not None or combine:
+        raise InputError(
+            "--shard/--combine were removed: run one scan with --executor slurm or --executor ray "
+            "(or --executor local --tasks N on one machine); see docs/scan.md"
+        )
     if out is not None:
         table_format(out)  # fail on a bad extension before hours of work
-    if combine:
-        if out is None:
-            raise InputError("--combine needs --out")
-        rows = combine_shards(list(combine))
-        count = write_table(out, rows)
-        click.echo(f"combined {len(combine)} shards: people={count}")
-        return
-    shard_spec = parse_shard(shard)
-    if shard_spec is not None and out is None:
-        raise InputError("--shard needs --out (its sketch is written next to it for --combine)")
+    elif executor == "slurm":
+        raise InputError("--executor slurm needs --out: the table is written by a Slurm job")
     index = index_or_beside(dump, index, say=lambda msg: click.echo(msg, err=True))
     options = ScanOptions(
         workers=workers, max_page_bytes=max_page_bytes, page_timeout=page_timeout, progress=want_progress(progress)
     )
-    spill_dir = out.resolve().parent if out is not None else None  # rows wait on the output's disk, not /tmp
-    if spill_dir is not None:
-        spill_dir.mkdir(parents=True, exist_ok=True)
-    summary, rows, sketches = scan_dump(dump, index, options=options, shard=shard_spec, spill_dir=spill_dir)
-    if out is not None:
-        write_table(out, rows)
-        if shard_spec is not None:
-            sketches.shard = shard_spec
-            sketches.save(sketch_path(out))
-    else:
-        _print_table(list(_take(rows)), summary.people)
+    with tempfile.TemporaryDirectory(prefix="wikipersona-scan-") as tmp:
+        table = out.resolve() if out is not None else Path(tmp) / "table.jsonl"
+        if logs is None:
+            logs = table.with_name(table.name + ".scan-logs") if out is not None else Path(tmp) / "logs"
+        plan = plan_scan(dump, index, logs.resolve(), options, tasks, workers)
+        if executor == "slurm":
+            slurm = SlurmOptions(
+                partition=slurm_partition,
+                time=slurm_time,
+                cpus_per_task=slurm_cpus_per_task,
+                mem_per_cpu_gb=slurm_mem_per_cpu_gb,
+                qos=slurm_qos,
+                env_command=slurm_env_command,
+                sbatch_args=_key_values(slurm_sbatch_args),
+            )
+            first, second = submit_slurm(plan, table, options, workers, slurm)
+            click.echo(
+                f"submitted: stage 1 Slurm job {first} ({len(incomplete_ranks(plan))} of {plan.tasks} tasks to run), "
+                f"stage 2 job {second} writes {table}; logs in {plan.logs}. "
+                "Run the same command again to resubmit only unfinished tasks."
+            )
+            return
+        if executor == "ray":
+            summary = run_ray(plan, table, options, workers, RayOptions(ray_cpus_per_task, ray_mem_per_cpu_gb))
+        else:
+            summary = run_local(plan, table, options, workers)
+        for message in task_errors(plan):
+            click.echo(f"warning: {message}", err=True)
+        if out is None:
+            _print_table(list(_take(read_table(table))), summary.people)
     click.echo(summary.line())
+
+
+def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--slurm-sbatch-arg {pair!r}: expected KEY=VALUE, e.g. account=myproject")
+        result[key.strip().lstrip("-")] = value
+    return result
 
 
 def _take(rows, n: int = TABLE_PREVIEW):  # type: ignore[no-untyped-def]
@@ -191,3 +267,41 @@ def render_biography(bio) -> str:  # type: ignore[no-untyped-def]
         lines += ["", section.title, "-" * len(section.title), section.text]
     lines += ["", f"{len(bio.sentences)} sentences, {len(bio.links)} links"]
     return "\n".join(lines)
+
+
+@click.command(name="get-dump")
+@click.argument("wiki")
+@click.argument("date")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the two files (created if needed); a NAME.part there is resumed.",
+)
+@click.option(
+    "--mirror",
+    default=None,
+    help="Base URL of a mirror with the layout of https://dumps.wikimedia.org (<base>/<wiki>/<date>/...).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (date, files with size and sha1).")
+@progress_option
+def get_dump(wiki: str, date: str, to: Path, mirror: str | None, as_json: bool, progress: bool | None) -> None:
+    """Download WIKI's multistream dump and its index of run DATE (YYYYMMDD or 'latest') into --to, resumably,
+    each verified against the run's published sha1 before it gets its final name.
+
+    The run's dumpstatus.json must say the multistream job is done. An interrupted download is kept as
+    NAME.part and resumed by the next run (HTTP Range). Prints the two paths, dump first.
+    Example: wikipersona get-dump enwiki latest --to dumps/
+    """
+    from wikipersona_data.wiki.download import as_json as files_json
+    from wikipersona_data.wiki.download import get_dump as run
+
+    run_date, files = run(
+        wiki, date, to, mirror=mirror, progress=want_progress(progress), say=lambda msg: click.echo(msg, err=True)
+    )
+    if as_json:
+        click.echo(files_json(wiki, run_date, files))
+        return
+    for f in files:
+        click.echo(f.path)

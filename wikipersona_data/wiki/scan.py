@@ -199,6 +199,35 @@ def _row(fields: dict[str, Any], page: Page) -> dict[str, Any]:
     return {name: row[name] for name in COLUMNS}
 
 
+def truncated_message(page: Page, options: ScanOptions) -> str:
+    return (
+        f"skipped page {page.title!r} (id {page.page_id}): more than {page.text_bytes} bytes of XML, "
+        f"over the per-page cap of {options.max_page_bytes} bytes of wikitext (cut while decompressing)"
+    )
+
+
+def person_row(page: Page, site: SiteContext, options: ScanOptions) -> tuple[dict[str, Any] | None, str | None]:
+    """One ns-0 article that passed the prefilter -> ``(row, None)`` for a person, ``(None, None)`` for
+    anything else, ``(None, message)`` for a page skipped as an error (too big, too slow, parser crash).
+
+    Shared by the in-process scan below and the datatrove steps (scan_steps.py), so both count alike.
+    """
+    if page.text_bytes > options.max_page_bytes:
+        return None, (
+            f"skipped page {page.title!r} (id {page.page_id}): {page.text_bytes} bytes of wikitext "
+            f"exceed the per-page cap of {options.max_page_bytes}"
+        )
+    try:
+        fields = _parse_person(page, options, site.url_base)
+    except PageTimeout:
+        return None, f"skipped page {page.title!r} (id {page.page_id}): parse exceeded {options.page_timeout:g} s"
+    except (Exception, RecursionError) as err:  # never trust one page
+        return None, f"skipped page {page.title!r} (id {page.page_id}): {type(err).__name__}: {str(err)[:200]}"
+    if not fields["is_person"]:
+        return None, None
+    return _row(fields, page), None
+
+
 def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, result: ChunkResult) -> None:
     """Count, prefilter and parse one batch of pages into ``result``."""
     from wikipersona_data.wiki.person import looks_like_person
@@ -210,10 +239,7 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
         stats["pages"] += 1
         if page.truncated:  # cut while decompressing: its text was never kept
             stats["errors"] += 1
-            result.errors.append(
-                f"skipped page {page.title!r} (id {page.page_id}): more than {page.text_bytes} bytes of XML, "
-                f"over the per-page cap of {options.max_page_bytes} bytes of wikitext (cut while decompressing)"
-            )
+            result.errors.append(truncated_message(page, options))
             continue
         if page.redirect is not None:
             stats["redirects"] += 1
@@ -226,32 +252,16 @@ def process_pages(pages: list[Page], site: SiteContext, options: ScanOptions, re
         links.add_page_links(page.text)
         if not looks_like_person(page.text):
             continue
-        if page.text_bytes > options.max_page_bytes:
+        row, error = person_row(page, site, options)
+        if error is not None:
             stats["errors"] += 1
-            result.errors.append(
-                f"skipped page {page.title!r} (id {page.page_id}): {page.text_bytes} bytes of wikitext "
-                f"exceed the per-page cap of {options.max_page_bytes}"
-            )
+            result.errors.append(error)
             continue
-        try:
-            fields = _parse_person(page, options, site.url_base)
-        except PageTimeout:
-            stats["errors"] += 1
-            result.errors.append(
-                f"skipped page {page.title!r} (id {page.page_id}): parse exceeded {options.page_timeout:g} s"
-            )
-            continue
-        except (Exception, RecursionError) as err:  # never trust one page
-            stats["errors"] += 1
-            result.errors.append(
-                f"skipped page {page.title!r} (id {page.page_id}): {type(err).__name__}: {str(err)[:200]}"
-            )
-            continue
-        if not fields["is_person"]:
+        if row is None:
             continue
         stats["people"] += 1
-        stats["living"] += int(bool(fields["is_living"]))
-        result.rows.append(_row(fields, page))
+        stats["living"] += int(bool(row["is_living"]))
+        result.rows.append(row)
     for target, count in links.counts.items():
         result.links[target] = result.links.get(target, 0) + count
     for target, count in redirects.counts.items():
