@@ -197,15 +197,28 @@ class AxisSpec(_Strict):
 
 
 class CountsSpec(_Strict):
-    personal_questions: int = Field(default=100, ge=1)
-    divergent_questions: int = Field(default=100, ge=1)
-    question_batch: int = Field(default=20, ge=1)
-    max_question_batches: int = Field(default=0, ge=0, description="0 = 2 x the batches needed without losses.")
-    candidates_generated: int = Field(default=8, ge=2)
-    candidates_kept: int = Field(default=4, ge=2)
-    description_max_sentences: int = Field(default=80, ge=5, description="Article sentences shown to describe.")
-    inference_shots: int = Field(default=4, ge=1, description="Train pairs shown to the persona-inference call.")
-    fewshot_shots: int = Field(default=2, ge=1, description="Train (question, chosen) pairs in the few-shot prefix.")
+    """How much to make. Upper bounds are sanity limits far above any real recipe (the paper: 100 + 100
+    questions, 50 candidates): a typo such as ``candidates_generated = 1000000000`` is refused at load in
+    one line instead of exhausting memory while the first stage schedules its calls (issue 11: 23 GB and
+    an OOM kill before ``--max-usd`` could stop anything)."""
+
+    personal_questions: int = Field(default=100, ge=1, le=10_000)
+    divergent_questions: int = Field(default=100, ge=1, le=10_000)
+    question_batch: int = Field(default=20, ge=1, le=200)
+    max_question_batches: int = Field(
+        default=0, ge=0, le=10_000, description="0 = 2 x the batches needed without losses."
+    )
+    candidates_generated: int = Field(default=8, ge=2, le=256)
+    candidates_kept: int = Field(default=4, ge=2, le=64)
+    description_max_sentences: int = Field(
+        default=80, ge=5, le=5_000, description="Article sentences shown to describe."
+    )
+    inference_shots: int = Field(
+        default=4, ge=1, le=200, description="Train pairs shown to the persona-inference call."
+    )
+    fewshot_shots: int = Field(
+        default=2, ge=1, le=100, description="Train (question, chosen) pairs in the few-shot prefix."
+    )
 
     @model_validator(mode="after")
     def _kept_le_generated(self) -> CountsSpec:
