@@ -11,8 +11,10 @@ child process (2 slots), so this process's CPU time is the client's alone.
    :class:`LLMClient` (cache off) on the same prompts, alternating which goes first each round. Printed:
    calls/s, client CPU ms per call, and the ratios ours / bare. The server does the same work for both, so
    throughput should be ~1.0x; CPU per call shows what the cache key, ledger, limiter and retries cost.
-2. Per stage of a tiny build (``builders/local.toml``): calls, share of replies that parse (valid JSON for
-   the stage's schema), share cut by ``length``, and share of the stage's rows that the filters kept.
+2. Per stage of two tiny builds (``builders/local.toml``: every stage on the real model;
+   ``builders/local-mixed.toml``: the simulator describes, the real model does the rest): calls, share of
+   replies that parse (valid JSON for the stage's schema), share cut by ``length``, and the stage's rows
+   that the filters kept.
 """
 
 from __future__ import annotations
@@ -24,15 +26,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import openai
 import pydantic
 
 from wikipersona_data.llm.cache import CallCache
+from wikipersona_data.llm.callstats import StageCalls, chat_calls_by_stage
 from wikipersona_data.llm.client import LLMClient
 from wikipersona_data.llm.config import EndpointConfig, ModelPrice, PriceTable
 from wikipersona_data.llm.ledger import Ledger
@@ -139,13 +140,6 @@ def client_figures(url: str, calls: int, rounds: int, max_tokens: int) -> None:
         )
 
 
-def stage_of(schema_name: str) -> str:
-    for prefix in ("describe", "questions", "respond", "judge", "prefixes", "personas"):
-        if schema_name.startswith(prefix):
-            return prefix
-    return schema_name
-
-
 def stage_figures(chat_url: str, embed_url: str, recipe: Path) -> None:
     from wikipersona_data.cli import main
 
@@ -156,33 +150,23 @@ def stage_figures(chat_url: str, embed_url: str, recipe: Path) -> None:
         started = time.perf_counter()
         code = main(args)
         print(f"\n2. tiny build {recipe.name}: exit {code} in {time.perf_counter() - started:.0f} s")
-        calls: dict[str, Counter[str]] = {}
-        for part in sorted((work / "cache" / "calls").glob("*.jsonl")):
-            for line in part.read_text().splitlines():
-                rec = json.loads(line)
-                spec = rec["spec"]
-                if spec["api"] != "chat" or not spec.get("schema"):
-                    continue
-                c = calls.setdefault(stage_of(spec["schema"]["name"]), Counter())
-                c["calls"] += 1
-                c["length"] += rec.get("finish_reason") == "length"
-                content = rec["response"]["choices"][0]["message"].get("content") or ""
-                try:
-                    jsonschema.validate(json.loads(content), spec["schema"]["json"])
-                    c["parsed"] += 1
-                except (ValueError, jsonschema.ValidationError):
-                    pass
-        print(f"{'stage':<10}{'calls':>6}{'parsed':>8}{'length':>8}{'kept by filters':>17}")
-        for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes"):
-            c = calls.get(stage, Counter())
-            kept = _kept_by_filters(work / stage)
-            if not c and kept is None:
-                continue
-            n = c["calls"] or 1
-            print(
-                f"{stage:<10}{c['calls']:>6}{c['parsed'] / n:>8.0%}{c['length'] / n:>8.0%}"
-                f"{'-' if kept is None else f'{kept[0]}/{kept[1]}':>17}"
-            )
+        stage_table(work)
+
+
+def stage_table(work: Path) -> None:
+    """Per stage of a build's work dir: calls, share that parse, share cut by ``length``, rows the filters kept."""
+    calls = chat_calls_by_stage(work)
+    print(f"{'stage':<10}{'calls':>6}{'parsed':>8}{'length':>8}{'kept by filters':>17}")
+    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes"):
+        c = calls.get(stage, StageCalls(0, 0, 0))
+        kept = _kept_by_filters(work / stage)
+        if not c.calls and kept is None:
+            continue
+        n = c.calls or 1
+        print(
+            f"{stage:<10}{c.calls:>6}{c.parsed / n:>8.0%}{c.length / n:>8.0%}"
+            f"{'-' if kept is None else f'{kept[0]}/{kept[1]}':>17}"
+        )
 
 
 def _kept_by_filters(stage_dir: Path) -> tuple[int, int] | None:
@@ -207,7 +191,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--no-build", action="store_true", help="Skip the per-stage figures of a tiny build.")
-    ap.add_argument("--recipe", type=Path, default=ROOT / "builders" / "local.toml")
+    ap.add_argument(
+        "--recipe",
+        type=Path,
+        action="append",
+        help="Recipe of a tiny build (repeatable; default: builders/local.toml and builders/local-mixed.toml).",
+    )
     opts = ap.parse_args()
     if not default_model_path().is_file():
         print(f"no model at {default_model_path()}; run: make model", file=sys.stderr)
@@ -217,7 +206,8 @@ def main() -> int:
         with llm_local_process(args, lines=2, stderr=Path(tmp) / "llm-local.stderr") as (chat_url, embed_url):
             client_figures(chat_url, opts.calls, opts.rounds, opts.max_tokens)
             if not opts.no_build:
-                stage_figures(chat_url, embed_url, opts.recipe)
+                for recipe in opts.recipe or [ROOT / "builders" / n for n in ("local.toml", "local-mixed.toml")]:
+                    stage_figures(chat_url, embed_url, recipe)
     return 0
 
 

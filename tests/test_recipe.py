@@ -73,6 +73,11 @@ def test_v1_recipe_has_the_papers_shape() -> None:
         ('persona_view = "description"', 'persona_view = "face"', "judge.persona_view:"),
         ("candidates_kept = 4", "candidates_kept = 9", "candidates_kept must be <= candidates_generated"),
         ("min_grounding_score = 0.85", "min_grounding = 0.85", "filters.min_grounding: unknown key"),
+        (
+            "candidates_generated = 6",
+            "candidates_generated = 1000000000",
+            "counts.candidates_generated: Input should be less than or equal to 256 (got 1000000000)",
+        ),
         ('version = "0.1.0"', 'version = "one"', "version:"),
         ('name = "demo"', 'name = "demo" "x"', "invalid TOML"),
     ],
@@ -129,18 +134,19 @@ def count_by_stage(calls: list[tuple[str, str, int, int, int]]) -> dict[str, int
     return out
 
 
-def test_estimate_of_absurd_counts_is_arithmetic() -> None:
-    """10^9 questions x 8 candidates: priced in well under a second, no tuple per call (was a MemoryError)."""
+def test_estimate_of_the_largest_counts_is_arithmetic() -> None:
+    """The largest counts a recipe may ask (10^4 questions x 256 candidates per persona): priced at once, no
+    tuple per call (10^9 questions was a MemoryError before counts were bounded and the estimate arithmetic)."""
     import time
 
-    text = DEMO.read_text().replace("personal_questions = 12", "personal_questions = 1000000000", 1)
-    assert text != DEMO.read_text()
+    text = DEMO.read_text().replace("personal_questions = 12", "personal_questions = 10000", 1)
+    text = text.replace("candidates_generated = 6", "candidates_generated = 256", 1)
     recipe = parse_recipe(text, DEMO)
     started = time.monotonic()
     table = estimate(recipe)
     assert time.monotonic() - started < 5
     respond = sum(r["calls"] for r in table["by_stage_model"] if r["stage"] == "respond")
-    assert respond > 8 * 10**9
+    assert respond >= 8 * 10_000 * 256
 
 
 def test_max_usd_stops_the_build_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

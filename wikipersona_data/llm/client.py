@@ -866,14 +866,26 @@ def _reply_tokens(body: dict[str, Any]) -> int:
     return estimate_tokens(content) if isinstance(content, str) else 0
 
 
+RESAMPLE_TEMPERATURE = 0.7
+"""Temperature of a re-ask or regeneration whose stage asks for greedy decoding (0 or unset)."""
+
+
+def resample_temperature(temperature: float | None) -> float:
+    """The temperature a *new sample* of a call needs: the stage's own, or ``RESAMPLE_TEMPERATURE`` when
+    that is 0 (at temperature 0 a server decodes greedily and a new seed changes nothing)."""
+    return float(temperature) if temperature else RESAMPLE_TEMPERATURE
+
+
 def _reask_params(
     first: dict[str, Any], last: dict[str, Any], attempt: int, failure: str, context: int | None, prompt: int
 ) -> dict[str, Any]:
     """Sampling params of re-ask ``attempt``: a new seed (an identical request gets an identical answer
-    from a deterministic server), and after a ``length`` cut a larger ``max_tokens``, bounded by the
-    context left after the prompt."""
+    from a deterministic server), a temperature above 0 (greedy decoding ignores the seed: llama.cpp gave
+    byte-identical re-asks at temperature 0), and after a ``length`` cut a larger ``max_tokens``, bounded
+    by the context left after the prompt."""
     out = dict(last)
     out["seed"] = int(first.get("seed") or 0) + SEED_STRIDE * attempt
+    out["temperature"] = resample_temperature(first.get("temperature"))
     if failure == "length" and last.get("max_tokens"):
         grown = int(last["max_tokens"] * LENGTH_GROWTH)
         if context is not None:

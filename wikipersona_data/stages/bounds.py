@@ -7,14 +7,19 @@ every free text and a ``pattern`` on every id, the grammar itself closes the JSO
 reply the schema allows fits in ``max_tokens``. The same bounds are enforced locally by the pydantic
 models (a server that does not enforce the schema gets a re-ask, never a silently cut value).
 
-The budget arithmetic is deliberately conservative: ``CHARS_PER_TOKEN`` = 3 where English BPE averages
-about 4, and each item is charged a fixed number of tokens for its JSON punctuation, keys and ids.
-``worst_case_tokens`` says what the largest allowed reply costs by that rule; the tests check it is
-within ``max_tokens`` for every stage across a range of ``max_tokens``.
+The budget arithmetic: ``CHARS_PER_TOKEN`` = 3 where English BPE averages about 4, and each item is
+charged a fixed number of tokens for its JSON punctuation, keys and ids. That alone proved too tight on
+a real model (SmolLM2-135M on llama.cpp, issue 10): a good describe reply filled its schema at 3.1-3.2
+characters per token (the grammar lets the model pretty-print, and newlines plus indentation cost
+tokens) and used 380 of 400 tokens, and a degenerate one ("Nigerian-born Nigerian-born ...") came out at
+2.8 characters per token and was cut by ``length``. So the schema is sized for ``REPLY_SHARE`` of
+``max_tokens`` and the rest is headroom. ``worst_case_tokens`` says what the largest allowed reply
+costs by the rule; the tests check it is within that share for every stage across a range of ``max_tokens``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from wikipersona_data.errors import ConfigError
@@ -30,6 +35,13 @@ MAX_EVIDENCE_IDS = 3
 NAME_CHARS = 80
 """An axis, category or article title."""
 MIN_TEXT_CHARS = 40
+REPLY_SHARE = 0.8
+"""Share of ``max_tokens`` the largest reply a schema allows may fill by the budget rule (headroom: above)."""
+
+
+def usable(max_tokens: int) -> int:
+    """Tokens of ``max_tokens`` the schema's largest reply is sized for."""
+    return int(max_tokens * REPLY_SHARE)
 
 
 def chars(tokens: int, cap: int) -> int:
@@ -63,11 +75,11 @@ def fit_list(
 
     Items get a text of at least 2 x ``MIN_TEXT_CHARS`` while the count can still go down to
     ``min_items``; below that the text shrinks (never under ``MIN_TEXT_CHARS``)."""
-    budget = max(1, max_tokens - TOP_OVERHEAD - extra)
+    budget = max(1, usable(max_tokens) - TOP_OVERHEAD - extra)
     floor = item_overhead + text_tokens(2 * MIN_TEXT_CHARS)
     n = max(min_items, min(wanted, budget // floor))
     per_item = budget // n - item_overhead
-    needed = TOP_OVERHEAD + extra + min_items * (item_overhead + text_tokens(MIN_TEXT_CHARS))
+    needed = math.ceil((TOP_OVERHEAD + extra + min_items * (item_overhead + text_tokens(MIN_TEXT_CHARS))) / REPLY_SHARE)
     if per_item * CHARS_PER_TOKEN < MIN_TEXT_CHARS:
         raise ConfigError(
             f"max_tokens = {max_tokens} cannot hold {min_items} item(s) of {MIN_TEXT_CHARS} characters"
@@ -116,7 +128,7 @@ ANSWER_CHARS = 6000
 
 def answer_chars(max_tokens: int) -> int:
     """One answer string filling the reply (``{"answer": "..."}``)."""
-    return chars(max_tokens - TOP_OVERHEAD, ANSWER_CHARS)
+    return chars(usable(max_tokens) - TOP_OVERHEAD, ANSWER_CHARS)
 
 
 RATIONALE_CHARS = 300
@@ -124,7 +136,7 @@ RATIONALE_CHARS = 300
 
 def rationale_chars(max_tokens: int) -> int:
     """A judge's or checker's one- or two-sentence rationale before a short verdict field."""
-    return chars(max_tokens - TOP_OVERHEAD - 6, RATIONALE_CHARS)
+    return chars(usable(max_tokens) - TOP_OVERHEAD - 6, RATIONALE_CHARS)
 
 
 PERSONA_CHARS = 1500
@@ -132,7 +144,7 @@ PERSONA_CHARS = 1500
 
 def persona_chars(max_tokens: int) -> int:
     """An inferred persona text (two short paragraphs)."""
-    return chars(max_tokens - TOP_OVERHEAD, PERSONA_CHARS)
+    return chars(usable(max_tokens) - TOP_OVERHEAD, PERSONA_CHARS)
 
 
 REASON_CHARS = 160

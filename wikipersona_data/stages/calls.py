@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from wikipersona_data.llm.client import resample_temperature
+from wikipersona_data.llm.ledger import estimate_tokens
 from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.rows import Provenance
 from wikipersona_data.stages.templates import load_template
@@ -38,15 +40,34 @@ class StageLLM:
         """Semantic sampling params of a stage (only what changes the answer goes into the cache key).
 
         ``seed`` varies with ``sample_idx`` because a deterministic server (or temperature 0) answers an
-        identical request identically: distinct samples need distinct requests.
+        identical request identically: distinct samples need distinct requests. A stage at temperature 0
+        samples ``sample_idx`` > 0 at ``RESAMPLE_TEMPERATURE``: greedy decoding ignores the seed, so its
+        regenerations would be the same reply again (measured on llama.cpp).
         """
         spec = self.recipe.stage(stage)
         seed = getattr(self.recipe.seeds, stage, 0) + sample_idx
-        params: dict[str, Any] = {"temperature": spec.temperature, "max_tokens": spec.max_tokens, "seed": seed}
+        temperature = spec.temperature if sample_idx == 0 else resample_temperature(spec.temperature)
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": spec.max_tokens, "seed": seed}
         if spec.top_p is not None:
             params["top_p"] = spec.top_p
         params.update({k: v for k, v in overrides.items() if v is not None})
         return params
+
+    def prompt_budget(self, stage: str) -> int | None:
+        """Prompt tokens one call of ``stage`` may use on its endpoint, or None when the context is unknown.
+
+        Known once the client has asked the server (llama.cpp ``/props``, at preflight) or from the recipe's
+        ``context_tokens``; stages with a long prompt (describe) trim to it before sending.
+        """
+        budget = getattr(self.client, "context_budget", None)
+        if budget is None:
+            return None
+        spec = self.recipe.stage(stage)
+        return budget(spec.endpoint, spec.max_tokens)
+
+    def prompt_tokens(self, template: str, values: dict[str, Any]) -> int:
+        """Estimated tokens of ``template`` rendered with ``values`` (the client's own estimate)."""
+        return estimate_tokens(load_template(template).render(**values))
 
     async def json(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,15 +28,22 @@ PREFERENCE_SECTIONS = ("personal life", "views", "political", "religio", "diet",
 SentenceId = Annotated[str, Field(pattern=bounds.SENTENCE_ID_PATTERN)]
 
 
-@functools.cache
-def description_schema(max_tokens: int) -> type[BaseModel]:
-    """The reply schema for a describe call of at most ``max_tokens`` (see ``stages/bounds.py``)."""
+@functools.lru_cache(maxsize=512)
+def description_schema(max_tokens: int, ids: tuple[str, ...] = ()) -> type[BaseModel]:
+    """The reply schema for a describe call of at most ``max_tokens`` (see ``stages/bounds.py``).
+
+    ``ids``: the sentence ids shown in the prompt. Evidence is then an ``enum`` of exactly those, so a
+    server that enforces the schema (llama.cpp's grammar, vLLM, OpenAI strict) cannot cite a sentence that
+    does not exist or was not shown: SmolLM2-135M cited made-up ids ("2.0", "202.02") in most claims before.
+    Whether the cited text supports the claim stays the grounding filter's call.
+    """
     b = bounds.describe(max_tokens)
+    evidence_id = Literal[ids] if ids else SentenceId  # type: ignore[valid-type]
 
     class DraftClaim(BaseModel):
         kind: ClaimKind
         text: str = Field(min_length=1, max_length=b.item_chars)
-        evidence: list[SentenceId] = Field(min_length=1, max_length=bounds.MAX_EVIDENCE_IDS)
+        evidence: list[evidence_id] = Field(min_length=1, max_length=bounds.MAX_EVIDENCE_IDS)  # type: ignore[valid-type]
 
     class Description(BaseModel):
         claims: list[DraftClaim] = Field(min_length=b.min_items, max_length=b.max_items)
@@ -46,7 +53,8 @@ def description_schema(max_tokens: int) -> type[BaseModel]:
 
 def select_sentences(bio: Biography, persona: PersonaRow, limit: int) -> list[Sentence]:
     """Lead, then sentences relevant to the persona's categories or in preference sections, then the rest;
-    bounded by ``limit`` and shown in article order so ids read naturally."""
+    bounded by ``limit`` and shown in article order so ids read naturally. A smaller ``limit`` keeps a
+    prefix of the same ranking, so trimming to a context drops the least relevant sentences first."""
     terms = {w.lower() for m in persona.axes for w in f"{m.axis} {m.category}".replace("-", " ").split() if len(w) > 3}
 
     def priority(s: Sentence) -> int:
@@ -61,6 +69,39 @@ def select_sentences(bio: Biography, persona: PersonaRow, limit: int) -> list[Se
 
     ranked = sorted(enumerate(bio.sentences), key=lambda item: (priority(item[1]), item[0]))[:limit]
     return [s for _, s in sorted(ranked, key=lambda item: item[0])]
+
+
+def fit_sentences(
+    ctx: BuildContext, persona: PersonaRow, bio: Biography, values: dict[str, Any]
+) -> tuple[list[Sentence], int]:
+    """The recipe's sentences, trimmed to the endpoint's context: (sentences shown, sentences left out).
+
+    A small local server has a small context (llm-local: 2,048 tokens per slot) and a long article fills
+    it; sending anyway gets ``prompt_too_long`` (or a server error) and no description at all. So the
+    prompt is measured with the client's own estimate, padded by ``CONTEXT_SAFETY`` because a real
+    tokenizer can count more tokens than the estimate, and the least relevant sentences go first.
+    """
+    limit = ctx.recipe.counts.description_max_sentences
+    wanted = select_sentences(bio, persona, limit)
+    budget = ctx.llm.prompt_budget(STAGE)
+    if budget is None:
+        return wanted, 0
+
+    def fits(n: int) -> bool:
+        shown = select_sentences(bio, persona, n)
+        return ctx.llm.prompt_tokens("describe", {**values, "sentences": shown}) * CONTEXT_SAFETY <= budget
+
+    if fits(len(wanted)):
+        return wanted, 0
+    lo, hi = 0, len(wanted)  # fits(lo) assumed (an empty list is tried last by the client's own check)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return select_sentences(bio, persona, lo), len(wanted) - lo
+
+
+CONTEXT_SAFETY = 1.25
+"""Prompt estimate x this must fit the context budget (the estimate is chars/4; dense text tokenizes worse)."""
 
 
 def _row(persona: PersonaRow, bio: Biography, draft: BaseModel, res_prov: object) -> DescriptionRow:
@@ -96,16 +137,20 @@ async def describe_one(
 ) -> tuple[list[DescriptionRow], list[RejectRow]]:
     max_tokens = ctx.recipe.stage(STAGE).max_tokens
     b = bounds.describe(max_tokens)
-    values = {
+    values: dict[str, Any] = {
         "title": bio.title,
         "name": persona.name,
-        "sentences": select_sentences(bio, persona, ctx.recipe.counts.description_max_sentences),
         "memberships": persona.axes,
         "min_claims": b.min_items,
         "max_claims": b.max_items,
         "claim_words": b.item_chars // 6,
     }
-    schema = description_schema(max_tokens)
+    values["sentences"], left_out = fit_sentences(ctx, persona, bio, values)
+    if not values["sentences"]:
+        budget = ctx.llm.prompt_budget(STAGE)
+        detail = f"not one article sentence fits the endpoint's context ({budget} prompt tokens after max_tokens)"
+        return [], [RejectRow(stage=STAGE, id=persona.persona_id, reason="prompt_too_long", detail=detail)]
+    schema = description_schema(max_tokens, tuple(s.id for s in values["sentences"]))
     res = await ctx.llm.json(STAGE, "describe", values, schema, sample_idx=sample_idx)
     if not res.ok:
         reject = RejectRow(
@@ -117,6 +162,7 @@ async def describe_one(
         )
         return [], [reject]
     row = _row(persona, bio, res.value, res.provenance)
+    row.sentences_left_out = left_out
     kinds = {c.kind for c in row.claims}
     if kinds != {"background", "preference"}:
         missing = sorted({"background", "preference"} - kinds)

@@ -52,8 +52,17 @@ def _relative_path(value: str | None) -> str | None:
 
 
 class DumpSpec(_Strict):
-    path: str = Field(description="Dump file (.xml.bz2), relative to the recipe, or 'package:demo'.")
-    index: str = Field(description="Multistream index file, relative to the recipe, or 'package:demo'.")
+    source: Literal["dump", "online"] = Field(
+        default="dump",
+        description="'dump': the files below; 'online': pages by title from the live wiki's Special:Export (the "
+        "wiki is the one `name` starts with, e.g. enwiki; no download; revision ids go into the manifest).",
+    )
+    path: str | None = Field(
+        default=None, description="Dump file (.xml.bz2), relative to the recipe, or 'package:demo' (source 'dump')."
+    )
+    index: str | None = Field(
+        default=None, description="Multistream index file, relative to the recipe, or 'package:demo' (source 'dump')."
+    )
     name: str = Field(description="Dump name recorded in the manifest, e.g. 'enwiki-20261101'.")
     date: str = Field(description="Dump date (YYYY-MM-DD), recorded in the manifest.")
     scan: str | None = Field(
@@ -64,6 +73,19 @@ class DumpSpec(_Strict):
     @classmethod
     def _relative(cls, value: str | None) -> str | None:
         return _relative_path(value)
+
+    @model_validator(mode="after")
+    def _files_or_online(self) -> DumpSpec:
+        if self.source == "dump" and (self.path is None or self.index is None):
+            raise ValueError("path and index are required (or source = 'online': pages from the live wiki)")
+        if self.source == "online":
+            from wikipersona_data.wiki.online import wiki_of
+
+            try:
+                wiki_of(self.name)
+            except Exception as err:  # InputError: a one-line reason
+                raise ValueError(f"source 'online': name {err}") from None
+        return self
 
 
 class EndpointSpec(_Strict):
@@ -177,15 +199,28 @@ class AxisSpec(_Strict):
 
 
 class CountsSpec(_Strict):
-    personal_questions: int = Field(default=100, ge=1)
-    divergent_questions: int = Field(default=100, ge=1)
-    question_batch: int = Field(default=20, ge=1)
-    max_question_batches: int = Field(default=0, ge=0, description="0 = 2 x the batches needed without losses.")
-    candidates_generated: int = Field(default=8, ge=2)
-    candidates_kept: int = Field(default=4, ge=2)
-    description_max_sentences: int = Field(default=80, ge=5, description="Article sentences shown to describe.")
-    inference_shots: int = Field(default=4, ge=1, description="Train pairs shown to the persona-inference call.")
-    fewshot_shots: int = Field(default=2, ge=1, description="Train (question, chosen) pairs in the few-shot prefix.")
+    """How much to make. Upper bounds are sanity limits far above any real recipe (the paper: 100 + 100
+    questions, 50 candidates): a typo such as ``candidates_generated = 1000000000`` is refused at load in
+    one line instead of exhausting memory while the first stage schedules its calls (issue 11: 23 GB and
+    an OOM kill before ``--max-usd`` could stop anything)."""
+
+    personal_questions: int = Field(default=100, ge=1, le=10_000)
+    divergent_questions: int = Field(default=100, ge=1, le=10_000)
+    question_batch: int = Field(default=20, ge=1, le=200)
+    max_question_batches: int = Field(
+        default=0, ge=0, le=10_000, description="0 = 2 x the batches needed without losses."
+    )
+    candidates_generated: int = Field(default=8, ge=2, le=256)
+    candidates_kept: int = Field(default=4, ge=2, le=64)
+    description_max_sentences: int = Field(
+        default=80, ge=5, le=5_000, description="Article sentences shown to describe."
+    )
+    inference_shots: int = Field(
+        default=4, ge=1, le=200, description="Train pairs shown to the persona-inference call."
+    )
+    fewshot_shots: int = Field(
+        default=2, ge=1, le=100, description="Train (question, chosen) pairs in the few-shot prefix."
+    )
 
     @model_validator(mode="after")
     def _kept_le_generated(self) -> CountsSpec:
@@ -305,8 +340,10 @@ class Recipe(_Strict):
 
 
 def _resolve(recipe: Recipe, key: str) -> Path:
-    value: str = getattr(recipe.dump, key)
+    value: str | None = getattr(recipe.dump, key)
     where = f"{recipe.source}: dump.{key}"
+    if value is None:
+        raise ConfigError(f"{where}: not set (dump.source is {recipe.dump.source!r}: pages come from the live wiki)")
     if value.startswith(PACKAGE_PREFIX):
         bundle = value[len(PACKAGE_PREFIX) :]
         if bundle != "demo":
@@ -415,6 +452,7 @@ def load_recipe(path: str | Path, *, check_dump: bool = True) -> Recipe:
         raise ConfigError(f"{source}: cannot read recipe: {err}") from None
     recipe = parse_recipe(text, source)
     if check_dump:
-        recipe.dump_paths()
+        if recipe.dump.source == "dump":
+            recipe.dump_paths()
         recipe.scan_path()
     return recipe

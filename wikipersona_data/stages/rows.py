@@ -98,6 +98,11 @@ class DescriptionRow(_Row):
         description="Sentence id -> text as shown to the LLM, for every id cited that exists; filters check against it."
     )
     grounding_score: float | None = Field(default=None, description="Set by filters: share of supported claims.")
+    sentences_left_out: int = Field(
+        default=0,
+        description="Article sentences the recipe allowed but the endpoint's context could not fit: trimmed "
+        "(least relevant first) before the call was sent.",
+    )
     provenance: Provenance
 
 

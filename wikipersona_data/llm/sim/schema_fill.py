@@ -278,12 +278,23 @@ def _merge_all_of(schema: dict[str, Any], parts: list[Any]) -> dict[str, Any]:
     return merged
 
 
+def _shared_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def fit(schema: dict[str, Any], instance: Any) -> Any:
     """``instance`` cut to the schema's size bounds, as a grammar-constrained decoder would end it.
 
     Arrays keep their first ``maxItems`` items and strings their first ``maxLength`` characters (cut at
-    the last space when there is one in the second half, so a cut answer still ends on a word). Only
-    bounds are applied: a value of the wrong type or pattern stays wrong (and the caller falls back)."""
+    the last space when there is one in the second half, so a cut answer still ends on a word); a string
+    outside its ``enum`` becomes the member sharing its longest prefix (first on a tie), as a grammar
+    only lets the decoder continue into a member. Otherwise a value of the wrong type or pattern stays
+    wrong (and the caller falls back)."""
     return _fit(schema, instance, schema)
 
 
@@ -299,6 +310,10 @@ def _fit(node: Any, value: Any, root: Any) -> Any:
         high = node.get("maxItems")
         kept = value[:high] if isinstance(high, int) else value
         return [_fit(node.get("items"), item, root) for item in kept]
+    if isinstance(value, str) and node.get("enum") and value not in node["enum"]:
+        members = [m for m in node["enum"] if isinstance(m, str)]
+        if members:
+            return max(members, key=lambda m: _shared_prefix(m, value))
     if isinstance(value, str):
         high = node.get("maxLength")
         if isinstance(high, int) and len(value) > high:
