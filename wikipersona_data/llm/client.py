@@ -546,6 +546,7 @@ class LLMClient:
             http_client = openai.DefaultAioHttpClient(
                 timeout=ep.timeout_s,
                 limits=httpx2.Limits(max_connections=ep.max_concurrency, max_keepalive_connections=ep.max_concurrency),
+                event_hooks={"response": [_capping_hook(ep.max_reply_bytes)]},
             )
             sdk = openai.AsyncOpenAI(
                 api_key=PLACEHOLDER_KEY,
@@ -865,6 +866,40 @@ class _TooLarge(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(f"reply larger than allowed ({size} bytes)")
         self.size = size
+
+
+class _CappedStream(httpx2.AsyncByteStream):
+    """A response body that refuses to yield more than ``limit`` bytes (declared or read)."""
+
+    def __init__(self, inner: Any, limit: int, declared: str | None) -> None:
+        self._inner, self._limit, self._declared = inner, limit, declared
+
+    async def __aiter__(self) -> Any:
+        if self._declared is not None and self._declared.isdigit() and int(self._declared) > self._limit:
+            raise _TooLarge(int(self._declared))
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > self._limit:
+                raise _TooLarge(size)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _capping_hook(limit: int) -> Any:
+    """httpx response hook bounding *every* body this endpoint's client reads, before anyone reads it.
+
+    Our own read of a reply is capped by :func:`_read_capped`, but on a 4xx/5xx the SDK reads the error
+    body itself (to build its exception), with no limit: a hostile server's 100 MiB error page was read
+    whole. Wrapping the response stream caps that read too; ``_TooLarge`` then escapes ``sdk.post``.
+    """
+
+    async def hook(response: httpx2.Response) -> None:
+        response.stream = _CappedStream(response.stream, limit, response.headers.get("content-length"))
+
+    return hook
 
 
 async def _read_capped(raw: httpx2.Response, limit: int) -> bytes:
