@@ -122,23 +122,11 @@ def test_bad_cache_record_is_skipped_and_recomputed(tmp_path, caplog):
     assert "not a valid reply" in caplog.text
 
 
-def test_huge_body_is_cut_off(tmp_path):
-    stream = Stream(b'{"x": "' + b"a" * (1 << 20), count=100)  # 100 MiB if read to the end
-    with HostileServer(lambda req: stream) as srv:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        result, errors = _run(srv, tmp_path, max_reply_bytes=2 * 1024 * 1024, max_attempts=1)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    assert not result.ok and result.failure == "exhausted_retries: reply_too_large"
-    assert errors["reply_too_large"] == 1
-    assert stream.sent < 100  # the client hung up long before the end
-    assert (after - before) < 80 * 1024  # KiB: nowhere near 100 MiB held
-
-
-@pytest.mark.parametrize("status", [500, 429, 400])
-def test_huge_error_body_is_cut_off_too(tmp_path, status):
-    """An error status with a huge body: the SDK reads error bodies itself (to build its exception), so the
-    cap sits on the HTTP client's response stream, not only on our own read of a 200 body."""
-    stream = Stream(b'{"error": "' + b"a" * (1 << 20), count=100, status=status)  # 100 MiB if read to the end
+@pytest.mark.parametrize("status", [200, 500, 429, 400])
+def test_huge_body_is_cut_off(tmp_path, status):
+    """Error pages too: on a 4xx/5xx the SDK reads the body itself (to build its exception), so the cap sits
+    on the HTTP client's response stream, not only on our own read of a 200 body."""
+    stream = Stream(b'{"x": "' + b"a" * (1 << 20), count=100, status=status)  # 100 MiB if read to the end
     with HostileServer(lambda req: stream) as srv:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         result, errors = _run(srv, tmp_path, max_reply_bytes=2 * 1024 * 1024, max_attempts=1)
