@@ -18,7 +18,11 @@ Then, with the same worker count, in one run:
   4. ``show`` latency (fresh ``DumpReader`` per title: lookup + decompress + full parse) over 200 random
      titles, after the lookup is built.
 
-Run: ``.venv/bin/python benchmarks/bench_scan.py --workers 2``.
+  0. first, today's scan (its own process pool) and the datatrove scan (scan_steps.py on datatrove's
+     LocalPipelineExecutor, as ``wikipersona scan`` runs it) alternated ``--rounds`` times on both dumps:
+     throughput ratio (target >= 0.95x), byte-identical tables, peak RSS of both (flat in dump size).
+
+Run: ``.venv/bin/python benchmarks/bench_scan.py --workers 2`` (``--datatrove-only`` for step 0 alone).
 """
 
 from __future__ import annotations
@@ -168,7 +172,68 @@ def raw_parallel_decompress(dump: Path, index: Path, workers: int) -> tuple[floa
     return seconds, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0, out
 
 
-def scan_in_subprocess(dump: Path, index: Path, workers: int, out: Path) -> dict:
+_SCAN_CODE = {
+    # today's in-process scan (scan.py: its own process pool)
+    "pool": (
+        "    options = ScanOptions(workers={workers}, progress=False)\n"
+        "    summary, rows, _ = scan_dump({dump!r}, {index!r}, options=options)\n"
+        "    n = write_table(Path({out!r}), rows)\n"
+        "    tasks = None\n"
+    ),
+    # the datatrove pipeline (scan_steps.py) on LocalPipelineExecutor, as `wikipersona scan` runs it
+    "datatrove": (
+        "    from wikipersona_data.wiki.scan_run import plan_scan, run_local\n"
+        "    options = ScanOptions(workers={workers}, progress=False)\n"
+        "    plan = plan_scan(Path({dump!r}), Path({index!r}), Path({logs!r}), options, None, {workers})\n"
+        "    summary = run_local(plan, Path({out!r}), options, {workers})\n"
+        "    n = summary.people\n"
+        "    tasks = plan.tasks\n"
+    ),
+}
+
+
+class TreeMemory:
+    """Peak RSS of every process of a session, sampled from /proc every 50 ms.
+
+    ``RUSAGE_CHILDREN`` misses datatrove's workers: its pool is forked from a forkserver process, so they are
+    not children of the scan process. Sampling sees every process of the session, whoever its parent is.
+    """
+
+    def __init__(self, sid: int) -> None:
+        import threading
+
+        self.sid, self.peak_one, self.peak_total = sid, 0.0, 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        total = 0.0
+        for stat_path in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat_path.read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) != self.sid:  # field 6 of stat: session id
+                    continue
+                rss = int(fields[21]) * resource.getpagesize() / 2**20  # field 24: resident pages
+            except (OSError, IndexError, ValueError):
+                continue
+            total += rss
+            self.peak_one = max(self.peak_one, rss)
+        self.peak_total = max(self.peak_total, total)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            self._sample()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def scan_in_subprocess(dump: Path, index: Path, workers: int, out: Path, kind: str = "pool") -> dict:
+    body = _SCAN_CODE[kind].format(
+        workers=workers, dump=str(dump), index=str(index), out=str(out), logs=str(out) + ".scan-logs"
+    )
     code = (
         "import json, resource, sys, time\n"
         "from pathlib import Path\n"
@@ -179,20 +244,68 @@ def scan_in_subprocess(dump: Path, index: Path, workers: int, out: Path) -> dict
         "        if line.startswith('VmHWM:'):\n"
         "            return int(line.split()[1]) / 1024\n"
         "if __name__ == '__main__':\n"
-        "    t = time.perf_counter()\n"
-        f"    options = ScanOptions(workers={workers}, progress=False)\n"
-        f"    summary, rows, _ = scan_dump({str(dump)!r}, {str(index)!r}, options=options)\n"
-        f"    n = write_table(Path({str(out)!r}), rows)\n"
-        "    seconds = time.perf_counter() - t\n"
-        "    print(json.dumps({'seconds': seconds, 'summary': summary.line(), 'rows': n,\n"
+        "    t = time.perf_counter()\n" + body + "    seconds = time.perf_counter() - t\n"
+        "    print(json.dumps({'seconds': seconds, 'summary': summary.line(), 'rows': n, 'tasks': tasks,\n"
         "        'main_rss_mb': hwm_mb(),\n"
         "        'worker_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
     )
     cpu0 = cpu_seconds(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["cpu"] = cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0  # the scan process and its workers
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    memory = TreeMemory(proc.pid)  # the child leads its own session
+    stdout, stderr = proc.communicate()
+    memory.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} scan failed:\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["cpu"] = cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0  # the scan process and the workers it reaped
+    result["tree_peak_one_mb"], result["tree_peak_total_mb"] = memory.peak_one, memory.peak_total
     return result
+
+
+def compare_datatrove(folder: Path, dumps: list[tuple[str, Path, Path, float]], workers: int, rounds: int) -> None:
+    """Today's pool scan and the datatrove scan, alternated on the same dumps: throughput, tables, memory."""
+    print(f"datatrove scan vs today's pool scan ({workers} workers, {rounds} alternated rounds per dump):")
+    seconds: dict[str, tuple[float, float, float]] = {}
+    for name, dump, index, xml_mb in dumps:
+        best: dict[str, dict] = {}
+        for r in range(rounds):
+            for kind in ("pool", "datatrove"):
+                out = folder / f"{name}-{kind}-{r}.parquet"
+                run = scan_in_subprocess(dump, index, workers, out, kind)
+                run["table"] = out.read_bytes()
+                out.unlink()
+                if kind == "datatrove":
+                    import shutil
+
+                    shutil.rmtree(str(out) + ".scan-logs")  # a fresh scan each round, not a rerun
+                if kind not in best or run["seconds"] < best[kind]["seconds"]:
+                    best[kind] = run
+                print(
+                    f"  {name} round {r + 1} {kind:9s}: {run['seconds']:6.1f} s, "
+                    f"{xml_mb / run['seconds']:5.1f} MB/s XML; peak RSS (sampled): largest process "
+                    f"{run['tree_peak_one_mb']:.0f} MB, all processes {run['tree_peak_total_mb']:.0f} MB"
+                    + (f"; {run['tasks']} tasks" if run["tasks"] else "")
+                )
+        pool, dt = best["pool"], best["datatrove"]
+        seconds[name] = (pool["seconds"], dt["seconds"], xml_mb)
+        same = pool["table"] == dt["table"]
+        print(
+            f"  {name}: datatrove / today's throughput (best of {rounds}, wall clock) "
+            f"{pool['seconds'] / dt['seconds']:.3f}x (target >= 0.95x); tables byte-identical: {same}; "
+            f"summaries equal: {pool['summary'].split(' seconds')[0] == dt['summary'].split(' seconds')[0]}"
+        )
+        if not same:
+            raise SystemExit("datatrove and today's scan wrote different tables")
+    (p_big, d_big, mb_big), (p_small, d_small, mb_small) = seconds["big"], seconds["quarter"]
+    extra = mb_big - mb_small
+    pool_rate, dt_rate = extra / (p_big - p_small), extra / (d_big - d_small)
+    print(
+        f"  marginal rate (big minus quarter): today's {pool_rate:.1f} MB/s XML, datatrove {dt_rate:.1f} MB/s XML, "
+        f"ratio {dt_rate / pool_rate:.3f}x; fixed cost today's {p_big - mb_big / pool_rate:.1f} s, "
+        f"datatrove {d_big - mb_big / dt_rate:.1f} s; per core (datatrove): {dt_rate / workers:.1f} MB/s XML"
+    )
 
 
 def _naive_parse(text: str) -> int:
@@ -313,6 +426,10 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=200.0, help="XML size of the big dump (MB)")
     parser.add_argument("--naive-seconds", type=float, default=30.0)
     parser.add_argument("--lookups", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds of today's vs datatrove's scan")
+    parser.add_argument(
+        "--datatrove-only", action="store_true", help="only the datatrove vs today's comparison (skip the rest)"
+    )
     args = parser.parse_args()
     w = args.workers
     _, source = source_pages()
@@ -332,6 +449,10 @@ def main() -> None:
             f"({big.stat().st_size / 1e6:.0f} MB bz2, {n_pages} pages, {n_streams} streams); "
             f"quarter dump {small_xml / 1e6:.0f} MB XML"
         )
+        dumps = [("big", big, big_index, xml_bytes / 1e6), ("quarter", small, small_index, small_xml / 1e6)]
+        compare_datatrove(folder, dumps, w, args.rounds)
+        if args.datatrove_only:
+            return
         raw_s, raw_cpu, raw_out = raw_parallel_decompress(big, big_index, w)
         scan = scan_in_subprocess(big, big_index, w, folder / "big.parquet")
         small_scan = scan_in_subprocess(small, small_index, w, folder / "quarter.parquet")

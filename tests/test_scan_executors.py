@@ -1,19 +1,26 @@
 """The scan on datatrove's Slurm and Ray executors.
 
-Slurm: no Slurm runs here (docs/scan.md says why). ``sbatch``, ``srun`` and ``scontrol`` are small stand-ins on
-PATH: ``sbatch`` records the script datatrove generated and its arguments; the test checks the directives, then
-runs each script as Slurm would (every array index with ``SLURM_ARRAY_TASK_ID``, stage 2 after stage 1), so the
-pickled executors, ``launch_pickled_pipeline`` and the dependency chain really run, and the table must equal
-the local one. Ray: a real local Ray cluster (loopback only), both stages as Ray tasks.
+Slurm, twice. (1) ``sbatch``, ``srun`` and ``scontrol`` stand-ins on PATH: ``sbatch`` records the script datatrove
+generated and its arguments; the test checks the directives, then runs each script as Slurm would (every array
+index with ``SLURM_ARRAY_TASK_ID``, stage 2 after stage 1), and the table must equal the local one. (2) A real
+single-node Slurm (Debian's slurmctld + slurmd, started here on loopback with auth/none, no munge, no root
+services): the scan is submitted, Slurm runs the array and the dependent reduce job, the table must equal the
+local one. (2) is skipped when the Slurm daemons are not installed (``.ci/run`` installs them).
+Ray: a real local Ray cluster (loopback only), both stages as Ray tasks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import os
 import re
+import shutil
+import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +138,93 @@ def test_slurm_needs_a_partition_and_an_out(tmp_path: Path, multi: tuple[Path, P
     bad = [*base, "--out", str(tmp_path / "t.jsonl"), "--slurm-partition", "p", "--slurm-sbatch-arg", "nokey"]
     assert main(bad) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+SLURM_CONF = """ClusterName=wpscan
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+AuthType=auth/none
+CredType=cred/none
+SlurmUser={user}
+SlurmdUser={user}
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+MpiDefault=none
+SwitchType=switch/none
+NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=4000 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture
+def real_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """slurmctld + slurmd of this machine's Slurm on loopback ports, stopped (by pid) at the end."""
+    ctld, slurmd = shutil.which("slurmctld") or "/usr/sbin/slurmctld", shutil.which("slurmd") or "/usr/sbin/slurmd"
+    if not (Path(ctld).is_file() and Path(slurmd).is_file() and shutil.which("sbatch")):
+        pytest.skip("Slurm daemons not installed (Debian: apt-get install slurmctld slurmd slurm-client)")
+    root = tmp_path / "slurm"
+    for sub in ("state", "spool"):
+        (root / sub).mkdir(parents=True)
+    host = socket.gethostname().split(".")[0]
+    conf = root / "slurm.conf"
+    conf.write_text(
+        SLURM_CONF.format(host=host, ctld_port=_free_port(), d_port=_free_port(), user=getpass.getuser(), root=root)
+    )
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_NODELIST"):
+        monkeypatch.delenv(name, raising=False)
+    subprocess.run([ctld, "-f", str(conf), "-i"], check=True, timeout=30)  # daemonises
+    subprocess.run([slurmd, "-f", str(conf), "-N", host], check=True, timeout=30)
+    try:
+        deadline = time.monotonic() + 30
+        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout:
+            if time.monotonic() > deadline:
+                pytest.fail("single-node Slurm did not come up: " + (root / "slurmctld.log").read_text()[-2000:])
+            time.sleep(0.2)
+        yield root
+    finally:
+        for pidfile in ("slurmd.pid", "slurmctld.pid"):
+            path = root / pidfile
+            if path.is_file():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(path.read_text().split()[0]), 15)
+
+
+def test_real_single_node_slurm_runs_the_scan(
+    tmp_path: Path, multi: tuple[Path, Path], local_table: bytes, real_slurm: Path, capsys
+) -> None:
+    out, logs = tmp_path / "people.jsonl", tmp_path / "logs"
+    args = ["scan", str(multi[0]), "--index", str(multi[1]), "--out", str(out), "--logs", str(logs)]
+    args += ["--executor", "slurm", "--tasks", "3", "--workers", "2", "--slurm-partition", "debug"]
+    args += ["--slurm-time", "00:10:00", "--slurm-mem-per-cpu-gb", "1", "--no-progress"]
+    assert main(args) == 0
+    assert "stage 1 Slurm job" in capsys.readouterr().out
+    deadline = time.monotonic() + 240
+    while subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, subprocess.run(["squeue"], capture_output=True, text=True).stdout
+        time.sleep(0.5)
+    slurm_logs = "".join(p.read_text() for p in (logs / "stage1" / "slurm_logs").glob("*.out"))
+    assert out.is_file(), slurm_logs[-3000:]
+    assert out.read_bytes() == local_table
+    assert sorted(p.name for p in (logs / "stage1" / "completions").iterdir()) == ["00000", "00001", "00002"]
+    assert (logs / "stage1" / "stats.json").is_file()  # datatrove's merge_stats job ran after the array
 
 
 @pytest.mark.slow

@@ -160,6 +160,13 @@ class _OrderedOptions(click.Command):
 @click.option(
     "--index", type=click.Path(path_type=Path), default=None, help="Its multistream index (default: the one beside it)."
 )
+@click.option(
+    "--source",
+    type=click.Choice(["dump", "online"]),
+    default=None,
+    help="Where the new personas' pages come from: the dump, or the live wiki's Special:Export (no download; "
+    "revision ids go into the manifest). Default: the release recipe's [dump] source.",
+)
 @progress_option
 def extend(
     release: Path,
@@ -172,6 +179,7 @@ def extend(
     cache_mode: str,
     dump: Path | None,
     index: Path | None,
+    source: str | None,
     progress: bool | None,
 ) -> int:
     """Add personas to RELEASE (minor version bump; existing rows unchanged; only new LLM calls are paid).
@@ -201,6 +209,7 @@ def extend(
         echo=lambda msg: click.echo(msg, err=True),
         report=click.echo,
         recipe_path=recipe_path,
+        source=source,
     )
     report = verify_release(path)
     click.echo(report.lines()[-1])

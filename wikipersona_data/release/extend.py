@@ -120,17 +120,33 @@ def load_release_recipe(
     index: Path | None,
     user_recipe: Path | None = None,
     notes: list[str] | None = None,
+    source: str | None = None,
 ) -> Recipe:
     """The recipe the release was built with, from the manifest, with endpoints and prices from the user
-    (``release/trust.py``: a release never says where calls go); ``dump``/``index`` replace its dump paths."""
+    (``release/trust.py``: a release never says where calls go); ``dump``/``index`` replace its dump paths,
+    ``source`` ("dump" | "online") where pages come from (``--source``; default: the recipe's)."""
     from wikipersona_data.release.trust import trusted_recipe
 
     recipe = parse_recipe(manifest.data.recipe.text, release / "manifest.json")
     if recipe.sha256 != manifest.data.recipe.sha256:
         raise InputError(f"{release / 'manifest.json'}: recipe.text does not match recipe.sha256")
-    recipe, lines = trusted_recipe(recipe, user_recipe, dump_given=dump is not None)
+    if dump is not None or index is not None:
+        if source == "online":
+            raise ConfigError("--source online reads no dump: drop --dump/--index")
+        source = "dump"
+    recipe, lines = trusted_recipe(recipe, user_recipe, dump_given=dump is not None or source == "online")
     if notes is not None:
         notes += lines  # shown once every check has passed (a refusal stays one line)
+    if source is not None and source != recipe.dump.source:
+        recipe.dump = recipe.dump.model_copy(update={"source": source})
+    if recipe.dump.source == "dump":
+        _dump_files(recipe, release, dump, index)
+    _refuse_group_filters(recipe, release)
+    return recipe
+
+
+def _dump_files(recipe: Recipe, release: Path, dump: Path | None, index: Path | None) -> None:
+    """Point the recipe at the dump files (``--dump``/``--index``, else its own), checked to exist."""
     if dump is not None:
         recipe.dump.path = str(Path(dump).resolve())
         if index is None:  # the index beside the given dump (same prefix, -index.txt.bz2)
@@ -139,6 +155,11 @@ def load_release_recipe(
             index = find_index(Path(dump))
     if index is not None:
         recipe.dump.index = str(Path(index).resolve())
+    if recipe.dump.path is None:
+        raise ConfigError(
+            f"{release / 'manifest.json'}: the release was built from the live wiki (source 'online'); give --dump "
+            "and --index, or --source online"
+        )
     relative = not recipe.dump.path.startswith("package:") and not Path(recipe.dump.path).is_absolute()
     if relative and dump is None:
         raise ConfigError(
@@ -146,13 +167,15 @@ def load_release_recipe(
             "recipe file; give --dump and --index"
         )
     recipe.dump_paths()  # one-line error if the files are missing
+
+
+def _refuse_group_filters(recipe: Recipe, release: Path) -> None:
     for key in GROUP_FILTERS:
         if recipe.filters.get(key):
             raise ConfigError(
                 f"{release / 'manifest.json'}: filters.{key} is on; it decides over whole groups, so adding a "
                 "member would change existing rows: extend does not support it"
             )
-    return recipe
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -170,6 +193,8 @@ def check_additions(
     axes_with_questions = {r["axis"] for rows in old_pairs.values() for r in rows if r["question_type"] == "divergent"}
     bios: dict[str, Any] = {}
     seen: dict[str, str] = {}
+    if hasattr(reader, "prefetch"):  # the live wiki: every title in one batched request
+        reader.prefetch([a.title for a in additions])
     for add in additions:
         for axis_name, category in add.axes:
             try:
@@ -438,6 +463,7 @@ def extended_manifest(
     from wikipersona_data import __version__
     from wikipersona_data.stages.pipeline import embed_served, filter_report, served_models, stage_call_keys
     from wikipersona_data.stages.usage import data_ledger
+    from wikipersona_data.wiki.source import pages_read
 
     ctx = result.ext_ctx
     served = served_models(ctx)
@@ -473,6 +499,7 @@ def extended_manifest(
             "divergence": divergence_of(result.pairs),
             "grounding": {},
             "extensions": [*old.data.extensions, extension],
+            "online_pages": _merge_online_pages(old.data.online_pages, pages_read(ctx.reader)),
         }
     )
     names = ", ".join(result.new_names)
@@ -522,6 +549,7 @@ def extend_release(
     echo: Callable[[str], None] = print,
     report: Callable[[str], None] | None = None,
     recipe_path: Path | None = None,
+    source: str | None = None,
 ) -> Path:
     """Write the extended release (minor version bump) and return its folder.
 
@@ -533,7 +561,7 @@ def extend_release(
     """
     from wikipersona_data.release.verify import verify_release
     from wikipersona_data.release.writer import _refuse_to_clobber, write_release
-    from wikipersona_data.wiki.lookup import DumpReader
+    from wikipersona_data.wiki.source import open_pages
 
     release = Path(release)
     old = mf.Manifest.load(release / "manifest.json")
@@ -547,9 +575,9 @@ def extend_release(
         failed = checked.failures[0]
         raise InputError(f"{release}: fails verify ({failed.name}: {failed.detail}); extend a release that verifies")
     notes: list[str] = []
-    recipe = load_release_recipe(release, old, dump, index, recipe_path, notes)
+    recipe = load_release_recipe(release, old, dump, index, recipe_path, notes, source)
     old_pairs, old_personas = read_rows(release)
-    with DumpReader(*recipe.dump_paths()) as reader:
+    with open_pages(recipe, prefetch=False) as reader:  # the dump, or the live wiki (nothing stored yet)
         check_additions(additions, recipe, reader, old_personas, old_pairs)
     for line in notes:
         echo(line)
@@ -557,6 +585,8 @@ def extend_release(
         work = release.resolve().parent / "work" / recipe.name
         echo(f"work dir: {work} (beside the release; --work to choose another)")
     work = Path(work)
+    if hasattr(reader, "keep_in"):  # pages read from the live wiki: the stages use the very revisions checked
+        reader.keep_in(work / "sources")
     tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
     job = Job(
         release=release,
@@ -599,3 +629,13 @@ async def _run(
         echo(summary_table(result.stats, ctx.client))
         manifest = extended_manifest(job.old, job.recipe, job.version, job.additions, result, started)
     return result, manifest
+
+
+def _merge_online_pages(old: list[mf.OnlinePage] | None, new: list[dict[str, Any]] | None) -> Any:
+    """The release's pages read online plus this extension's (None while neither read the live wiki)."""
+    if new is None:
+        return old
+    merged = {(p.title, p.page_id, p.revision_id): p for p in old or []}
+    for page in new:
+        merged.setdefault((page["title"], page["page_id"], page["revision_id"]), mf.OnlinePage(**page))
+    return [merged[k] for k in sorted(merged, key=lambda k: (k[0], k[1], k[2] or 0))]

@@ -93,6 +93,14 @@ class Dump(_Strict):
     date: str
 
 
+class OnlinePage(_Strict):
+    """A page a build read from the live wiki (``[dump] source = "online"``): which revision it used."""
+
+    title: str
+    page_id: int
+    revision_id: int | None
+
+
 class Endpoint(_Strict):
     name: str
     profile: str
@@ -165,6 +173,10 @@ class ManifestData(_Strict):
     )
     recipe: Recipe
     dump: Dump
+    online_pages: list[OnlinePage] | None = Field(
+        default=None,
+        description="With [dump] source = 'online': every article read from Special:Export and its revision id.",
+    )
     endpoints: list[Endpoint] = Field(default_factory=list)
     models: dict[str, ModelUse] = Field(default_factory=dict)
     templates: dict[str, str] = Field(default_factory=dict)

@@ -26,8 +26,9 @@ from wikipersona_data.stages.recipe import STAGE_NAMES, EndpointSpec, Recipe, lo
 
 FROM_USER = ("endpoints", "prices")
 """Recipe tables taken from the user's recipe, never from the release's."""
-DUMP_PATHS = ("dump.path", "dump.index", "dump.scan")
-"""Also the user's (they are paths on the user's machine, relative to the user's recipe)."""
+DUMP_PATHS = ("dump.source", "dump.path", "dump.index", "dump.scan")
+"""Also the user's (where pages come from: paths on the user's machine, relative to the user's recipe, or the
+live wiki, whose host is derived from the wiki's name, never read from a recipe)."""
 
 
 def demo_simulator() -> EndpointSpec:
@@ -70,12 +71,13 @@ def trusted_recipe(release: Recipe, user_recipe: Path | None, *, dump_given: boo
             f"(yours: {', '.join(sorted(user.endpoints))})"
         )
     update: dict[str, Any] = {"endpoints": user.endpoints, "prices": user.prices}
-    if not dump_given:
+    if not dump_given and user.dump.source == "online":  # the user reads pages from the live wiki
+        update["dump"] = release.dump.model_copy(update={"source": "online"})
+    elif not dump_given:
         dump_path, index_path = user.dump_paths()
         scan = user.scan_path()
-        update["dump"] = release.dump.model_copy(
-            update={"path": str(dump_path), "index": str(index_path), "scan": str(scan) if scan else None}
-        )
+        files = {"path": str(dump_path), "index": str(index_path), "scan": str(scan) if scan else None}
+        update["dump"] = release.dump.model_copy(update={"source": "dump", **files})
     lines = [f"extend: endpoints and prices from {user_recipe}; everything else from the release's recipe"]
     lines += recipe_differences(release, user)
     return release.model_copy(update=update), lines

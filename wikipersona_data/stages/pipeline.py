@@ -240,10 +240,11 @@ async def open_context(
     from wikipersona_data.llm.cache import CallCache
     from wikipersona_data.llm.client import LLMClient
     from wikipersona_data.llm.ledger import Ledger
-    from wikipersona_data.wiki.lookup import DumpReader
+    from wikipersona_data.wiki.source import open_pages
 
     work.mkdir(parents=True, exist_ok=True)
-    dump_path, index_path = recipe.dump_paths()
+    if recipe.dump.source == "dump":
+        recipe.dump_paths()  # one-line error for missing files before the work dir is locked
     with work_lock(work), contextlib.ExitStack() as stack:  # one run per work dir: never pay for a call twice
         cache = CallCache(work / "cache", mode=cache_mode)  # type: ignore[arg-type]
         stack.callback(cache.close)
@@ -254,7 +255,7 @@ async def open_context(
             ledger=Ledger(price_table(recipe)),
             max_usd=max_usd,
         )
-        reader = DumpReader(dump_path, index_path)
+        reader = open_pages(recipe, store=work / "sources")
         ctx = BuildContext(
             recipe=recipe,
             work_dir=work,
@@ -348,6 +349,7 @@ def build_manifest(
 
     from wikipersona_data import __version__
     from wikipersona_data.release import manifest as mf
+    from wikipersona_data.wiki.source import pages_read
 
     recipe = ctx.recipe
     served = served_models(ctx)
@@ -371,6 +373,7 @@ def build_manifest(
         fictional_people=recipe.fictional_people,
         recipe=mf.Recipe(name=recipe.name, sha256=recipe.sha256, text=recipe.text),
         dump=mf.Dump(name=recipe.dump.name, date=recipe.dump.date),
+        online_pages=pages_read(ctx.reader),
         endpoints=[
             mf.Endpoint(name=name, profile=spec.profile, base_url_redacted=_redacted(ctx, name))
             for name, spec in sorted(recipe.endpoints.items())

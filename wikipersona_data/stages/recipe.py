@@ -54,8 +54,17 @@ def _relative_path(value: str | None) -> str | None:
 
 
 class DumpSpec(_Strict):
-    path: str = Field(description="Dump file (.xml.bz2), relative to the recipe, or 'package:demo'.")
-    index: str = Field(description="Multistream index file, relative to the recipe, or 'package:demo'.")
+    source: Literal["dump", "online"] = Field(
+        default="dump",
+        description="'dump': the files below; 'online': pages by title from the live wiki's Special:Export (the "
+        "wiki is the one `name` starts with, e.g. enwiki; no download; revision ids go into the manifest).",
+    )
+    path: str | None = Field(
+        default=None, description="Dump file (.xml.bz2), relative to the recipe, or 'package:demo' (source 'dump')."
+    )
+    index: str | None = Field(
+        default=None, description="Multistream index file, relative to the recipe, or 'package:demo' (source 'dump')."
+    )
     name: str = Field(description="Dump name recorded in the manifest, e.g. 'enwiki-20261101'.")
     date: str = Field(description="Dump date (YYYY-MM-DD), recorded in the manifest.")
     scan: str | None = Field(
@@ -66,6 +75,19 @@ class DumpSpec(_Strict):
     @classmethod
     def _relative(cls, value: str | None) -> str | None:
         return _relative_path(value)
+
+    @model_validator(mode="after")
+    def _files_or_online(self) -> DumpSpec:
+        if self.source == "dump" and (self.path is None or self.index is None):
+            raise ValueError("path and index are required (or source = 'online': pages from the live wiki)")
+        if self.source == "online":
+            from wikipersona_data.wiki.online import wiki_of
+
+            try:
+                wiki_of(self.name)
+            except Exception as err:  # InputError: a one-line reason
+                raise ValueError(f"source 'online': name {err}") from None
+        return self
 
 
 class EndpointSpec(_Strict):
@@ -316,8 +338,10 @@ class Recipe(_Strict):
 
 
 def _resolve(recipe: Recipe, key: str) -> Path:
-    value: str = getattr(recipe.dump, key)
+    value: str | None = getattr(recipe.dump, key)
     where = f"{recipe.source}: dump.{key}"
+    if value is None:
+        raise ConfigError(f"{where}: not set (dump.source is {recipe.dump.source!r}: pages come from the live wiki)")
     if value.startswith(PACKAGE_PREFIX):
         bundle = value[len(PACKAGE_PREFIX) :]
         if bundle != "demo":
@@ -433,6 +457,7 @@ def load_recipe(path: str | Path, *, check_dump: bool = True) -> Recipe:
         raise ConfigError(f"{source}: cannot read recipe: {err}") from None
     recipe = parse_recipe(text, source)
     if check_dump:
-        recipe.dump_paths()
+        if recipe.dump.source == "dump":
+            recipe.dump_paths()
         recipe.scan_path()
     return recipe

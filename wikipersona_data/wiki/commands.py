@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -198,12 +199,23 @@ def _print_table(rows: list[dict], total: int) -> None:  # type: ignore[type-arg
 
 
 @click.command(name="show")
-@click.argument("dump", type=click.Path(path_type=Path))
-@click.argument("title")
+@click.argument("dump")
+@click.argument("title", required=False)
 @click.option(
     "--index",
     type=click.Path(path_type=Path),
     help="Multistream index (.txt or .txt.bz2). Default: the one beside DUMP (same prefix, -index.txt.bz2).",
+)
+@click.option(
+    "--online",
+    is_flag=True,
+    help="No dump: fetch TITLE from the live wiki through Special:Export (current revision); give TITLE only.",
+)
+@click.option(
+    "--wiki",
+    default="enwiki",
+    show_default=True,
+    help="With --online: the wiki, named as its dumps are (enwiki, dewiki, simplewiki, ...).",
 )
 @click.option(
     "--json",
@@ -225,20 +237,47 @@ def _print_table(rows: list[dict], total: int) -> None:  # type: ignore[type-arg
     show_default=True,
     help="Seconds the page may take to parse before show gives up.",
 )
-def show(dump: Path, title: str, index: Path | None, as_json: bool, max_page_bytes: int, page_timeout: float) -> None:
-    """Random access to one page of DUMP by TITLE (MediaWiki normalisation, redirects followed)."""
-    from wikipersona_data.wiki.lookup import DumpReader
+def show(
+    dump: str,
+    title: str | None,
+    index: Path | None,
+    online: bool,
+    wiki: str,
+    as_json: bool,
+    max_page_bytes: int,
+    page_timeout: float,
+) -> None:
+    """Random access to one page of DUMP by TITLE (MediaWiki normalisation, redirects followed).
 
-    index = index_or_beside(dump, index)
-    if index is None:
-        looked = (
-            ", ".join(str(p) for p in index_candidates(dump)) or "nothing: DUMP is not named *-multistream*.xml.bz2"
-        )
-        raise InputError(
-            f"{dump}: show needs the multistream index; no --index given and none beside the dump (looked for {looked})"
-        )
+    With --online there is no DUMP: `wikipersona show --online TITLE` reads the page from the live wiki's
+    Special:Export, and parses it with the same code as a dump page (same Biography, same sentence ids).
+    """
+    if online:
+        if title is not None or index is not None:
+            raise InputError("show --online takes TITLE only (no DUMP, no --index): wikipersona show --online TITLE")
+        from wikipersona_data.wiki.online import OnlineReader
 
-    with DumpReader(dump, index, max_page_bytes=max_page_bytes, page_timeout=page_timeout) as reader:
+        reader_cm: Any = OnlineReader(wiki, max_page_bytes=max_page_bytes, page_timeout=page_timeout)
+        title = dump
+    else:
+        if title is None:
+            raise InputError("show needs DUMP and TITLE (or --online TITLE to read the page from the live wiki)")
+        from wikipersona_data.wiki.lookup import DumpReader
+
+        dump_path = Path(dump)
+        index = index_or_beside(dump_path, index)
+        if index is None:
+            looked = (
+                ", ".join(str(p) for p in index_candidates(dump_path))
+                or "nothing: DUMP is not named *-multistream*.xml.bz2"
+            )
+            raise InputError(
+                f"{dump_path}: show needs the multistream index; no --index given and none beside the dump "
+                f"(looked for {looked})"
+            )
+        reader_cm = DumpReader(dump_path, index, max_page_bytes=max_page_bytes, page_timeout=page_timeout)
+
+    with reader_cm as reader:
         page, chain = reader.follow(title)
         bio = reader.biography(page)
     if len(chain) > 1:  # on stderr with --json, so stdout stays one JSON document

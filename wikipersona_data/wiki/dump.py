@@ -245,6 +245,21 @@ class SequentialReader:
             ) from None
 
 
+def read_export(
+    data: bytes, label: str, *, max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+) -> tuple[SiteInfo, list[Page]]:
+    """The pages of a whole export document held in memory (a ``Special:Export`` reply, ``online.py``), read by
+    the very code that reads a plain ``.xml`` dump: the same prolog check, page cap and page model. ``label``
+    names the source in error messages."""
+    import io
+
+    reader = SequentialReader(label, max_page_bytes=max_page_bytes)
+    raw = io.BytesIO(data)
+    chunks = iter(lambda: raw.read(READ_CHUNK), b"")
+    pages = list(reader._parse(checked_prolog(chunks, reader.path), raw, None))  # type: ignore[arg-type]
+    return reader.site, pages
+
+
 @dataclass
 class _ParseState:
     ns: str = ""

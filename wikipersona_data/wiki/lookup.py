@@ -302,23 +302,34 @@ class DumpReader:
 
     def biography(self, page: Page) -> Biography:
         """Full parse of one page read from this dump."""
-        from wikipersona_data.wiki.parse import ParseFailure, parse_biography
-
         where = f"{self.dump}: page {page.title!r} (id {page.page_id})"
-        if page.truncated or page.text_bytes > self.max_page_bytes:
-            size = f"more than {page.text_bytes} bytes of XML" if page.truncated else f"{page.text_bytes} bytes"
-            raise InputError(f"{where} has {size}, over the per-page cap of {self.max_page_bytes} (--max-page-bytes)")
-        url_base = self.url_base()
-        try:
-            with time_limit(self.page_timeout):
-                return parse_biography(
-                    page.text, title=page.title, page_id=page.page_id, revision_id=page.revision_id, url_base=url_base
-                )
-        except PageTimeout:
-            raise InputError(f"{where}: parse exceeded {self.page_timeout:g} s (--page-timeout)") from None
-        except ParseFailure as err:
-            raise InputError(f"{where} cannot be parsed: {err}") from None
+        return page_biography(
+            page,
+            where=where,
+            url_base=self.url_base(),
+            max_page_bytes=self.max_page_bytes,
+            page_timeout=self.page_timeout,
+        )
 
     def get(self, title: str) -> Biography:
         """The full-parse Biography of ``title`` (redirects followed)."""
         return self.biography(self.follow(title)[0])
+
+
+def page_biography(page: Page, *, where: str, url_base: str, max_page_bytes: int, page_timeout: float) -> Biography:
+    """The Biography of one page, whatever its source (a dump, or ``Special:Export``: ``online.py``), with the
+    same guards: at most ``max_page_bytes`` of wikitext, ``page_timeout`` seconds of parsing."""
+    from wikipersona_data.wiki.parse import ParseFailure, parse_biography
+
+    if page.truncated or page.text_bytes > max_page_bytes:
+        size = f"more than {page.text_bytes} bytes of XML" if page.truncated else f"{page.text_bytes} bytes"
+        raise InputError(f"{where} has {size}, over the per-page cap of {max_page_bytes} (--max-page-bytes)")
+    try:
+        with time_limit(page_timeout):
+            return parse_biography(
+                page.text, title=page.title, page_id=page.page_id, revision_id=page.revision_id, url_base=url_base
+            )
+    except PageTimeout:
+        raise InputError(f"{where}: parse exceeded {page_timeout:g} s (--page-timeout)") from None
+    except ParseFailure as err:
+        raise InputError(f"{where} cannot be parsed: {err}") from None
