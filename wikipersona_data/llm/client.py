@@ -78,6 +78,7 @@ from wikipersona_data.llm.transport import (
     ReplyTooLarge,
     RequestRecord,
     Transport,
+    capping_hook,
     read_capped,
 )
 
@@ -556,6 +557,7 @@ class LLMClient:
             http_client = openai.DefaultAioHttpClient(
                 timeout=ep.timeout_s,
                 limits=httpx2.Limits(max_connections=ep.max_concurrency, max_keepalive_connections=ep.max_concurrency),
+                event_hooks={"response": [capping_hook(ep.max_reply_bytes)]},
             )
             sdk = openai.AsyncOpenAI(
                 api_key=PLACEHOLDER_KEY,

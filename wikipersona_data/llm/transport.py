@@ -88,6 +88,42 @@ async def read_capped(raw: httpx2.Response, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _CappedStream(httpx2.AsyncByteStream):
+    """A response body that refuses to yield more than ``limit`` bytes (declared or read)."""
+
+    def __init__(self, inner: Any, limit: int, declared: str | None, status: int) -> None:
+        self._inner, self._limit, self._declared, self._status = inner, limit, declared, status
+
+    async def __aiter__(self) -> Any:
+        if self._declared is not None and self._declared.isdigit() and int(self._declared) > self._limit:
+            raise ReplyTooLarge(int(self._declared), self._status)
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > self._limit:
+                raise ReplyTooLarge(size, self._status)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def capping_hook(limit: int) -> Any:
+    """httpx response hook bounding *every* body an endpoint's client reads, before anyone reads it.
+
+    Our own read of a reply is capped by :func:`read_capped`, but on a 4xx/5xx the SDK reads the error
+    body itself (to build its exception), with no limit: a hostile server's 100 MiB error page was read
+    whole. Wrapping the response stream caps that read too; ``ReplyTooLarge`` then escapes ``sdk.post``.
+    """
+
+    async def hook(response: httpx2.Response) -> None:
+        response.stream = _CappedStream(
+            response.stream, limit, response.headers.get("content-length"), response.status_code
+        )
+
+    return hook
+
+
 class OnlineTransport:
     """Today's path: one request per record over the endpoint's pooled SDK client (``sdk_for``)."""
 
