@@ -228,6 +228,8 @@ def run_stage1(first: Any, plan: ScanPlan) -> None:
             f"scan: {len(left)} of {plan.tasks} tasks did not complete (ranks {shown}); see "
             f"{plan.logs / 'stage1' / 'logs'}; run the same command again to redo only those"
         )
+    if summary_from_stats(plan)[0].pages == 0:  # never a table that looks like a scan of a real dump
+        raise InputError(f"empty dump: {plan.dump} contains no pages")
 
 
 # ------------------------------------------------------------------------------------------ stats, summary
