@@ -17,7 +17,7 @@ from test_wiki_online import demo_export
 from wikimedia_server import WikimediaServer
 
 from wikipersona_data.cli import main
-from wikipersona_data.demo.paths import DEMO_RECIPE
+from wikipersona_data.demo.paths import DEMO_DUMP, DEMO_RECIPE
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.llm.sim import SimConfig, SimServer
 from wikipersona_data.release.extend import Addition, extend_release
@@ -74,6 +74,15 @@ def test_online_build_and_extend_need_no_dump(tmp_path: Path, monkeypatch: pytes
             echo=lambda m: None,
         )
         assert [e.form["pages"][0] for e in wiki.log if e.method == "POST"][2:] == [title]
+
+        # the same extension from the dump file (CLI, --source dump): byte-identical data files
+        argv = ["extend", str(release), "--persona", title, "--axis", f"{AXIS}:{category}", "--work", str(work)]
+        argv += ["--base-url", sim.base_url, "--no-progress", "--out", str(tmp_path / "from-dump")]
+        assert main([*argv, "--source", "online", "--dump", str(DEMO_DUMP)]) == 2
+        assert capsys.readouterr().err == "error: --source online reads no dump: drop --dump/--index\n"
+        assert main([*argv, "--source", "dump", "--dump", str(DEMO_DUMP)]) == 0
+        capsys.readouterr()
+    assert _data_sha256(tmp_path / "from-dump") == _data_sha256(out)
     data = json.loads((out / "manifest.json").read_text())["data"]
     added = [p for p in data["online_pages"] if p["title"] == title]
     rows = pq.read_table(next((out / "data" / "personas").glob("*.parquet"))).to_pylist()
@@ -81,6 +90,10 @@ def test_online_build_and_extend_need_no_dump(tmp_path: Path, monkeypatch: pytes
     assert {p["title"] for p in manifest["online_pages"]} < {p["title"] for p in data["online_pages"]}
     assert main(["verify", str(out)]) == 0
     capsys.readouterr()
+
+
+def _data_sha256(release: Path) -> dict[str, str]:
+    return {str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest() for p in release.rglob("*.parquet")}
 
 
 def test_online_recipe_keys(tmp_path: Path) -> None:

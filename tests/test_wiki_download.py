@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,14 @@ def test_bad_arguments_are_one_line(tmp_path: Path, capsys) -> None:
     assert main(["get-dump", WIKI, DATE, "--to", str(tmp_path), "--mirror", "https://u:secretpass@example.org"]) == 2
     err = capsys.readouterr().err
     assert "secretpass" not in err and "credentials in the URL" in err
+    assert main(["get-dump", WIKI, DATE, "--to", str(tmp_path), "--mirror", "https://m.org/d?key=tok3n-value"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --mirror 'https://m.org/d': a base URL takes no query or fragment (paths are added to it)\n"
+
+
+def test_progress_shows_rate_and_eta_on_stderr(server: WikimediaServer, tmp_path: Path, capsys) -> None:
+    assert main(["get-dump", WIKI, DATE, "--to", str(tmp_path), "--mirror", server.url, "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [str(tmp_path / DUMP_NAME), str(tmp_path / INDEX_NAME)]
+    assert DUMP_NAME in captured.err and "B/s" in captured.err  # tqdm's bar: bytes, rate
+    assert re.search(r"\d+:\d\d<\d+:\d\d", captured.err)  # elapsed<remaining (the ETA)

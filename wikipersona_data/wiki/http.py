@@ -90,6 +90,8 @@ def check_url(url: str, what: str) -> str:
         raise InputError(f"{what} {shown(url)!r} is not an http(s) URL with a host")
     if "@" in parts.netloc:
         raise InputError(f"{what} {shown(url)!r}: credentials in the URL (user:password@) are not supported")
+    if parts.query or parts.fragment:
+        raise InputError(f"{what} {shown(url)!r}: a base URL takes no query or fragment (paths are added to it)")
     return url.strip().rstrip("/")
 
 
