@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.fileio import write_atomic
 from wikipersona_data.wiki.dump import SiteInfo, open_binary
 from wikipersona_data.wiki.multistream import index_streams, read_header, stream_bounds
 from wikipersona_data.wiki.scan import ScanOptions, ScanSummary, SiteContext
@@ -137,9 +138,7 @@ def _check_or_write_manifest(logs: Path, manifest: dict[str, Any]) -> None:
             )
         return
     logs.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("scan.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(manifest, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------ executors
