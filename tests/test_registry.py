@@ -85,3 +85,12 @@ def test_filter_logs_live_in_the_build_not_the_module(tmp_path: Path) -> None:
     asyncio.run(apply_filters("questions", [], context(tmp_path / "b" / "questions", second)))
     assert [log.decisions for log in first.values()] == [{"q-1": "question_too_short"}]
     assert [log.decisions for log in second.values()] == [{}]
+
+
+def test_every_stage_that_calls_an_llm_is_estimated() -> None:
+    """``wikipersona estimate`` reads the registry: a stage with LLM calls and no estimate would be priced at 0."""
+    from wikipersona_data.stages.estimate import plan
+
+    assert [s.name for s in registry.STAGES if s.calls] == [s.name for s in registry.STAGES if s.estimate]
+    planned = {stage for stage, *_ in plan(load_recipe(DEMO))}
+    assert planned == {s.name for s in registry.STAGES if s.calls} - {"personas"}  # the demo lists its personas

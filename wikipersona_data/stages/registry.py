@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
+from wikipersona_data.stages import estimate as estimates
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.rows import (
@@ -130,6 +131,8 @@ class Stage(Generic[RowT]):
     filters: Callable[[FiltersConfig], list[Filter]]
     run: Callable[[BuildContext, Upstream], Awaitable[list[RowT]]]
     deferrable: bool = False
+    estimate: Callable[[estimates.LossFree], list[estimates.CallGroup]] | None = None
+    """The calls a loss-free build of this stage makes (``wikipersona estimate``); None: it calls no LLM."""
 
     def filter_list(self, cfg: FiltersConfig) -> list[Filter]:
         return self.filters(cfg)
@@ -231,6 +234,7 @@ PERSONAS: Stage[PersonaRow] = Stage(
     settings=("axes", "seeds.personas"),
     filters=lambda cfg: [TextSafetyFilter()],
     run=_personas,
+    estimate=estimates.personas_calls,
 )
 DESCRIBE: Stage[DescriptionRow] = Stage(
     name="describe",
@@ -243,6 +247,7 @@ DESCRIBE: Stage[DescriptionRow] = Stage(
     settings=("counts.description_max_sentences", "seeds.describe"),
     filters=lambda cfg: [TextSafetyFilter(), GroundingFilter(cfg)],
     run=_describe,
+    estimate=estimates.describe_calls,
     deferrable=True,
 )
 QUESTIONS: Stage[QuestionRow] = Stage(
@@ -269,6 +274,7 @@ QUESTIONS: Stage[QuestionRow] = Stage(
         QuestionDuplicateFilter(cfg),
     ],
     run=_questions,
+    estimate=estimates.questions_calls,
     deferrable=True,
 )
 RESPOND: Stage[CandidateRow] = Stage(
@@ -290,6 +296,7 @@ RESPOND: Stage[CandidateRow] = Stage(
         CandidateDuplicateFilter(cfg),
     ],
     run=_respond,
+    estimate=estimates.respond_calls,
     deferrable=True,
 )
 JUDGE: Stage[JudgmentRow] = Stage(
@@ -303,6 +310,7 @@ JUDGE: Stage[JudgmentRow] = Stage(
     settings=("judge", "seeds.judge"),
     filters=lambda cfg: [TextSafetyFilter(), CascadeFilter(), JudgeAgreementFilter(cfg)],
     run=_judge,
+    estimate=estimates.judge_calls,
     deferrable=True,
 )
 SPLIT: Stage[PairRow] = Stage(
@@ -333,6 +341,7 @@ PREFIXES: Stage[PrefixRow] = Stage(
     settings=("counts.inference_shots", "counts.fewshot_shots", "seeds.prefixes"),
     filters=lambda cfg: [TextSafetyFilter(), CascadeFilter(), PrefixTrainOnlyFilter()],
     run=_prefixes,
+    estimate=estimates.prefixes_calls,
     deferrable=True,
 )
 
