@@ -28,6 +28,7 @@ class Stream:
     count: int | None
     pause_s: float = 0.0
     sent: int = 0
+    status: int = 200
 
 
 @dataclass
@@ -63,7 +64,7 @@ class HostileServer:
             return out
         if isinstance(out, Stream):
             self.streams.append(out)
-            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            resp = web.StreamResponse(status=out.status, headers={"Content-Type": "application/json"})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             try:

@@ -16,7 +16,7 @@ from wikipersona_data.stages.recipe import load_recipe
 from wikipersona_data.verify.base import Filter, FilterResult, FilterStep
 from wikipersona_data.verify.config import FiltersConfig
 from wikipersona_data.verify.pipeline import apply_filters
-from wikipersona_data.verify.report import LOG_NAME, filter_counts, forget_logs, stage_log, stage_report
+from wikipersona_data.verify.report import LOG_NAME, filter_counts, stage_log, stage_report
 
 DEMO = Path(__file__).resolve().parents[1] / "builders" / "demo.toml"
 
@@ -117,7 +117,6 @@ def test_filters_table_defaults_and_values(tmp_path: Path) -> None:
 
 def test_apply_filters_logs_latest_verdicts_and_reports(tmp_path: Path) -> None:
     """Repeated calls on growing collections report each row once, with its latest verdict, and survive a restart."""
-    forget_logs()
     stage_dir = tmp_path / "questions"
     context = {"recipe": SimpleNamespace(filters={}), "stage_dir": stage_dir}
     rows = [
@@ -139,7 +138,7 @@ def test_apply_filters_logs_latest_verdicts_and_reports(tmp_path: Path) -> None:
     assert list(counts) == order
     on_disk = json.loads((stage_dir / LOG_NAME).read_text())
     assert on_disk["decisions"] == {"a": None, "b": "near_duplicate", "c": "question_too_short"}
-    forget_logs()  # a resumed build in a new process reads the file
+    # a resumed build (a new BuildContext, its own logs) reads the file
     stats = {"questions": SimpleNamespace(rows=1, drop_reasons={"short": 1, "near_duplicate": 1})}
     report = stage_report(tmp_path, stats)
     assert report["questions"]["question_duplicate"] == counts["question_duplicate"]
@@ -147,7 +146,6 @@ def test_apply_filters_logs_latest_verdicts_and_reports(tmp_path: Path) -> None:
 
 
 def test_changed_settings_start_a_fresh_log(tmp_path: Path) -> None:
-    forget_logs()
     stage_dir = tmp_path / "questions"
     rows = [question("Hi?", qid="c")]
     asyncio.run(apply_filters("questions", rows, {"recipe": SimpleNamespace(filters={}), "stage_dir": stage_dir}))

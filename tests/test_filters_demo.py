@@ -19,7 +19,7 @@ from wikipersona_data.stages.rows import DescriptionRow, JudgmentRow, PairRow, P
 from wikipersona_data.stages.store import read_jsonl
 from wikipersona_data.verify.config import filters_config
 from wikipersona_data.verify.pairs import non_divergent_questions
-from wikipersona_data.verify.report import divergence_stats, forget_logs, length_bias
+from wikipersona_data.verify.report import divergence_stats, length_bias
 
 DEMO = Path(__file__).resolve().parents[1] / "builders" / "demo.toml"
 SIM = {"seed": 0, "unsupported_claim_rate": 0.1, "position_bias_rate": 0.1}  # as in builders/demo.toml
@@ -28,7 +28,6 @@ STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "pre
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    forget_logs()
     work = tmp_path_factory.mktemp("filters-demo")
     with SimServer(SimConfig(**SIM)) as sim:
         release = build_recipe(DEMO, work_dir=work, base_url=sim.base_url, progress=False, echo=lambda _m: None)
@@ -193,9 +192,9 @@ def test_card_shows_a_row_per_filter(build: dict) -> None:
 
 
 def test_resumed_build_reports_the_same(build: dict) -> None:
-    """A rerun on the finished work dir (journal replay, the hook not called per unit) in a fresh process
-    (no in-memory logs) reports exactly what the first build did: the verdicts live in the stage folders."""
-    forget_logs()
+    """A rerun on the finished work dir (journal replay, the hook not called per unit) with a fresh build
+    context (its filter logs start from the files) reports exactly what the first build did: the verdicts live
+    in the stage folders."""
     with SimServer(SimConfig(**SIM)) as sim:
         release = build_recipe(
             DEMO, work_dir=build["work"], base_url=sim.base_url, progress=False, echo=lambda _m: None

@@ -14,8 +14,9 @@ import pytest
 from lifecycle_fixtures import DEMO, SIM, build, demo_build
 
 from wikipersona_data.llm.sim import SimConfig, SimServer
-from wikipersona_data.stages.fingerprint import ORDER, stage_fingerprints
+from wikipersona_data.stages.fingerprint import stage_fingerprints
 from wikipersona_data.stages.recipe import load_recipe, parse_recipe
+from wikipersona_data.stages.registry import ORDER
 
 
 def data_files(release: Path) -> dict[str, bytes]:

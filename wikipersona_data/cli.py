@@ -1,7 +1,7 @@
 """The ``wikipersona`` command line.
 
 Commands live next to the code they drive (``wiki/commands.py``, ``llm/commands.py``, ...) and are
-imported only when invoked, so ``wikipersona --help`` stays fast and one area's heavy imports
+imported only when invoked, so ``wikipersona --help`` stays fast and one command's heavy imports
 (datasets, pyarrow) never slow another's commands.
 """
 
@@ -66,28 +66,13 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            return _not_yet_available(cmd_name)
-        command = getattr(module, attr, None)
-        return command if command is not None else _not_yet_available(cmd_name)
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-def _not_yet_available(name: str) -> click.Command:
-    @click.command(name=name, help=SHORT_HELP.get(name, ""), context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def _cmd(args: tuple[str, ...]) -> None:
-        raise WikipersonaError(f"'wikipersona {name}' is not available in this version of wikipersona-data")
-
-    return _cmd
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

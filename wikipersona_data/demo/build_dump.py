@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import hashlib
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from xml.sax.saxutils import escape
 
 from wikipersona_data.demo.paths import DEMO_DATA_DIR, DEMO_DUMP, DEMO_INDEX
 from wikipersona_data.errors import InputError, WikipersonaError
+from wikipersona_data.fileio import write_atomic
 
 try:
     import tomllib
@@ -259,15 +258,7 @@ def build(pages: Sequence[PageSpec], pages_per_stream: int = DEFAULT_PAGES_PER_S
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder and rename, so a crash never leaves a half-written dump."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped data files must be world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode=0o644)  # shipped data files must be world-readable
 
 
 def build_files(

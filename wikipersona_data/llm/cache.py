@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from wikipersona_data import redact
+from wikipersona_data import fileio, redact
 from wikipersona_data.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def _nfc(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return fileio.canonical_json(value, allow_nan=False)
 
 
 def canonical_json(value: Any) -> str:

@@ -70,6 +70,17 @@ from wikipersona_data.llm.structured import (
     schema_instruction,
     strict_schema,
 )
+from wikipersona_data.llm.transport import (
+    CHAT_URL,
+    EMBEDDINGS_URL,
+    Delivery,
+    OnlineTransport,
+    ReplyTooLarge,
+    RequestRecord,
+    Transport,
+    capping_hook,
+    read_capped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +233,10 @@ class LLMClient:
         cache: CallCache | None = None,
         ledger: Ledger | None = None,
         max_usd: float | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        """``transport`` executes request records (default: :class:`OnlineTransport`, HTTP now); the cache,
+        dedup, budget, ledger, limits and retries here wrap whichever it is (``llm/transport.py``)."""
         if not endpoints:
             raise ConfigError("LLMClient needs at least one endpoint")
         if max_usd is not None and not max_usd >= 0:
@@ -234,6 +248,7 @@ class LLMClient:
         self.ledger = ledger if ledger is not None else Ledger()
         self.max_usd = max_usd
         self._sdk: dict[str, openai.AsyncOpenAI] = {}
+        self.transport: Transport = transport if transport is not None else OnlineTransport(self._sdk_for)
         self._limits: dict[str, EndpointLimits] = {}
         self._pending: dict[str, asyncio.Future[_Fetched]] = {}
         self._reserved_usd = 0.0
@@ -254,7 +269,8 @@ class LLMClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close HTTP connections and fsync the cache (the cache's owner closes it)."""
+        """Close the transport and HTTP connections, and fsync the cache (the cache's owner closes it)."""
+        await self.transport.aclose()
         for sdk in self._sdk.values():
             await sdk.close()
         self._sdk.clear()
@@ -443,14 +459,9 @@ class LLMClient:
         key = call_key(spec)
         request = {"model": model, "input": list(texts), "encoding_format": "float"}
         prompt_tokens = sum(estimate_tokens(t) for t in texts)
-
-        async def send(sdk: openai.AsyncOpenAI, headers: dict[str, str]) -> httpx2.Response:
-            return await sdk.post(
-                "/embeddings", cast_to=httpx2.Response, body=request, options={"headers": headers}, stream=True
-            )
-
+        record = RequestRecord(custom_id=key, url=EMBEDDINGS_URL, body=request)
         try:
-            fetched = await self._fetch(stage, ep, model, key, spec, send, prompt_tokens, 0)
+            fetched = await self._fetch(stage, ep, model, record, spec, prompt_tokens, 0)
         except _CallFailed as err:
             raise LLMError(f"embedding call of stage {stage} (model {model}) failed: {err.reason}") from None
         data = sorted(fetched.response["data"], key=lambda item: item["index"])
@@ -490,9 +501,9 @@ class LLMClient:
         try:
             async with asyncio.timeout(min(ep.timeout_s or 10.0, 10.0)):
                 raw = await self._sdk_for(ep).get(f"{root}/props", cast_to=httpx2.Response, stream=True)
-                body = decode_body(await _read_capped(raw, 1 << 20))
+                body = decode_body(await read_capped(raw, 1 << 20))
                 await raw.aclose()
-        except (openai.APIError, TimeoutError, _TooLarge, EnvelopeError):
+        except (openai.APIError, TimeoutError, ReplyTooLarge, EnvelopeError):
             return None
         settings = body.get("default_generation_settings")
         n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
@@ -546,6 +557,7 @@ class LLMClient:
             http_client = openai.DefaultAioHttpClient(
                 timeout=ep.timeout_s,
                 limits=httpx2.Limits(max_connections=ep.max_concurrency, max_keepalive_connections=ep.max_concurrency),
+                event_hooks={"response": [capping_hook(ep.max_reply_bytes)]},
             )
             sdk = openai.AsyncOpenAI(
                 api_key=PLACEHOLDER_KEY,
@@ -586,30 +598,22 @@ class LLMClient:
         extra: dict[str, Any],
     ) -> _Fetched:
         request = {"model": model, "messages": messages, **profile.request_params(sem), **extra}
-
-        async def send(sdk: openai.AsyncOpenAI, headers: dict[str, str]) -> httpx2.Response:
-            # the SDK's documented raw-request path: same auth, errors and transport as
-            # chat.completions.create, minus its per-call TypedDict transform of the whole body
-            # (~1 ms of CPU per call for a long prompt + schema)
-            # stream=True: the body is read by us, bounded in size and time (_read_capped)
-            return await sdk.post(
-                "/chat/completions", cast_to=httpx2.Response, body=request, options={"headers": headers}, stream=True
-            )
-
+        record = RequestRecord(custom_id=key, url=CHAT_URL, body=request)
         max_out = int(sem.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
-        return await self._fetch(stage, ep, model, key, spec, send, estimate_tokens(messages), max_out)
+        return await self._fetch(stage, ep, model, record, spec, estimate_tokens(messages), max_out)
 
     async def _fetch(
         self,
         stage: str,
         ep: EndpointConfig,
         model: str,
-        key: str,
+        request: RequestRecord,
         spec: dict[str, Any],
-        send: Any,
         prompt_tokens: int,
         max_out: int,
     ) -> _Fetched:
+        """Cache, in-flight dedup and budget around one request record; then limits and retries."""
+        key = request.custom_id
         record = self._usable_record(self.cache.get(key), spec)
         if record is not None:
             self.ledger.record_call(
@@ -632,7 +636,7 @@ class LLMClient:
             reserved = await self._reserve(stage, model, prompt_tokens, max_out)
             try:
                 fetched = await self._send_with_retries(
-                    stage, ep, model, key, spec, send, prompt_tokens + max_out, prompt_tokens
+                    stage, ep, model, request, spec, prompt_tokens + max_out, prompt_tokens
                 )
             finally:
                 self._unreserve(reserved)
@@ -654,14 +658,14 @@ class LLMClient:
         stage: str,
         ep: EndpointConfig,
         model: str,
-        key: str,
+        request: RequestRecord,
         spec: dict[str, Any],
-        send: Any,
         estimated_tokens: int,
         prompt_tokens: int = 0,
     ) -> _Fetched:
+        """The transport's attempts under the endpoint's limits, retried by the one retry owner."""
+        key = request.custom_id
         profile = get_profile(ep.profile)
-        sdk = self._sdk_for(ep)
         limits = self._limits_for(ep)
         attempts = 0
 
@@ -685,11 +689,9 @@ class LLMClient:
                     async with limits.slot(estimated_tokens) as epoch:
                         self.ledger.record_request(stage, model)
                         started = time.perf_counter()
-                        raw = None
                         try:
                             async with asyncio.timeout(ep.timeout_s):
-                                raw = await send(sdk, headers)
-                                content = await _read_capped(raw, ep.max_reply_bytes)
+                                delivery = await self.transport.send(request, ep, headers)
                         except openai.APIError as exc:
                             raise self._failure(stage, ep, model, key, spec, exc, epoch, attempts) from None
                         except TimeoutError:
@@ -697,16 +699,13 @@ class LLMClient:
                             detail = f"no complete reply within timeout_s={ep.timeout_s:g} s"
                             info = ErrorInfo("timeout", None, True)
                             raise RetryableCallError(info, None, detail, attempts, ep.backoff_base_s) from None
-                        except _TooLarge as big:
+                        except ReplyTooLarge as big:
                             self.ledger.record_error(stage, model, "reply_too_large")
                             detail = f"reply body over max_reply_bytes={ep.max_reply_bytes} ({big.size} bytes read)"
-                            info = ErrorInfo("reply_too_large", raw.status_code if raw else None, True)
+                            info = ErrorInfo("reply_too_large", big.status, True)
                             raise RetryableCallError(info, None, detail, attempts, ep.backoff_base_s) from None
-                        finally:
-                            if raw is not None:
-                                await raw.aclose()
                         latency = time.perf_counter() - started
-                        body = self._store(stage, ep, model, key, spec, raw, content, latency, attempts)
+                        body = self._store(stage, ep, model, key, spec, delivery, latency, attempts)
                     limits.concurrency.on_success()
                     # Let the call waiting for this slot send its request before this one is parsed and
                     # validated: when many replies land at once, requests go out first and the CPU work
@@ -732,8 +731,7 @@ class LLMClient:
         model: str,
         key: str,
         spec: dict[str, Any],
-        raw: httpx2.Response,
-        content: bytes,
+        delivery: Delivery,
         latency: float,
         attempts: int,
     ) -> dict[str, Any]:
@@ -741,12 +739,12 @@ class LLMClient:
         content. A body that is not a well-formed reply (or is an error object sent with HTTP 200) is a
         retryable failure and never reaches the cache."""
         try:
-            body = decode_body(content)
+            body = decode_body(delivery.content)
             (check_embed if spec.get("api") == "embed" else check_chat)(body)
-            body = _without_secrets(body, content)
+            body = _without_secrets(body, delivery.content)
         except EnvelopeError as err:
             self.ledger.record_error(stage, model, err.kind)
-            info = ErrorInfo(err.kind, raw.status_code, True)
+            info = ErrorInfo(err.kind, delivery.status, True)
             raise RetryableCallError(info, None, self._scrub(err.detail, ep), attempts, ep.backoff_base_s) from None
         usage = reliable_usage(body.get("usage"))
         choices = body.get("choices")
@@ -761,7 +759,7 @@ class LLMClient:
             finish_reason=finish,
             latency_s=round(latency, 6),
             http_attempts=attempts,
-            request_id=raw.headers.get("x-request-id"),
+            request_id=delivery.request_id,
         )
         return body
 
@@ -859,28 +857,6 @@ def _without_secrets(body: dict[str, Any], content: bytes) -> dict[str, Any]:
     if "\\u" not in text and not redactor.needs_scrub(text):
         return body
     return redactor.scrub_value(body)
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"reply larger than allowed ({size} bytes)")
-        self.size = size
-
-
-async def _read_capped(raw: httpx2.Response, limit: int) -> bytes:
-    """The whole body, refusing more than ``limit`` bytes (declared or read): a hostile server's 100 MB or
-    endless chunked body is cut off here instead of filling memory (the caller's deadline bounds the time)."""
-    declared = raw.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(int(declared))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in raw.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge(size)
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _reply_tokens(body: dict[str, Any]) -> int:

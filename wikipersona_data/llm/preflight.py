@@ -26,10 +26,11 @@ import httpx2
 import openai
 
 from wikipersona_data.errors import LLMError
-from wikipersona_data.llm.client import LLMClient, _read_capped, _TooLarge
+from wikipersona_data.llm.client import LLMClient
 from wikipersona_data.llm.config import EndpointConfig
 from wikipersona_data.llm.envelope import EnvelopeError, decode_body, reliable_usage
 from wikipersona_data.llm.retry import classify
+from wikipersona_data.llm.transport import ReplyTooLarge, read_capped
 
 PREFLIGHT_TIMEOUT_S = 30.0  # one tiny call; a cold local CPU server may need a few seconds for it
 STAGE = "preflight"
@@ -128,10 +129,10 @@ async def _request_once(
             else:
                 raw = await sdk.post(path, cast_to=httpx2.Response, body=body, options=options, stream=True)
             try:
-                content = await _read_capped(raw, 1 << 22)
+                content = await read_capped(raw, 1 << 22)
             finally:
                 await raw.aclose()
-    except _TooLarge:
+    except ReplyTooLarge:
         raise LLMError(f"{where}: the reply to {what} is over 4 MiB") from None
     except TimeoutError:
         raise LLMError(f"{where}: no answer to {what} within {PREFLIGHT_TIMEOUT_S:g} s") from None

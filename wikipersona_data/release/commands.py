@@ -20,7 +20,7 @@ def verify(release: Path, as_json: bool) -> int:
     """
     import json
 
-    from wikipersona_data.release.verify import verify_release
+    from wikipersona_data.api import verify_release
 
     report = verify_release(release)
     if as_json:

@@ -27,36 +27,21 @@ _EXCERPT = 160
 Builder = Callable[..., Path]
 
 
-def _default_builder() -> Builder:
-    try:
-        from wikipersona_data.stages.pipeline import build_recipe
-    except ImportError as err:
-        raise WikipersonaError(
-            f"the demo needs the generation stages (wikipersona_data.stages.pipeline.build_recipe): {err}"
-        ) from None
-    return build_recipe
-
-
 @contextmanager
 def recipe_simulator(recipe: Path) -> Iterator[str]:
     """Run the simulator on loopback and yield its base URL.
 
-    Configured as the recipe's sim endpoint says (seed, shares of deliberately bad answers) when the
-    stages can read the recipe, so the demo's data equal ``wikipersona build``'s; otherwise a plain
-    ``SimConfig(seed=0)``.
+    Configured as the recipe's sim endpoint says (seed, shares of deliberately bad answers), so the demo's
+    data equal ``wikipersona build``'s; a recipe without a simulator endpoint gets a plain ``SimConfig(seed=0)``.
     """
     from wikipersona_data.llm.sim import SimConfig, SimServer
+    from wikipersona_data.stages.pipeline import embedded_simulator
+    from wikipersona_data.stages.recipe import load_recipe
 
-    try:
-        from wikipersona_data.stages.pipeline import embedded_simulator
-        from wikipersona_data.stages.recipe import load_recipe
-    except ImportError:
-        embedded_simulator = None
-    if embedded_simulator is not None:
-        with embedded_simulator(load_recipe(recipe), None) as url:
-            if url:
-                yield url
-                return
+    with embedded_simulator(load_recipe(recipe), None) as url:
+        if url:
+            yield url
+            return
     with SimServer(SimConfig(seed=0)) as sim:
         yield sim.base_url
 
@@ -82,7 +67,9 @@ def run_demo(
         raise ConfigError(f"{recipe}: demo recipe not found")
     log = log or echo
     if build is None:
-        build = functools.partial(_default_builder(), progress=progress, echo=log, report=echo)
+        from wikipersona_data.stages.pipeline import build_recipe
+
+        build = functools.partial(build_recipe, progress=progress, echo=log, report=echo)
     with recipe_simulator(recipe) as base_url:
         log(f"simulator: {base_url}")
         release = Path(build(recipe, work_dir=work, out_dir=out, base_url=base_url, max_usd=None))

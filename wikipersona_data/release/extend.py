@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import platform
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -44,14 +43,17 @@ from wikipersona_data.errors import ConfigError, InputError
 from wikipersona_data.release import manifest as mf
 from wikipersona_data.release.tables import SPLITS, split_glob, to_table
 from wikipersona_data.release.versions import bump, with_entry
-from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
 from wikipersona_data.stages.assemble import release_rows
 from wikipersona_data.stages.context import STAGE_REASONS, BuildContext
+from wikipersona_data.stages.divergence import divergence_rates
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
-from wikipersona_data.stages.ids import content_id, seeded_order, slug
+from wikipersona_data.stages.ids import content_id, slug
 from wikipersona_data.stages.pipeline import run_all_stages
 from wikipersona_data.stages.recipe import AxisSpec, CategorySpec, Recipe, parse_recipe
+from wikipersona_data.stages.registry import Extension
 from wikipersona_data.stages.rows import PersonaRow
+from wikipersona_data.stages.usage import merge_data_ledgers
+from wikipersona_data.wiki.source import PageReader
 
 GROUP_FILTERS = ("drop_non_divergent", "balance_length")
 
@@ -184,7 +186,7 @@ def _refuse_group_filters(recipe: Recipe, release: Path) -> None:
 def check_additions(
     additions: list[Addition],
     recipe: Recipe,
-    reader: Any,
+    reader: PageReader,
     old_personas: list[dict[str, Any]],
     old_pairs: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
@@ -248,26 +250,6 @@ def restricted_recipe(recipe: Recipe, additions: list[Addition]) -> Recipe:
     return recipe.model_copy(update={"axes": axes})
 
 
-def assign_folds(old_personas: list[dict[str, Any]], new: list[PersonaRow], k: int, seed: int) -> dict[str, int]:
-    """Fold per new persona: the least-used fold among those its primary axis does not use yet (all folds
-    if every fold is used), ties broken by a seeded order; existing folds never move."""
-    load = Counter(p["persona_fold"] for p in old_personas if p["persona_fold"] is not None)
-    by_axis: dict[str, set[int]] = defaultdict(set)
-    for p in old_personas:
-        if p["axes"] and p["persona_fold"] is not None:
-            by_axis[min(a["axis"] for a in p["axes"])].add(p["persona_fold"])
-    folds: dict[str, int] = {}
-    for row in sorted(new, key=lambda r: r.persona_id):
-        primary = min(m.axis for m in row.axes) if row.axes else ""
-        free = [f for f in range(k) if f not in by_axis[primary]] or list(range(k))
-        order = seeded_order(seed, [str(f) for f in free], "extend-fold", row.persona_id)
-        fold = min(free, key=lambda f: (load[f], order.index(str(f))))
-        folds[row.persona_id] = fold
-        load[fold] += 1
-        by_axis[primary].add(fold)
-    return folds
-
-
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -324,58 +306,26 @@ async def _extend_stages(
     old_pairs: dict[str, list[dict[str, Any]]],
     old_personas: list[dict[str, Any]],
 ) -> Extended:
-    recipe = ctx.recipe
+    """The build's runner restricted to the added personas (``registry.Extension``), in ``ext_dir``."""
     ext = dataclasses.replace(ctx, work_dir=ext_dir, stats={}, shared={})
-    prepare_stage_dirs(ext_dir, stage_fingerprints(recipe))
-    # personas: the recipe restricted to the added titles (same resolution and checks as a build)
-    new_personas = await personas.run(dataclasses.replace(ext, recipe=restricted_recipe(recipe, additions)))
-    bios = {p.persona_id: personas.get_biography(ext, p.wiki_title) for p in new_personas}
-    all_personas = {p.persona_id: p for p in [*base["personas"], *new_personas]}
-    ext.shared.update(personas=all_personas, biographies=bios)
-
-    descriptions = await describe.run(ext, new_personas, bios)
-    described = {d.persona_id for d in descriptions}
-    for p in new_personas:
-        if p.persona_id not in described:
-            raise InputError(
-                f"--persona {p.requested_titles[0]!r}: no description passed the grounding filters "
-                f"(see {ext_dir / 'describe' / 'rejects.jsonl'}); nothing written"
-            )
-    ext.shared["descriptions"] = {d.persona_id: d for d in [*base["descriptions"], *descriptions]}
-
-    personal = await questions.run(ext, new_personas, descriptions, divergent=False)
-    axes = {m.axis for p in new_personas for m in p.axes}
+    prepare_stage_dirs(ext_dir, stage_fingerprints(ctx.recipe))
     released_split = {
         r["question_id"]: split_name
         for split_name, rows in old_pairs.items()
         for r in rows
         if r["question_type"] == "divergent"
     }
-    reused = [
-        q
-        for q in base["questions"]
-        if q.question_type == "divergent" and q.axis in axes and q.question_id in released_split
-    ]
-    question_rows = [*personal, *reused]
-    ext.shared["questions"] = {q.question_id: q for q in question_rows}
-
-    new_candidates = await respond.run(ext, personal)
-    reused_ids = {q.question_id for q in reused}
-    candidates = [*new_candidates, *(c for c in base["candidates"] if c.question_id in reused_ids)]
-    ext.shared["candidates"] = {c.candidate_id: c for c in candidates}
-
-    judgments = await judge.run(ext, new_personas, descriptions, question_rows, candidates)
-    ext.shared["judgments"] = {j.judgment_id: j for j in judgments}
-
-    by_q = {q.question_id: q for q in question_rows}
-    personal_test = {q for q in split.test_questions(ext, judgments, by_q) if by_q[q].question_type == "personal"}
-    test = personal_test | {q for q, s in released_split.items() if s == "test"}
-    folds = assign_folds(old_personas, new_personas, recipe.split.persona_folds, recipe.seeds.folds)
-    pairs = await split.run(ext, new_personas, question_rows, candidates, judgments, test=test, folds=folds)
-    ext.shared["pairs"] = {p.pair_id: p for p in pairs}
-    prefix_rows = await prefixes.run(ext, new_personas, descriptions, pairs)
-
-    new_pairs, new_persona_records = release_rows(new_personas, descriptions, pairs, prefix_rows, folds)
+    scope = Extension(
+        recipe=restricted_recipe(ctx.recipe, additions),
+        base=base,
+        released_split=released_split,
+        old_personas=old_personas,
+    )
+    rows = await run_all_stages(ext, scope)
+    new_personas: list[PersonaRow] = rows["personas"]
+    new_pairs, new_persona_records = release_rows(
+        new_personas, rows["descriptions"], rows["pairs"], rows["prefixes"], rows["folds"]
+    )
     merged = {s: [*old_pairs[s], *new_pairs.get(s, [])] for s in SPLITS["pairs"]}
     return Extended(
         pairs=merged,
@@ -403,47 +353,9 @@ def _merge_reports(old: dict[str, dict[str, mf.FilterCounts]], new: dict[str, di
     return out
 
 
-def _merge_ledgers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Calls, tokens and cost behind the rows: the old release's plus the extension's."""
-    lines: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in [*(old.get("by_stage_model") or []), *(new.get("by_stage_model") or [])]:
-        key = (row["stage"], row["model"])
-        have = lines.get(key)
-        if have is None:
-            lines[key] = dict(row)
-            continue
-        for field in ("calls", "input_tokens", "output_tokens", "unknown_usage"):
-            have[field] = have.get(field, 0) + row.get(field, 0)
-        costs = (have.get("cost_usd"), row.get("cost_usd"))
-        have["cost_usd"] = None if None in costs else round(costs[0] + costs[1], 6)
-    rows = [lines[k] for k in sorted(lines)]
-    costs = [r.get("cost_usd") for r in rows]
-    totals = {
-        "calls": sum(r["calls"] for r in rows),
-        "input_tokens": sum(r["input_tokens"] for r in rows),
-        "output_tokens": sum(r["output_tokens"] for r in rows),
-        "cost_usd": None if None in costs else round(sum(costs), 6),
-    }
-    return {**old, "by_stage_model": rows, "totals": totals}
-
-
 def divergence_of(pairs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
-    """Per axis: share of divergent questions (>= 2 members) whose members did not all choose alike;
-    the same figure ``assemble.divergence_by_axis`` gives a build, computed from the released rows."""
-    chosen: dict[tuple[str, str], set[str]] = defaultdict(set)
-    members: Counter[tuple[str, str]] = Counter()
-    for rows in pairs.values():
-        for r in rows:
-            if r["question_type"] == "divergent":
-                key = (r["axis"] or "", r["question_id"])
-                chosen[key].add(r["chosen_id"])
-                members[key] += 1
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for key, n in members.items():
-        if n >= 2:
-            totals[key[0]][0] += len(chosen[key]) > 1
-            totals[key[0]][1] += 1
-    return {axis: round(d / n, 6) for axis, (d, n) in sorted(totals.items()) if n}
+    """The build's divergence figure (``stages/divergence.py``), over the released rows of every split."""
+    return divergence_rates(r for rows in pairs.values() for r in rows)
 
 
 def _counts(pairs: dict[str, list[dict[str, Any]]], personas_: list[dict[str, Any]]) -> dict[str, int]:
@@ -460,18 +372,15 @@ def _counts(pairs: dict[str, list[dict[str, Any]]], personas_: list[dict[str, An
 def extended_manifest(
     old: mf.Manifest, recipe: Recipe, version: str, additions: list[Addition], result: Extended, started: float
 ) -> mf.Manifest:
-    from wikipersona_data import __version__
-    from wikipersona_data.stages.pipeline import embed_served, filter_report, served_models, stage_call_keys
-    from wikipersona_data.stages.usage import data_ledger
+    from wikipersona_data.stages.pipeline import filter_report, run_info, stage_ledger, stage_models
     from wikipersona_data.wiki.source import pages_read
 
     ctx = result.ext_ctx
-    served = served_models(ctx)
+    new_models = stage_models(ctx)
     models = {}
     for stage, use in old.data.models.items():
-        extra = served.get(use.requested, set()) if stage != "embed" else embed_served(ctx).get(use.requested, set())
+        extra = set(new_models[stage].served) if stage in new_models else set()
         models[stage] = mf.ModelUse(requested=use.requested, served=sorted(set(use.served) | extra))
-    ext_ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
     dropped = Counter()
     for stats in result.stats.values():
         dropped.update({r: n for r, n in stats.drop_reasons.items() if r not in STAGE_REASONS})
@@ -495,7 +404,7 @@ def extended_manifest(
             "files": {},
             "models": models,
             "filter_report": _merge_reports(old.data.filter_report, filter_report(ctx)),
-            "ledger": _merge_ledgers(old.data.ledger, ext_ledger),
+            "ledger": merge_data_ledgers(old.data.ledger, stage_ledger(ctx)),
             "divergence": divergence_of(result.pairs),
             "grounding": {},
             "extensions": [*old.data.extensions, extension],
@@ -511,13 +420,7 @@ def extended_manifest(
         models=used,
         filters=dict(sorted(dropped.items())),
     )
-    run = mf.RunInfo(
-        wall_seconds=round(time.monotonic() - started, 3),
-        package_version=__version__,
-        python=platform.python_version(),
-        durations={stage: round(s.seconds, 3) for stage, s in result.stats.items()},
-    )
-    return mf.Manifest(data=data, run=run)
+    return mf.Manifest(data=data, run=run_info(result.stats, started))
 
 
 @dataclass
@@ -560,7 +463,7 @@ def extend_release(
     on the user's input runs before any stage, so a refused extend writes nothing (not even a work dir).
     """
     from wikipersona_data.release.verify import verify_release
-    from wikipersona_data.release.writer import _refuse_to_clobber, write_release
+    from wikipersona_data.release.writer import refuse_to_clobber, write_release
     from wikipersona_data.wiki.source import open_pages
 
     release = Path(release)
@@ -569,7 +472,7 @@ def extend_release(
     out = Path(out) if out else release.with_name(f"{release.name}-v{version}")
     if out.resolve() == release.resolve():
         raise ConfigError(f"--out {out}: is the release being extended; write the new version elsewhere")
-    _refuse_to_clobber(out)
+    refuse_to_clobber(out)
     checked = verify_release(release)
     if not checked.ok:
         failed = checked.failures[0]

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator, model_validator
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.fileio import canonical_json
 from wikipersona_data.redact import KEY_PATTERNS
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -277,7 +278,7 @@ class Manifest(_Strict):
 
     def data_json(self) -> str:
         """Canonical JSON of ``data``: what "same content" means for publish."""
-        return json.dumps(self.data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.data.model_dump(mode="json"))
 
     def data_sha256(self) -> str:
         return hashlib.sha256(self.data_json().encode("utf-8")).hexdigest()

@@ -58,7 +58,7 @@ def write_release(
     pair_tables = {split: to_table("pairs", split, pairs.get(split, [])) for split in SPLITS["pairs"]}
     persona_table = to_table("personas", "train", personas)
     _refuse_empty({**{("pairs", split): t for split, t in pair_tables.items()}, ("personas", "train"): persona_table})
-    _refuse_to_clobber(out_dir)
+    refuse_to_clobber(out_dir)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_partials(out_dir)
@@ -230,7 +230,7 @@ def _refuse_empty(tables: dict[tuple[str, str], pa.Table]) -> None:
             raise NoDataError(f"{config}/{split}: no rows; a release with an empty split is refused (nothing written)")
 
 
-def _refuse_to_clobber(out_dir: Path) -> None:
+def refuse_to_clobber(out_dir: Path) -> None:
     """Only an empty folder or a previous release may be replaced: never delete a user's other files."""
     if not out_dir.exists():
         return

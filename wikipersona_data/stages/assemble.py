@@ -8,9 +8,9 @@ structural check done at describe time (every cited sentence id exists), and the
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
+from wikipersona_data.stages.divergence import divergence_rates
 from wikipersona_data.stages.rows import DescriptionRow, JudgmentRow, PairRow, PersonaRow, PrefixRow
 
 
@@ -109,23 +109,10 @@ def release_rows(
 
 def divergence_by_axis(judgments: list[JudgmentRow], pairs: list[PairRow]) -> dict[str, float]:
     """Per axis: share of divergent questions on which the axis members (>= 2 judged) did not all choose
-    the same candidate. 0 means the 'divergent' questions did not divide anyone."""
+    the same candidate, over the judgments that made a released pair. 0 means the 'divergent' questions did
+    not divide anyone (``stages/divergence.py``)."""
     released = {(p.persona_id, p.question_id) for p in pairs}
-    chosen: dict[tuple[str, str], set[str]] = defaultdict(set)
-    judged: dict[tuple[str, str], int] = defaultdict(int)
-    for j in judgments:
-        if j.question_type != "divergent" or (j.persona_id, j.question_id) not in released:
-            continue
-        key = (j.axis or "", j.question_id)
-        chosen[key].add(j.chosen_id)
-        judged[key] += 1
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for key, n in judged.items():
-        if n < 2:
-            continue
-        totals[key[0]][0] += len(chosen[key]) > 1
-        totals[key[0]][1] += 1
-    return {axis: round(d / n, 6) for axis, (d, n) in sorted(totals.items()) if n}
+    return divergence_rates(j for j in judgments if (j.persona_id, j.question_id) in released)
 
 
 def judge_stats(judgments: list[JudgmentRow]) -> dict[str, float]:

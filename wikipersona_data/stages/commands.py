@@ -50,12 +50,12 @@ def build(
 
     The summary table and where the release was written go to stdout; progress and logs to stderr.
     """
-    from wikipersona_data.stages.pipeline import build_recipe
+    from wikipersona_data.api import build as build_release
 
-    path = build_recipe(
+    path = build_release(
         recipe,
-        work_dir=work,
-        out_dir=out,
+        work=work,
+        out=out,
         base_url=base_url,
         max_usd=max_usd,
         cache_mode=cache_mode,

@@ -116,6 +116,9 @@ class BuildContext:
     """Upstream rows by name ('personas', 'descriptions', 'questions', ...), for stages and filters."""
     progress: bool = True
     unit_concurrency: int = 32
+    filter_logs: dict[str, Any] = field(default_factory=dict)
+    """Stage folder -> its filter log (verify/report.py), kept for this build instead of in a module global."""
+    _regenerate: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def store(self, stage: str, model: type[RowT], id_field: str) -> StageStore[RowT]:
         return StageStore(self.work_dir, stage, model, id_field)
@@ -129,6 +132,7 @@ class BuildContext:
             "work_dir": self.work_dir,
             "llm": self.llm,
             "client": self.client,
+            "filter_logs": self.filter_logs,
             **self.shared,
         }
 
@@ -167,16 +171,16 @@ class BuildContext:
         produce: Callable[[int], Awaitable[tuple[list[RowT], list[RejectRow]]]],
         *,
         attempts: int,
-        retry_reasons: Iterable[str],
         label: str,
     ) -> tuple[list[RowT], list[RejectRow]]:
         """``produce(sample_idx)`` then the filters, asked again with the next ``sample_idx`` while the
-        filters drop the result only for ``retry_reasons``, at most ``attempts`` times in all.
+        filters drop the result only for reasons their filters mark ``regenerate_on``, at most ``attempts``
+        times in all.
 
         Earlier attempts stay as rejects named ``label`` ('regenerated', 'rejudged') with the filter's
         reason in the detail, so every paid attempt is accounted for.
         """
-        retryable = frozenset(retry_reasons)
+        retryable = self.regenerate_reasons(stage)
         earlier: list[RejectRow] = []
         for sample_idx in range(attempts):
             rows, rejects = await produce(sample_idx)
@@ -191,6 +195,15 @@ class BuildContext:
                 update = {"id": f"{r.id}#s{sample_idx}", "reason": label, "detail": f"{r.reason}: {r.detail}"}
                 earlier.append(r.model_copy(update=update))
         return [], earlier
+
+    def regenerate_reasons(self, stage: str) -> frozenset[str]:
+        """Drop reasons of the stage's filters that ask for a new sample (``Filter.regenerate_on``)."""
+        from wikipersona_data.stages import registry  # the registry imports the stage modules, which import this
+        from wikipersona_data.verify.config import filters_config
+
+        if stage not in self._regenerate:
+            self._regenerate[stage] = registry.get(stage).regenerate_on(filters_config(self.recipe))
+        return self._regenerate[stage]
 
     async def run_units(
         self, stage: str, store: StageStore[Any], units: list[Unit]

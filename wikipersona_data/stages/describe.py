@@ -177,26 +177,19 @@ async def describe_one(
     return [row], []
 
 
-# ---- grounding regeneration (added by the verification filters; see verify/grounding.py) ----
-REGENERATE_REASONS = ("low_grounding", "no_supported_background", "no_supported_preference")
-
-
 async def describe_grounded(
     ctx: BuildContext, persona: PersonaRow, bio: Biography
 ) -> tuple[list[DescriptionRow], list[RejectRow]]:
-    """describe_one, asked again with a new ``sample_idx`` while the filters drop the result for weak
-    grounding, at most ``filters.max_regenerations`` times; earlier attempts stay as 'regenerated' rejects."""
+    """describe_one, asked again with a new ``sample_idx`` while the filters drop the result for a reason they
+    mark as worth a new sample (weak grounding, ``verify/grounding.py``), at most ``filters.max_regenerations``
+    times; earlier attempts stay as 'regenerated' rejects."""
     return await ctx.until_kept(
         STAGE,
         "persona_id",
         lambda sample_idx: describe_one(ctx, persona, bio, sample_idx),
         attempts=1 + int(ctx.recipe.filters.get("max_regenerations", 0) or 0),
-        retry_reasons=REGENERATE_REASONS,
         label="regenerated",
     )
-
-
-# ---- end of grounding regeneration ----
 
 
 async def run(ctx: BuildContext, personas: list[PersonaRow], biographies: dict[str, Biography]) -> list[DescriptionRow]:

@@ -11,9 +11,10 @@ the figure is an upper bound for a loss-free build; re-asks and top-up batches c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from wikipersona_data.stages.recipe import Recipe
+from wikipersona_data.stages.recipe import AxisSpec, Recipe
 from wikipersona_data.stages.templates import load_template
 
 WORDS_PER_SENTENCE = 25
@@ -30,13 +31,37 @@ def _prompt_tokens(template: str, **values: Any) -> int:
     return estimate_tokens(load_template(template).render(**values))
 
 
-def plan(recipe: Recipe) -> list[tuple[str, str, int, int, int]]:
-    """``(stage, model, prompt_tokens, max_output_tokens, calls)``: groups of equal calls a loss-free build makes.
+CallGroup = tuple[str, str, int, int, int]
+"""``(stage, model, prompt_tokens, max_output_tokens, calls)``: equal calls a loss-free build makes."""
 
-    One tuple per group, never per call, so a recipe asking for 10^9 candidates is priced arithmetically
-    (and refused by the budget) instead of building 10^9 tuples first.
-    """
-    counts = recipe.counts
+
+@dataclass(frozen=True)
+class LossFree:
+    """What a loss-free build of the recipe makes, as the stages' estimates need it (every batch usable,
+    every candidate kept), with stand-in texts of typical size for the prompts."""
+
+    recipe: Recipe
+    n_personas: int
+    members: dict[str, int]
+    divergent_axes: list[AxisSpec]
+    answer_words: int
+    claims: list[str]
+    question: str
+
+    @property
+    def q_personal(self) -> int:
+        return self.n_personas * self.recipe.counts.personal_questions
+
+    @property
+    def q_divergent(self) -> int:
+        return len(self.divergent_axes) * self.recipe.counts.divergent_questions
+
+    def group(self, stage: str, n: int, tokens: int) -> list[CallGroup]:
+        spec = self.recipe.stage(stage)
+        return [(stage, spec.model, tokens, spec.max_tokens, n)] if n else []
+
+
+def loss_free(recipe: Recipe) -> LossFree:
     members: dict[str, int] = {}
     personas: set[str] = set()
     for axis in recipe.axes:
@@ -48,107 +73,123 @@ def plan(recipe: Recipe) -> list[tuple[str, str, int, int, int]]:
     n_personas = len(personas) + sum(
         a.auto_select.keep * len(a.categories) for a in recipe.axes if a.auto_select is not None
     )
-    divergent_axes = [a for a in recipe.axes if members[a.name] >= 2]
-    answer_words = max(20, recipe.stage("respond").max_tokens // 2 * 3 // 4)
-    claims = [_text(15) for _ in range(12)]
-    calls: list[tuple[str, str, int, int, int]] = []
+    return LossFree(
+        recipe=recipe,
+        n_personas=n_personas,
+        members=members,
+        divergent_axes=[a for a in recipe.axes if members[a.name] >= 2],
+        answer_words=max(20, recipe.stage("respond").max_tokens // 2 * 3 // 4),
+        claims=[_text(15) for _ in range(12)],
+        question=_text(WORDS_PER_QUESTION),
+    )
 
-    def add(stage: str, n: int, tokens: int) -> None:
-        spec = recipe.stage(stage)
-        if n:
-            calls.append((stage, spec.model, tokens, spec.max_tokens, n))
 
-    for axis in recipe.axes:
+def plan(recipe: Recipe) -> list[CallGroup]:
+    """The call groups of a loss-free build, from each registry stage's ``estimate``.
+
+    One tuple per group, never per call, so a recipe asking for 10^9 candidates is priced arithmetically
+    (and refused by the budget) instead of building 10^9 tuples first.
+    """
+    from wikipersona_data.stages import registry  # the registry refers to the functions below
+
+    sizes = loss_free(recipe)
+    return [group for stage in registry.STAGES if stage.estimate for group in stage.estimate(sizes)]
+
+
+def personas_calls(sizes: LossFree) -> list[CallGroup]:
+    out: list[CallGroup] = []
+    for axis in sizes.recipe.axes:
         if axis.auto_select is None:
             continue
         sel = axis.auto_select
-        add(
-            "personas",
-            len(axis.categories),
-            _prompt_tokens("personas_candidates", axis=axis.name, category="x", n=sel.candidates),
-        )
+        tokens = _prompt_tokens("personas_candidates", axis=axis.name, category="x", n=sel.candidates)
+        out += sizes.group("personas", len(axis.categories), tokens)
         sentences = [{"id": f"{i}.0", "text": _text(WORDS_PER_SENTENCE)} for i in range(60)]
         evidence = _prompt_tokens("personas_evidence", title="x", name="x", axis="x", category="x", sentences=sentences)
-        add("personas", len(axis.categories) * sel.candidates, evidence)
+        out += sizes.group("personas", len(axis.categories) * sel.candidates, evidence)
+    return out
 
-    sentences = [{"id": f"{i}.0", "text": _text(WORDS_PER_SENTENCE)} for i in range(counts.description_max_sentences)]
-    add(
+
+def describe_calls(sizes: LossFree) -> list[CallGroup]:
+    n = sizes.recipe.counts.description_max_sentences
+    sentences = [{"id": f"{i}.0", "text": _text(WORDS_PER_SENTENCE)} for i in range(n)]
+    tokens = _prompt_tokens(
         "describe",
-        n_personas,
-        _prompt_tokens(
-            "describe",
-            title="x",
-            name="x",
-            sentences=sentences,
-            memberships=[],
-            min_claims=6,
-            max_claims=16,
-            claim_words=30,
-        ),
+        title="x",
+        name="x",
+        sentences=sentences,
+        memberships=[],
+        min_claims=6,
+        max_claims=16,
+        claim_words=30,
     )
+    return sizes.group("describe", sizes.n_personas, tokens)
 
+
+def questions_calls(sizes: LossFree) -> list[CallGroup]:
+    counts = sizes.recipe.counts
     batches = math.ceil(counts.personal_questions / counts.question_batch)
     personal = _prompt_tokens(
         "questions_personal",
         name="x",
-        claims=claims,
+        claims=sizes.claims,
         memberships=[],
         n=counts.question_batch,
         batch=0,
         focus="x",
         question_words=30,
     )
-    add("questions", n_personas * batches, personal)
+    out = sizes.group("questions", sizes.n_personas * batches, personal)
     div_batches = math.ceil(counts.divergent_questions / counts.question_batch)
-    for axis in divergent_axes:
-        ms = [{"name": "x", "category": "x"}] * members[axis.name]
-        cats = [c.name for c in axis.categories]
+    for axis in sizes.divergent_axes:
         tokens = _prompt_tokens(
             "questions_divergent",
             axis=axis.name,
-            members=ms,
-            categories=cats,
+            members=[{"name": "x", "category": "x"}] * sizes.members[axis.name],
+            categories=[c.name for c in axis.categories],
             n=counts.question_batch,
             batch=0,
             focus="x",
             question_words=30,
         )
-        add("questions", div_batches, tokens)
+        out += sizes.group("questions", div_batches, tokens)
+    return out
 
-    q_personal = n_personas * counts.personal_questions
-    q_divergent = len(divergent_axes) * counts.divergent_questions
+
+def respond_calls(sizes: LossFree) -> list[CallGroup]:
+    recipe, counts = sizes.recipe, sizes.recipe.counts
     axes_view = [{"name": a.name, "categories": [c.name for c in a.categories]} for a in recipe.axes]
-    question = _text(WORDS_PER_QUESTION)
-    add(
-        "respond", q_personal, _prompt_tokens("respond_categories", question=question, axes=axes_view, n_min=2, n_max=8)
-    )
-    answer_prompt = _prompt_tokens("respond", question=question, axis="x", category="x", variant=1, style="x")
-    add("respond", (q_personal + q_divergent) * counts.candidates_generated, answer_prompt)
+    categories = _prompt_tokens("respond_categories", question=sizes.question, axes=axes_view, n_min=2, n_max=8)
+    out = sizes.group("respond", sizes.q_personal, categories)
+    answer = _prompt_tokens("respond", question=sizes.question, axis="x", category="x", variant=1, style="x")
+    out += sizes.group("respond", (sizes.q_personal + sizes.q_divergent) * counts.candidates_generated, answer)
+    if sizes.q_personal + sizes.q_divergent:  # one embedding call per question (diversity selection)
+        tokens = counts.candidates_generated * sizes.answer_words * 4 // 3
+        out.append(("respond", recipe.stages.embed.model, tokens, 0, sizes.q_personal + sizes.q_divergent))
+    return out
 
-    judgments = q_personal + sum(members[a.name] * counts.divergent_questions for a in divergent_axes)
+
+def judge_calls(sizes: LossFree) -> list[CallGroup]:
+    recipe, counts = sizes.recipe, sizes.recipe.counts
+    judgments = sizes.q_personal + sum(sizes.members[a.name] * counts.divergent_questions for a in sizes.divergent_axes)
     votes_per = (counts.candidates_kept - 1) * (2 if recipe.judge.both_orders else 1)
-    judge_prompt = _prompt_tokens(
+    tokens = _prompt_tokens(
         "judge",
         name="x",
-        background=claims[:6],
-        preferences=claims[6:],
-        question=question,
-        answer_a=_text(answer_words),
-        answer_b=_text(answer_words),
+        background=sizes.claims[:6],
+        preferences=sizes.claims[6:],
+        question=sizes.question,
+        answer_a=_text(sizes.answer_words),
+        answer_b=_text(sizes.answer_words),
         allow_ties=True,
     )
-    add("judge", judgments * votes_per, judge_prompt)
+    return sizes.group("judge", judgments * votes_per, tokens)
 
-    shots = [
-        {"question": question, "chosen": _text(answer_words), "rejected": _text(answer_words)}
-    ] * counts.inference_shots
-    add("prefixes", n_personas, _prompt_tokens("prefixes_infer", shots=shots))
 
-    embed = recipe.stages.embed
-    if q_personal + q_divergent:
-        tokens = counts.candidates_generated * answer_words * 4 // 3
-        calls.append(("respond", embed.model, tokens, 0, q_personal + q_divergent))
-    return calls
+def prefixes_calls(sizes: LossFree) -> list[CallGroup]:
+    shot = {"question": sizes.question, "chosen": _text(sizes.answer_words), "rejected": _text(sizes.answer_words)}
+    tokens = _prompt_tokens("prefixes_infer", shots=[shot] * sizes.recipe.counts.inference_shots)
+    return sizes.group("prefixes", sizes.n_personas, tokens)
 
 
 def estimate(recipe: Recipe) -> dict[str, Any]:

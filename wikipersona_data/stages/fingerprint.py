@@ -24,42 +24,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from wikipersona_data.fileio import canonical_json, write_atomic
+from wikipersona_data.stages import registry
 from wikipersona_data.stages.ids import content_id
 from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.templates import TEMPLATE_DIR, load_template
 
-ORDER = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
 FILE = "fingerprint"
 FILTER_TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "verify" / "templates"
-
-# stage -> (recipe stage specs it calls, its template names, recipe settings it reads)
-_INPUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "personas": (("personas",), ("personas_candidates", "personas_evidence"), ("axes", "seeds.personas")),
-    "describe": (("describe",), ("describe",), ("counts.description_max_sentences", "seeds.describe")),
-    "questions": (
-        ("questions",),
-        ("questions_personal", "questions_divergent"),
-        (
-            "counts.personal_questions",
-            "counts.divergent_questions",
-            "counts.question_batch",
-            "counts.max_question_batches",
-            "seeds.questions",
-        ),
-    ),
-    "respond": (
-        ("respond", "embed"),
-        ("respond", "respond_categories"),
-        ("axes", "counts.candidates_generated", "counts.candidates_kept", "seeds.respond", "seeds.select"),
-    ),
-    "judge": (("judge",), ("judge",), ("judge", "seeds.judge")),
-    "split": ((), (), ("split", "seeds.split", "seeds.folds")),
-    "prefixes": (
-        ("prefixes",),
-        ("prefixes_infer",),
-        ("counts.inference_shots", "counts.fewshot_shots", "seeds.prefixes"),
-    ),
-}
 
 
 def _setting(recipe: Recipe, dotted: str) -> Any:
@@ -85,8 +57,8 @@ def stage_fingerprints(recipe: Recipe) -> dict[str, str]:
     out: dict[str, str] = {}
     upstream = content_id("dump", recipe.dump.name, recipe.dump.date)
     shared = {"filters": recipe.filters, "filter_templates": _filter_templates()}
-    for stage in ORDER:
-        specs, templates, settings = _INPUTS[stage]
+    for entry in registry.STAGES:  # each stage: the specs it calls, its templates, the recipe settings it reads
+        stage, specs, templates, settings = entry.name, entry.calls, entry.templates, entry.settings
         config = {
             "specs": {s: _setting(recipe, f"stages.{s}") if getattr(recipe.stages, s) else None for s in specs},
             "templates": {t: _template_sha(t) for t in templates},
@@ -99,9 +71,7 @@ def stage_fingerprints(recipe: Recipe) -> dict[str, str]:
 
 
 def _canonical(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return canonical_json(value, default=str)
 
 
 def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
@@ -109,7 +79,7 @@ def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
     the current fingerprint (switching settings back and forth recomputes nothing), write the current
     fingerprints. Returns the stages whose folder was moved aside."""
     stale = []
-    for stage in ORDER:
+    for stage in registry.ORDER:
         folder = work / stage
         marker = folder / FILE
         want = fingerprints[stage]
@@ -127,7 +97,5 @@ def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
             earlier.rename(folder)
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = marker.with_name(FILE + ".tmp")
-        tmp.write_text(want + "\n", encoding="utf-8")
-        tmp.replace(marker)
+        write_atomic(marker, want + "\n")
     return stale

@@ -221,10 +221,6 @@ async def judge_one(
     return [row], []
 
 
-# ---- re-judging (added by the verification filters; see verify/pairs.py) ----
-REJUDGE_REASONS = ("low_judge_agreement",)
-
-
 async def judge_agreed(
     ctx: BuildContext,
     persona: PersonaRow,
@@ -232,19 +228,16 @@ async def judge_agreed(
     candidates: list[CandidateRow],
     description: DescriptionRow | None,
 ) -> tuple[list[JudgmentRow], list[RejectRow]]:
-    """judge_one, judged again with a new ``sample_idx`` while the filters drop it for low agreement, at most
-    ``filters.max_rejudges`` times; earlier attempts stay as 'rejudged' rejects."""
+    """judge_one, judged again with a new ``sample_idx`` while the filters drop it for a reason they mark as
+    worth a new sample (low agreement, ``verify/pairs.py``), at most ``filters.max_rejudges`` times; earlier
+    attempts stay as 'rejudged' rejects."""
     return await ctx.until_kept(
         STAGE,
         "judgment_id",
         lambda sample_idx: judge_one(ctx, persona, question, candidates, description, sample_idx),
         attempts=1 + int(ctx.recipe.filters.get("max_rejudges", 0) or 0),
-        retry_reasons=REJUDGE_REASONS,
         label="rejudged",
     )
-
-
-# ---- end of re-judging ----
 
 
 def assignments(personas: list[PersonaRow], questions: list[QuestionRow]) -> list[tuple[PersonaRow, QuestionRow]]:

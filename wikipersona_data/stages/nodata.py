@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import NoDataError
+from wikipersona_data.stages import registry
 from wikipersona_data.stages.rows import RejectRow
 from wikipersona_data.stages.store import read_jsonl
 
 TOP_REASONS = 3
 _BIASED = re.compile(r"(\d+) position-biased")
 DETAIL_CHARS = 120
-STAGE_ORDER = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
 
 
 def empty_parts(pairs: dict[str, list[dict[str, Any]]], personas: list[dict[str, Any]]) -> list[str]:
@@ -59,7 +59,7 @@ def top_reasons(work_dir: Path, stage: str, limit: int = TOP_REASONS) -> str:
 
 def losing_stage(stats: dict[str, Any]) -> str | None:
     """The first stage (in pipeline order) that ended with no rows."""
-    for stage in STAGE_ORDER:
+    for stage in registry.ORDER:
         s = stats.get(stage)
         if s is not None and s.rows == 0:
             return stage

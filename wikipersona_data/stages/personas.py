@@ -11,7 +11,6 @@ suggestions go to rejects.jsonl with the reason.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,16 +71,11 @@ def load_scan_table(path: Path | None) -> dict[str, float]:
     """title -> fame_score from a ``wikipersona scan`` table (jsonl or parquet)."""
     if path is None:
         return {}
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
+    from wikipersona_data.wiki.table import read_table
 
-            rows = pq.read_table(path, columns=["title", "fame_score"]).to_pylist()
-        else:
-            with path.open(encoding="utf-8") as handle:
-                rows = [json.loads(line) for line in handle if line.strip()]
-        return {r["title"]: float(r["fame_score"]) for r in rows if r.get("fame_score") is not None}
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    try:
+        return {r["title"]: float(r["fame_score"]) for r in read_table(path) if r.get("fame_score") is not None}
+    except (InputError, OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ConfigError(f"{path}: cannot read the scan table (needs title and fame_score): {err}") from None
 
 

@@ -12,9 +12,9 @@ embeddings server (``wikipersona llm-local --embeddings`` prints both URLs). An 
 builders/demo.toml`` needs nothing else running). Simulator endpoints get the cache alias ``sim`` so
 replays do not depend on the port the simulator got.
 
-The filters hook: ``wikipersona_data.verify.pipeline.apply_filters(stage, rows, context)`` if that
-module exists, else the identity (the one shim below). See ``context.BuildContext.apply_filters`` for
-the accepted return shapes and ``filter_context`` for what ``context`` holds.
+The filters hook: ``wikipersona_data.verify.pipeline.apply_filters(stage, rows, context)``. See
+``context.BuildContext.apply_filters`` for the accepted return shapes and ``filter_context`` for what
+``context`` holds.
 """
 
 from __future__ import annotations
@@ -25,39 +25,31 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.heap import settled_heap
-from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
+from wikipersona_data.llm.config import ModelPrice, PriceTable
+from wikipersona_data.llm.transport import Transport
+from wikipersona_data.release.manifest import Manifest, ModelUse, RunInfo
+from wikipersona_data.stages import registry, split
 from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
 from wikipersona_data.stages.nodata import check_release_rows
-from wikipersona_data.stages.recipe import Recipe, load_recipe
+from wikipersona_data.stages.recipe import STAGE_NAMES, Recipe, load_recipe
 from wikipersona_data.stages.templates import all_template_hashes
 from wikipersona_data.stages.usage import data_ledger, keys_of
 from wikipersona_data.stages.worklock import work_lock
+from wikipersona_data.verify.pipeline import apply_filters
+from wikipersona_data.verify.report import build_extras, stage_report
 
-STAGES = ("personas", "describe", "questions", "respond", "judge", "split", "prefixes")
+Echo = Callable[[str], None]  # takes one line of log or report text
 
-
-def _identity(stage: str, rows: list[Any], context: dict[str, Any]) -> list[Any]:
-    return rows
-
-
-def load_filter_hook() -> FilterHook:
-    """The verification filters if installed, else keep everything (the only fallback in the package)."""
-    try:
-        from wikipersona_data.verify.pipeline import apply_filters
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.verify.pipeline":
-            raise
-        return _identity
-    return apply_filters
+STAGES = registry.ORDER
 
 
 def check_endpoint_urls(recipe: Recipe, endpoint_urls: Mapping[str, str] | None) -> dict[str, str]:
@@ -109,9 +101,7 @@ def endpoint_configs(
     return configs
 
 
-def price_table(recipe: Recipe) -> Any:
-    from wikipersona_data.llm.config import ModelPrice, PriceTable
-
+def price_table(recipe: Recipe) -> PriceTable:
     return PriceTable(
         {
             model: ModelPrice(input_per_m=p.input, output_per_m=p.output, cached_input_per_m=p.cached_input)
@@ -157,8 +147,8 @@ def build_recipe(
     max_usd: float | None = None,
     cache_mode: str = "use",
     progress: bool = True,
-    echo: Any = None,
-    report: Any = None,
+    echo: Echo | None = None,
+    report: Echo | None = None,
     endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     """Build the recipe into ``out_dir`` (default ``<work>/release``); returns the release folder (or the
@@ -180,11 +170,9 @@ def build_recipe(
 
 def refuse_non_release_out(out: Path) -> None:
     """The release writer's own refusal, checked up front (it replaces only an empty folder or a release)."""
-    try:
-        from wikipersona_data.release.writer import _refuse_to_clobber
-    except ModuleNotFoundError:
-        return
-    _refuse_to_clobber(Path(out))
+    from wikipersona_data.release.writer import refuse_to_clobber
+
+    refuse_to_clobber(Path(out))
 
 
 async def _build(
@@ -195,8 +183,8 @@ async def _build(
     max_usd: float | None,
     cache_mode: str,
     progress: bool,
-    say: Any,
-    report: Any,
+    say: Echo,
+    report: Echo,
     endpoint_urls: Mapping[str, str] | None = None,
 ) -> Path:
     started = time.monotonic()
@@ -215,7 +203,7 @@ async def check_endpoints(ctx: BuildContext) -> None:
     from wikipersona_data.llm.preflight import preflight
 
     uses = []
-    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
+    for stage in registry.call_specs():
         spec = getattr(ctx.recipe.stages, stage)
         if spec is not None:
             uses.append((spec.endpoint, spec.model, "embed" if stage == "embed" else "chat"))
@@ -232,10 +220,12 @@ async def open_context(
     cache_mode: str = "use",
     filter_hook: FilterHook | None = None,
     endpoint_urls: Mapping[str, str] | None = None,
+    transport: Transport | None = None,
 ) -> AsyncIterator[BuildContext]:
     """Everything a stage needs (client, cache, dump reader, embedded simulator), closed on exit.
 
-    Also how tests run a single stage against a simulator of their choice.
+    Also how tests run a single stage against a simulator of their choice. ``transport`` replaces how the
+    client's requests travel (default: online HTTP; ``llm/transport.py``); the stages do not notice.
     """
     from wikipersona_data.llm.cache import CallCache
     from wikipersona_data.llm.client import LLMClient
@@ -254,6 +244,7 @@ async def open_context(
             cache=cache,
             ledger=Ledger(price_table(recipe)),
             max_usd=max_usd,
+            transport=transport,
         )
         reader = open_pages(recipe, store=work / "sources")
         ctx = BuildContext(
@@ -262,7 +253,7 @@ async def open_context(
             llm=StageLLM(client, recipe),
             client=client,
             reader=reader,
-            filter_hook=filter_hook or load_filter_hook(),
+            filter_hook=filter_hook or apply_filters,
         )
         try:
             yield ctx
@@ -271,68 +262,41 @@ async def open_context(
             reader.close()
 
 
-async def run_all_stages(ctx: BuildContext) -> dict[str, Any]:
+async def run_all_stages(ctx: BuildContext, scope: registry.Extension | None = None) -> dict[str, Any]:
     """Every stage in order (each resumes from its journal), publishing its rows in ``ctx.shared`` for the
-    later stages and the filters. ``build`` and ``extend`` both run the recipe through this one place.
+    later stages and the filters. ``build`` and ``extend`` both run through this one place: an extend is
+    this run restricted to the added personas (``scope``), the release's rows frozen.
 
     The heap is settled for the stages (imports, recipe and dump reader are in place by now), so full
     garbage collections stay off the event loop while LLM calls are in flight (``wikipersona_data.heap``).
     """
     with settled_heap():
-        return await _stages_in_order(ctx)
+        return await _stages_in_order(ctx, scope)
 
 
-async def _stages_in_order(ctx: BuildContext) -> dict[str, Any]:
-    persona_rows = await personas.run(ctx)
-    biographies = {p.persona_id: personas.get_biography(ctx, p.wiki_title) for p in persona_rows}
-    ctx.shared.update(personas={p.persona_id: p for p in persona_rows}, biographies=biographies)
-
-    descriptions = await describe.run(ctx, persona_rows, biographies)
-    described = {d.persona_id for d in descriptions}
-    persona_rows = [p for p in persona_rows if p.persona_id in described]  # no grounded description, no data
-    ctx.shared["descriptions"] = {d.persona_id: d for d in descriptions}
-
-    question_rows = await questions.run(ctx, persona_rows, descriptions)
-    ctx.shared["questions"] = {q.question_id: q for q in question_rows}
-
-    candidates = await respond.run(ctx, question_rows)
-    ctx.shared["candidates"] = {c.candidate_id: c for c in candidates}
-
-    judgments = await judge.run(ctx, persona_rows, descriptions, question_rows, candidates)
-    ctx.shared["judgments"] = {j.judgment_id: j for j in judgments}
-
-    pairs = await split.run(ctx, persona_rows, question_rows, candidates, judgments)
-    ctx.shared["pairs"] = {p.pair_id: p for p in pairs}
-
-    prefix_rows = await prefixes.run(ctx, persona_rows, descriptions, pairs)
-    return {
-        "personas": persona_rows,
-        "descriptions": descriptions,
-        "questions": question_rows,
-        "candidates": candidates,
-        "judgments": judgments,
-        "pairs": pairs,
-        "prefixes": prefix_rows,
-        "folds": split.persona_folds(ctx, persona_rows),
-    }
+async def _stages_in_order(ctx: BuildContext, scope: registry.Extension | None) -> dict[str, Any]:
+    """The registry's stages in order; each gets the rows of the stages before it (``registry.Upstream``) and
+    its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name."""
+    up = registry.Upstream(scope=scope)
+    for stage in registry.STAGES:
+        up.rows[stage.name] = await stage.run(ctx, up)
+        ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in up.shared(stage)}
+    out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in registry.STAGES}
+    out["personas"] = registry.described_personas(up)  # no grounded description, no data
+    out["folds"] = up.folds
+    return out
 
 
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, started: float) -> Path:
-    recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))  # (extend area) stage fingerprints
+    recomputed = prepare_stage_dirs(ctx.work_dir, stage_fingerprints(ctx.recipe))
     if recomputed:
         say(f"settings changed since the last run: {', '.join(recomputed)} (other settings' folders: <stage>@<fp>)")
     rows = await run_all_stages(ctx)
     judgments, pairs, descriptions = rows["judgments"], rows["pairs"], rows["descriptions"]
     pair_rows, persona_records = release_rows(rows["personas"], descriptions, pairs, rows["prefixes"], rows["folds"])
     check_release_rows(ctx.work_dir, ctx.stats, pair_rows, persona_records)
-    try:
-        from wikipersona_data.release.writer import write_release
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.release.writer":
-            raise
-        report(summary_table(ctx.stats, ctx.client))
-        say(f"release writer not installed: stage outputs are in {ctx.work_dir}")
-        return ctx.work_dir
+    from wikipersona_data.release.writer import write_release
+
     manifest = build_manifest(ctx, judgments, pairs, descriptions, started)
     report(summary_table(ctx.stats, ctx.client, manifest.data.ledger.get("totals")))
     path = write_release(out, pairs=pair_rows, personas=persona_records, manifest=manifest)
@@ -343,29 +307,19 @@ async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, start
 
 def build_manifest(
     ctx: BuildContext, judgments: list[Any], pairs: list[Any], descriptions: list[Any], started: float
-) -> Any:
-    """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows)."""
-    import platform
+) -> Manifest:
+    """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows).
 
-    from wikipersona_data import __version__
+    ``extend`` builds its manifest from the same parts (``stage_models``, ``filter_report``, ``stage_ledger``,
+    ``run_info``) of its own run, merged into the release's."""
     from wikipersona_data.release import manifest as mf
     from wikipersona_data.wiki.source import pages_read
 
     recipe = ctx.recipe
-    served = served_models(ctx)
-    models = {}
-    for stage in ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed"):
-        spec = getattr(recipe.stages, stage)
-        if spec is not None:
-            seen = served.get(spec.model, set())
-            if stage == "embed":  # embeddings leave no rows: the client saw their served model
-                seen = seen | embed_served(ctx).get(spec.model, set())
-            models[stage] = mf.ModelUse(requested=spec.model, served=sorted(seen))
     report = {
         stage: {name: mf.FilterCounts(**counts) for name, counts in filters.items()}
         for stage, filters in filter_report(ctx).items()
     }
-    ledger = data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
     data = mf.ManifestData(
         name=recipe.pretty_name,
         version=recipe.version,
@@ -378,12 +332,12 @@ def build_manifest(
             mf.Endpoint(name=name, profile=spec.profile, base_url_redacted=_redacted(ctx, name))
             for name, spec in sorted(recipe.endpoints.items())
         ],
-        models=models,
+        models=stage_models(ctx),
         templates=all_template_hashes(),
         seeds=recipe.seeds.model_dump(),
         counts={},
         filter_report=report,
-        ledger=ledger,
+        ledger=stage_ledger(ctx),
         divergence=divergence_by_axis(judgments, pairs),
         grounding={},
         license=recipe.license,
@@ -396,37 +350,49 @@ def build_manifest(
         **filter_extras(ctx, pairs),
     }
     data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
-    run = mf.RunInfo(
+    return mf.Manifest(data=data, run=run_info(ctx.stats, started))
+
+
+def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
+    """Per recipe ``[stages.X]`` spec: the model requested and the names the server said it served."""
+    served = served_models(ctx)
+    models = {}
+    for stage in STAGE_NAMES:
+        spec = getattr(ctx.recipe.stages, stage)
+        if spec is not None:
+            seen = served.get(spec.model, set())
+            if stage == "embed":  # embeddings leave no rows: the client saw their served model
+                seen = seen | embed_served(ctx).get(spec.model, set())
+            models[stage] = ModelUse(requested=spec.model, served=sorted(seen))
+    return models
+
+
+def stage_ledger(ctx: BuildContext) -> dict[str, Any]:
+    """Calls, tokens and cost behind this run's rows (``stages/usage.py``)."""
+    return data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
+
+
+def run_info(stats: Mapping[str, StageStats], started: float) -> RunInfo:
+    """The manifest's ``run`` part: what differs between equal builds (time, versions), never data."""
+    import platform
+
+    from wikipersona_data import __version__
+
+    return RunInfo(
         wall_seconds=round(time.monotonic() - started, 3),
         package_version=__version__,
         python=platform.python_version(),
-        durations={stage: round(s.seconds, 3) for stage, s in ctx.stats.items()},
+        durations={stage: round(s.seconds, 3) for stage, s in stats.items()},
     )
-    return mf.Manifest(data=data, run=run)
 
 
 def filter_report(ctx: BuildContext) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per stage and filter: kept / dropped by reason (verify/report.py); one 'all' line per stage without it."""
-    try:
-        from wikipersona_data.verify.report import stage_report
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.verify.report":
-            raise
-        return {
-            stage: {"all": {"kept": s.rows, "dropped": dict(sorted(s.drop_reasons.items()))}}
-            for stage, s in ctx.stats.items()
-        }
+    """Per stage and filter: kept / dropped by reason (verify/report.py)."""
     return stage_report(ctx.work_dir, ctx.stats)
 
 
 def filter_extras(ctx: BuildContext, pairs: list[Any]) -> dict[str, Any]:
-    """Flags, retries, length bias and divergence figures of the filters (empty without them)."""
-    try:
-        from wikipersona_data.verify.report import build_extras
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.verify.report":
-            raise
-        return {}
+    """Flags, retries, length bias and divergence figures of the filters."""
     return {"filters": build_extras(ctx.work_dir, ctx.stats, pairs)}
 
 
@@ -438,12 +404,11 @@ def _redacted(ctx: BuildContext, name: str) -> str:
 
 def served_models(ctx: BuildContext) -> dict[str, set[str]]:
     """Requested model -> models the server said it used, from the rows (the same for a resumed build)."""
-    from wikipersona_data.stages.rows import STAGE_ROWS
     from wikipersona_data.stages.store import read_jsonl
 
     out: dict[str, set[str]] = {}
-    for stage, model in STAGE_ROWS.items():
-        for row in read_jsonl(ctx.work_dir / stage / "rows.jsonl", model):
+    for stage in registry.STAGES:
+        for row in read_jsonl(ctx.work_dir / stage.name / "rows.jsonl", stage.row):
             provenance = getattr(row, "provenance", None)
             if provenance is not None and provenance.served_model:
                 out.setdefault(provenance.model, set()).add(provenance.served_model)
@@ -472,14 +437,14 @@ def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
 
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
     """Call keys cited by each stage's final rows and rejects (what the data cost)."""
-    from wikipersona_data.stages.rows import STAGE_ROWS, RejectRow
+    from wikipersona_data.stages.rows import RejectRow
     from wikipersona_data.stages.store import read_jsonl
 
     out = {}
-    for stage, model in STAGE_ROWS.items():
-        folder = ctx.work_dir / stage
-        rows = read_jsonl(folder / "rows.jsonl", model) + read_jsonl(folder / "rejects.jsonl", RejectRow)
-        out[stage] = keys_of(rows)
+    for stage in registry.STAGES:
+        folder = ctx.work_dir / stage.name
+        rows = read_jsonl(folder / "rows.jsonl", stage.row) + read_jsonl(folder / "rejects.jsonl", RejectRow)
+        out[stage.name] = keys_of(rows)
     return out
 
 

@@ -158,7 +158,7 @@ def axis_members(personas: list[PersonaRow]) -> dict[str, list[PersonaRow]]:
 async def run(
     ctx: BuildContext, personas: list[PersonaRow], descriptions: list[DescriptionRow], *, divergent: bool = True
 ) -> list[QuestionRow]:
-    """``divergent=False`` (extend area: ``wikipersona extend``) makes personal questions only: an added
+    """``divergent=False`` (``wikipersona extend``) makes personal questions only: an added
     persona reuses its axes' divergent questions from the release."""
     started = time.monotonic()
     store = ctx.store(STAGE, QuestionRow, "question_id")

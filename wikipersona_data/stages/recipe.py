@@ -13,7 +13,6 @@ defines ``FiltersConfig`` (a pydantic model) it validates the table, otherwise v
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
 import sys
 from pathlib import Path
@@ -29,7 +28,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-STAGE_NAMES = ("personas", "describe", "questions", "respond", "judge", "prefixes", "embed")
 PACKAGE_PREFIX = "package:"
 SIM_FIXED = ("host", "port", "allow_remote", "api_key")
 """Simulator settings a recipe may not set (see ``EndpointSpec._sim_stays_on_loopback``)."""
@@ -163,6 +161,10 @@ class StagesSpec(_Strict):
     judge: StageSpec
     prefixes: StageSpec
     embed: EmbedSpec
+
+
+STAGE_NAMES: tuple[str, ...] = tuple(StagesSpec.model_fields)
+"""The recipe's ``[stages.X]`` specs: the LLM calls the registry's stages declare (``stages/registry.py``)."""
 
 
 class AutoSelectSpec(_Strict):
@@ -346,10 +348,8 @@ def _resolve(recipe: Recipe, key: str) -> Path:
         bundle = value[len(PACKAGE_PREFIX) :]
         if bundle != "demo":
             raise ConfigError(f"{where}: unknown bundled dump {value!r} (known: 'package:demo')")
-        try:
-            paths = importlib.import_module("wikipersona_data.demo.paths")
-        except ModuleNotFoundError as err:
-            raise ConfigError(f"{where}: the bundled demo dump is not installed") from err
+        from wikipersona_data.demo import paths
+
         if key == "scan":
             raise ConfigError(f"{where}: the demo dump has no bundled scan table")
         path = Path(paths.DEMO_DUMP if key == "path" else paths.DEMO_INDEX)
@@ -383,15 +383,10 @@ def _first_error(err: ValidationError) -> str:
 
 
 def _validate_filters(recipe: Recipe, source: Path) -> None:
+    from wikipersona_data.verify.config import FiltersConfig
+
     try:
-        module = importlib.import_module("wikipersona_data.verify.config")
-    except ModuleNotFoundError:
-        return
-    model = getattr(module, "FiltersConfig", None)
-    if model is None:
-        return
-    try:
-        validated = model.model_validate(recipe.filters)
+        validated = FiltersConfig.model_validate(recipe.filters)
     except ValidationError as err:
         raise ConfigError(f"{source}: filters.{_first_error(err)}") from None
     recipe.filters = validated.model_dump()

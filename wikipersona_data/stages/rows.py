@@ -238,15 +238,3 @@ class RejectRow(_Row):
     reason: str = Field(description="Short machine-friendly reason, e.g. 'llm_failure', 'not_living'.")
     detail: str = ""
     call_keys: list[str] = Field(default_factory=list)
-
-
-STAGE_ROWS: dict[str, type[BaseModel]] = {
-    "personas": PersonaRow,
-    "describe": DescriptionRow,
-    "questions": QuestionRow,
-    "respond": CandidateRow,
-    "judge": JudgmentRow,
-    "split": PairRow,
-    "prefixes": PrefixRow,
-}
-"""Stage name -> its row model (the filters hook receives rows of this type)."""

@@ -14,6 +14,7 @@ Orders come from hashes of (seed, scope, id), so adding a question or persona mo
 from __future__ import annotations
 
 import time
+from collections import Counter, defaultdict
 from typing import Any
 
 from wikipersona_data.stages.context import BuildContext
@@ -25,6 +26,26 @@ STAGE = "split"
 
 def n_test(n: int, fraction: float) -> int:
     return int(n * fraction + 0.5)
+
+
+def assign_folds(old_personas: list[dict[str, Any]], new: list[PersonaRow], k: int, seed: int) -> dict[str, int]:
+    """Fold per new persona: the least-used fold among those its primary axis does not use yet (all folds
+    if every fold is used), ties broken by a seeded order; existing folds never move."""
+    load = Counter(p["persona_fold"] for p in old_personas if p["persona_fold"] is not None)
+    by_axis: dict[str, set[int]] = defaultdict(set)
+    for p in old_personas:
+        if p["axes"] and p["persona_fold"] is not None:
+            by_axis[min(a["axis"] for a in p["axes"])].add(p["persona_fold"])
+    folds: dict[str, int] = {}
+    for row in sorted(new, key=lambda r: r.persona_id):
+        primary = min(m.axis for m in row.axes) if row.axes else ""
+        free = [f for f in range(k) if f not in by_axis[primary]] or list(range(k))
+        order = seeded_order(seed, [str(f) for f in free], "extend-fold", row.persona_id)
+        fold = min(free, key=lambda f: (load[f], order.index(str(f))))
+        folds[row.persona_id] = fold
+        load[fold] += 1
+        by_axis[primary].add(fold)
+    return folds
 
 
 def test_questions(ctx: BuildContext, judgments: list[JudgmentRow], questions: dict[str, QuestionRow]) -> set[str]:
@@ -83,7 +104,7 @@ async def run(
     test: set[str] | None = None,
     folds: dict[str, int] | None = None,
 ) -> list[PairRow]:
-    """``test`` / ``folds`` (extend area: ``wikipersona extend``) fix the test question ids and persona folds
+    """``test`` / ``folds`` (``wikipersona extend``) fix the test question ids and persona folds
     decided elsewhere, so added personas keep the release's divergent split and nobody else's fold moves."""
     started = time.monotonic()
     store = ctx.store(STAGE, PairRow, "pair_id")

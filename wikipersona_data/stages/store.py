@@ -14,8 +14,6 @@ failed attempts replay from the cache for free, HTTP failures were never cached)
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -23,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from wikipersona_data import redact
+from wikipersona_data.fileio import canonical_json, iter_jsonl, iter_jsonl_lines, write_jsonl
 from wikipersona_data.stages.rows import RejectRow
 
 RowT = TypeVar("RowT", bound=BaseModel)
@@ -34,31 +33,18 @@ def dumps(row: BaseModel | dict[str, Any]) -> str:
     """Canonical JSON line: sorted keys, no ASCII escaping, no spaces that vary; secrets replaced by a
     marker (journals and rejects hold raw, unfiltered text; see ``wikipersona_data.redact``)."""
     data = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = canonical_json(data)
     redactor = redact.active()
     if redactor.needs_scrub(text) or "\\u" in text:
-        text = json.dumps(redactor.scrub_value(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        text = canonical_json(redactor.scrub_value(data))
     return text
-
-
-def write_jsonl_atomic(path: Path, lines: Iterable[str]) -> None:
-    """Write all lines to a temp file, fsync, rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-        for line in lines:
-            handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path, model: type[RowT]) -> list[RowT]:
     """Rows of a finished stage file (written atomically, so every line is whole)."""
     if not path.is_file():
         return []
-    with path.open(encoding="utf-8") as handle:
-        return [model.model_validate_json(line) for line in handle if line.strip()]
+    return [model.model_validate_json(line) for _, line in iter_jsonl_lines(path)]
 
 
 class StageStore(Generic[RowT]):
@@ -80,18 +66,16 @@ class StageStore(Generic[RowT]):
         units: dict[str, tuple[list[RowT], list[RejectRow]]] = {}
         if not self.journal_path.is_file():
             return units
-        with self.journal_path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    entry = json.loads(line)
-                    rows = [self.model.model_validate(r) for r in entry["rows"]]
-                    rejects = [RejectRow.model_validate(r) for r in entry["rejects"]]
-                except (ValueError, KeyError, TypeError):
-                    continue  # only the line a kill cut short can be invalid
-                if any(r.reason in RETRIED_REASONS for r in rejects):
-                    units.pop(entry["unit"], None)
-                    continue
-                units[entry["unit"]] = (rows, rejects)
+        for entry in iter_jsonl(self.journal_path, skip_invalid=True):  # only a kill's torn line is invalid
+            try:
+                rows = [self.model.model_validate(r) for r in entry["rows"]]
+                rejects = [RejectRow.model_validate(r) for r in entry["rejects"]]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if any(r.reason in RETRIED_REASONS for r in rejects):
+                units.pop(entry["unit"], None)
+                continue
+            units[entry["unit"]] = (rows, rejects)
         return units
 
     def record_unit(self, unit: str, rows: list[RowT], rejects: list[RejectRow]) -> None:
@@ -117,9 +101,9 @@ class StageStore(Generic[RowT]):
         """The stage's final rows and rejects, sorted, atomically replaced."""
         self.close()
         ordered = sorted(rows, key=lambda r: getattr(r, self.id_field))
-        write_jsonl_atomic(self.rows_path, (dumps(r) for r in ordered))
+        write_jsonl(self.rows_path, (dumps(r) for r in ordered))
         ordered_rejects = sorted(rejects, key=lambda r: (r.id, r.reason, r.detail))
-        write_jsonl_atomic(self.rejects_path, (dumps(r) for r in ordered_rejects))
+        write_jsonl(self.rejects_path, (dumps(r) for r in ordered_rejects))
 
     def read_output(self) -> list[RowT]:
         return read_jsonl(self.rows_path, self.model)

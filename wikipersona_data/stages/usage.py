@@ -74,3 +74,27 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
         "cost_usd": t["cost_usd"],
     }
     return {"by_stage_model": rows, "totals": totals}
+
+
+def merge_data_ledgers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Calls, tokens and cost behind the rows of two runs (a release and its extension), line by line."""
+    lines: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in [*(old.get("by_stage_model") or []), *(new.get("by_stage_model") or [])]:
+        key = (row["stage"], row["model"])
+        have = lines.get(key)
+        if have is None:
+            lines[key] = dict(row)
+            continue
+        for field in ("calls", "input_tokens", "output_tokens", "unknown_usage"):
+            have[field] = have.get(field, 0) + row.get(field, 0)
+        costs = (have.get("cost_usd"), row.get("cost_usd"))
+        have["cost_usd"] = None if None in costs else round(costs[0] + costs[1], 6)
+    rows = [lines[k] for k in sorted(lines)]
+    costs = [r.get("cost_usd") for r in rows]
+    totals = {
+        "calls": sum(r["calls"] for r in rows),
+        "input_tokens": sum(r["input_tokens"] for r in rows),
+        "output_tokens": sum(r["output_tokens"] for r in rows),
+        "cost_usd": None if None in costs else round(sum(costs), 6),
+    }
+    return {**old, "by_stage_model": rows, "totals": totals}

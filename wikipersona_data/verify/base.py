@@ -58,6 +58,9 @@ class Filter:
     name: ClassVar[str] = "filter"
     reasons: ClassVar[tuple[str, ...]] = ()
     flags: ClassVar[tuple[str, ...]] = ()
+    regenerate_on: ClassVar[frozenset[str]] = frozenset()
+    """Drop reasons that ask the stage for a new sample (describe regenerates, judge re-judges) rather than
+    a final drop: a property of the filter, so a stage never spells out another module's reason names."""
 
     async def prepare(self, rows: list[Any], context: dict[str, Any]) -> None:
         """Look at the rows that reached this filter before any ``check`` (group decisions, embeddings)."""

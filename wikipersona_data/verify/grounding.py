@@ -127,6 +127,7 @@ class GroundingFilter(Filter):
 
     name = "grounding"
     reasons = ("low_grounding", "no_supported_background", "no_supported_preference")
+    regenerate_on = frozenset(reasons)  # another sample of the description may cite better
 
     def __init__(self, cfg: FiltersConfig) -> None:
         self.cfg = cfg

@@ -41,6 +41,7 @@ class CascadeFilter(Filter):
 class JudgeAgreementFilter(Filter):
     name = "judge_agreement"
     reasons = ("same_candidate", "low_judge_agreement")
+    regenerate_on = frozenset({"low_judge_agreement"})  # another judging sample may agree with itself
 
     def __init__(self, cfg: FiltersConfig) -> None:
         self.cfg = cfg

@@ -17,86 +17,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from wikipersona_data.stages import registry
 from wikipersona_data.stages.rows import RejectRow
-from wikipersona_data.verify.answers import (
-    AnswerEmptyFilter,
-    AnswerLeakFilter,
-    AnswerLengthFilter,
-    CandidateDuplicateFilter,
-    RefusalFilter,
-    TruncationFilter,
-)
 from wikipersona_data.verify.base import Filter, FilterStep
 from wikipersona_data.verify.config import FiltersConfig, filters_config
-from wikipersona_data.verify.grounding import GroundingFilter
-from wikipersona_data.verify.pairs import (
-    CascadeFilter,
-    DistinctAnswersFilter,
-    DivergenceFilter,
-    JudgeAgreementFilter,
-    LengthBalanceFilter,
-    PrefixTrainOnlyFilter,
-)
-from wikipersona_data.verify.questions import (
-    AnswerableFilter,
-    CategoryLeakFilter,
-    IdentityLeakFilter,
-    QuestionDuplicateFilter,
-    QuestionLengthFilter,
-)
 from wikipersona_data.verify.report import length_bias, save_log, stage_log
-from wikipersona_data.verify.safety import TextSafetyFilter
-
-ID_FIELDS = {
-    "personas": "persona_id",
-    "describe": "persona_id",
-    "questions": "question_id",
-    "respond": "candidate_id",
-    "judge": "judgment_id",
-    "split": "pair_id",
-    "prefixes": "persona_id",
-}
-
-RETRIED_STAGES = ("describe", "judge")
-"""Stages that redo a dropped row with a new sample_idx (describe.py, judge.py); the log counts their attempts."""
 
 
 def stage_filters(stage: str, cfg: FiltersConfig) -> list[Filter]:
-    """The filters of a stage, in the order they run (cheap row checks before group checks); every stage
-    that makes text starts with the text-safety filter, so no later filter echoes a secret in a detail."""
-    if stage == "personas":
-        return [TextSafetyFilter()]
-    if stage == "describe":
-        return [TextSafetyFilter(), GroundingFilter(cfg)]
-    if stage == "questions":
-        return [
-            TextSafetyFilter(),
-            QuestionLengthFilter(cfg),
-            AnswerableFilter(),
-            IdentityLeakFilter(),
-            CategoryLeakFilter(cfg),
-            QuestionDuplicateFilter(cfg),
-        ]
-    if stage == "respond":
-        return [
-            TextSafetyFilter(),
-            AnswerEmptyFilter(),
-            AnswerLengthFilter(cfg),
-            RefusalFilter(),
-            TruncationFilter(),
-            AnswerLeakFilter(cfg),
-            CandidateDuplicateFilter(cfg),
-        ]
-    if stage == "judge":
-        return [TextSafetyFilter(), CascadeFilter(), JudgeAgreementFilter(cfg)]
-    if stage == "split":
-        filters: list[Filter] = [CascadeFilter(), DistinctAnswersFilter(), DivergenceFilter(cfg)]
-        if cfg.balance_length:
-            filters.append(LengthBalanceFilter(cfg))
-        return filters
-    if stage == "prefixes":
-        return [TextSafetyFilter(), CascadeFilter(), PrefixTrainOnlyFilter()]
-    return []
+    """The filters of a stage, in the order they run, as its registry entry lists them."""
+    return registry.get(stage).filter_list(cfg) if stage in registry.BY_NAME else []
 
 
 async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) -> tuple[list[Any], list[RejectRow]]:
@@ -105,13 +35,15 @@ async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) ->
     filters = stage_filters(stage, cfg)
     if not filters:
         return list(rows), []
-    id_field = ID_FIELDS[stage]
+    id_field = registry.get(stage).id_field
     result = await FilterStep(stage, filters, id_field).run(rows, context)
     stage_dir = context.get("stage_dir")
     if stage_dir is not None:
         settings = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
-        log = stage_log(Path(stage_dir), hashlib.sha256(settings.encode("utf-8")).hexdigest())
-        log.record(filters, list(rows), result, id_field, attempts=stage in RETRIED_STAGES)
+        digest = hashlib.sha256(settings.encode("utf-8")).hexdigest()
+        log = stage_log(Path(stage_dir), digest, context.get("filter_logs"))
+        retried = bool(registry.get(stage).regenerate_on(cfg))  # its log counts the attempts per row
+        log.record(filters, list(rows), result, id_field, attempts=retried)
         if stage == "split":
             log.extras["length_bias_before"] = length_bias(list(rows))
         save_log(Path(stage_dir), log)

@@ -17,13 +17,13 @@ are not filter verdicts.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wikipersona_data.fileio import write_atomic
+from wikipersona_data.stages.divergence import divergence
 from wikipersona_data.verify.base import Filter, StepResult
 
 LOG_NAME = "filters.json"
@@ -59,12 +59,7 @@ class StageLog:
         return cls(**{k: data.get(k, v) for k, v in cls().__dict__.items()})
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.__dict__, sort_keys=True, indent=1, ensure_ascii=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".filters-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.__dict__, sort_keys=True, indent=1, ensure_ascii=False))
 
     def record(
         self, filters: list[Filter], rows: list[Any], result: StepResult, id_field: str, *, attempts: bool = False
@@ -85,32 +80,26 @@ class StageLog:
             self.claims.update(getattr(f, "claim_counts", {}))
 
 
-_LOGS: dict[str, StageLog] = {}
-
-
-def stage_log(stage_dir: Path, config: str | None = None) -> StageLog:
-    """The in-memory log of a stage folder (loaded from disk on first use in this process).
+def stage_log(stage_dir: Path, config: str | None = None, logs: dict[str, StageLog] | None = None) -> StageLog:
+    """The filter log of a stage folder: from ``logs`` (the build's own, ``BuildContext.filter_logs``) or
+    else from its file, which ``save_log`` rewrites after every filter pass, so the file is always current.
 
     With ``config`` (the settings' hash), a log made under other settings is discarded: its verdicts
     would otherwise linger for rows the new settings never see again.
     """
     key = str(Path(stage_dir).resolve())
-    if key in _LOGS and _LOGS[key].decisions and not (Path(stage_dir) / LOG_NAME).exists():
-        del _LOGS[key]  # the work dir was deleted since: a rebuild in this process starts afresh
-    if key not in _LOGS:
-        _LOGS[key] = StageLog.load(Path(stage_dir) / LOG_NAME)
-    if config is not None and _LOGS[key].config != config:
-        _LOGS[key] = StageLog(config=config)
-    return _LOGS[key]
+    log = logs.get(key) if logs is not None else None
+    if log is None:
+        log = StageLog.load(Path(stage_dir) / LOG_NAME)
+    if config is not None and log.config != config:
+        log = StageLog(config=config)
+    if logs is not None:
+        logs[key] = log
+    return log
 
 
 def save_log(stage_dir: Path, log: StageLog) -> None:
     log.save(Path(stage_dir) / LOG_NAME)
-
-
-def forget_logs() -> None:
-    """Drop the in-memory logs (tests that build twice in one process; the files stay)."""
-    _LOGS.clear()
 
 
 def filter_counts(log: StageLog) -> dict[str, dict[str, Any]]:
@@ -178,27 +167,11 @@ def length_bias(pairs: list[Any]) -> dict[str, float | int]:
 
 
 def divergence_stats(pairs: list[Any]) -> dict[str, dict[str, float | int]]:
-    """Per axis: divergent questions judged by >= 2 members, how many divided them, and the rate."""
-    from wikipersona_data.verify.pairs import non_divergent_questions
-
-    same = non_divergent_questions(pairs)
-    members: dict[str, dict[str, int]] = {}
-    for p in pairs:
-        if p.question_type == "divergent":
-            members.setdefault(p.axis or "", {}).setdefault(p.question_id, 0)
-            members[p.axis or ""][p.question_id] += 1
-    out = {}
-    for axis, qs in sorted(members.items()):
-        judged = [q for q, n in qs.items() if n >= 2]
-        if not judged:
-            continue
-        non = sum(q in same for q in judged)
-        out[axis] = {
-            "questions": len(judged),
-            "non_divergent": non,
-            "divergence_rate": round((len(judged) - non) / len(judged), 6),
-        }
-    return out
+    """Per axis: divergent questions judged by >= 2 members, how many did not divide them, and the rate."""
+    return {
+        axis: {"questions": d.questions, "non_divergent": d.questions - d.divided, "divergence_rate": d.rate}
+        for axis, d in divergence(pairs).items()
+    }
 
 
 def build_extras(work_dir: Path, stats: dict[str, Any], pairs: list[Any]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wikipersona_data.fileio import atomic_path
 from wikipersona_data.wiki.titles import normalize_title, strip_fragment
 
 DEFAULT_WIDTH = 1 << 22
@@ -192,8 +193,7 @@ class FameSketches:
         self.redirects.merge(other.redirects)
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(
                 f,
                 links=self.links.table,
@@ -201,7 +201,6 @@ class FameSketches:
                 totals=np.array([self.links.total, self.redirects.total], dtype=np.uint64),
                 **({"shard": np.array(self.shard, dtype=np.int64)} if self.shard else {}),
             )
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> FameSketches:

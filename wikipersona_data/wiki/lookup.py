@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.fileio import atomic_path
 from wikipersona_data.paths import cache_home
 from wikipersona_data.wiki.biography import Biography
 from wikipersona_data.wiki.bounded import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_TIMEOUT, page_xml_cap
@@ -83,9 +84,11 @@ def _read_meta(db: Path) -> dict[str, str] | None:
 
 
 def _build(index: Path, db: Path, stamp: dict[str, str]) -> None:
-    db.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db.with_name(f"{db.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    with atomic_path(db, fsync=False) as tmp:  # an index cache: rebuilt if lost, so no fsync
+        _fill(index, tmp, stamp)
+
+
+def _fill(index: Path, tmp: Path, stamp: dict[str, str]) -> None:
     con = sqlite3.connect(tmp)
     try:
         con.executescript(
@@ -114,12 +117,8 @@ def _build(index: Path, db: Path, stamp: dict[str, str]) -> None:
         con.execute("CREATE INDEX pages_fold ON pages (fold)")
         con.executemany("INSERT INTO meta VALUES (?, ?)", sorted(stamp.items()))
         con.commit()
-    except BaseException:
+    finally:
         con.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    con.close()
-    os.replace(tmp, db)
 
 
 def open_lookup(index: str | Path) -> TitleLookup:

@@ -9,7 +9,17 @@ dir) and reports the revisions it read for the manifest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from wikipersona_data.wiki.biography import Biography
+
+
+class PageReader(Protocol):
+    """What the stages and ``extend`` need of a page source (``DumpReader``, ``OnlineReader``)."""
+
+    def get(self, title: str) -> Biography: ...
+
+    def close(self) -> None: ...
 
 
 def open_pages(recipe: Any, *, store: Path | None = None, prefetch: bool = True) -> Any:

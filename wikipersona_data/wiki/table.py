@@ -7,7 +7,6 @@ rename it at the end, so an interrupted scan never leaves a file that looks comp
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.fileio import atomic_path, iter_jsonl
 
 SCHEMA = pa.schema(
     [
@@ -54,10 +54,8 @@ def table_format(path: Path) -> str:
 def write_table(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write rows (already sorted) to ``path`` via ``path.tmp``; returns the row count."""
     fmt = table_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "jsonl":
             with open(tmp, "w", encoding="utf-8", newline="\n") as f:
                 for row in rows:
@@ -73,10 +71,6 @@ def write_table(path: Path, rows: Iterable[dict[str, Any]]) -> int:
                         writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA))
                         batch.clear()
                 writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return count
 
 
@@ -86,12 +80,7 @@ def read_table(path: Path) -> Iterator[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if fmt == "jsonl":
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise InputError(f"{path} line {line_no}: not JSON ({err.msg})") from None
+        yield from iter_jsonl(path)
     else:
         try:
             parquet = pq.ParquetFile(path)

@@ -53,7 +53,7 @@ class SimConfig:
     served_model_suffix: str = "-2026-11"
     """Appended to the requested model in replies, the way real endpoints report a dated snapshot."""
     embedding_dim: int = 256
-    # Stage responders (stages/ area, llm/sim/stage_responders.py): shares of deliberately bad answers,
+    # Stage responders (llm/sim/stage_responders.py): shares of deliberately bad answers,
     # so the verification filters have something real to catch in the demo and the tests.
     unsupported_claim_rate: float = 0.0
     """Share of description claims citing a wrong sentence id or stating invented content."""

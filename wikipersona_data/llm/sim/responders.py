@@ -89,9 +89,5 @@ def find_schema_marker(messages: list[dict[str, Any]]) -> str | None:
 
 
 def load_stage_responders() -> None:
-    """Import the stage responders if that module exists yet; a bug inside it must still surface."""
-    try:
-        import wikipersona_data.llm.sim.stage_responders  # noqa: F401
-    except ModuleNotFoundError as err:
-        if err.name != "wikipersona_data.llm.sim.stage_responders":
-            raise
+    """Register the stage responders (imported late: that module imports this one)."""
+    import wikipersona_data.llm.sim.stage_responders  # noqa: F401

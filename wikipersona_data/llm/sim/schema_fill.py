@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 
+from wikipersona_data.fileio import canonical_json
 from wikipersona_data.llm.sim.textgen import phrase
 
 MAX_DEPTH = 6
@@ -36,7 +37,7 @@ def _validator(canonical_schema: str) -> jsonschema.protocols.Validator:
 
 def canonical(value: Any) -> str:
     """The one JSON spelling of a value: sorted keys, no spaces (used for hashing and caching)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_json(value)
 
 
 def is_valid(schema: dict[str, Any], instance: Any) -> bool:

@@ -24,8 +24,8 @@ import re
 from typing import Any
 
 from wikipersona_data.llm.sim.responders import ResponderRequest, register_responder
+from wikipersona_data.llm.sim.template_fields import field, line_values, region, rest_of_line, shown
 
-_SENTENCE = re.compile(r"^\[(\d+(?:\.\d+)*)\] (.+)$", re.MULTILINE)
 _WORD = re.compile(r"[a-z][a-z'-]{3,}")
 STOP = frozenset(
     """about above after again also although among another because been before being between both could
@@ -185,20 +185,6 @@ def naming_words(text: str) -> set[str]:
     return {w for triggers, _ in LEXICON.values() for t in triggers if t in low for w in t.split()}
 
 
-def _after(text: str, marker: str, end: str | None = None) -> str:
-    start = text.find(marker)
-    if start < 0:
-        return ""
-    start += len(marker)
-    stop = text.find(end, start) if end else -1
-    return text[start:stop] if stop >= 0 else text[start:]
-
-
-def _quoted(text: str, marker: str) -> str:
-    match = re.search(re.escape(marker) + r'\s*"([^"]+)"', text)
-    return match.group(1) if match else ""
-
-
 def _rate(req: ResponderRequest, name: str) -> float:
     return float(getattr(req.config, name, 0.0) or 0.0)
 
@@ -213,7 +199,7 @@ def _shorten(sentence: str, limit: int = 28) -> str:
 
 @register_responder("personas_candidates")
 def personas_candidates(req: ResponderRequest) -> dict[str, Any]:
-    category = _quoted(req.user_text, "category").lower()
+    category = field(req.user_text, "personas_candidates", "category").lower()
     people = [t for key, titles in DEMO_PEOPLE.items() if key in category for t in titles]
     others = sorted({t for titles in DEMO_PEOPLE.values() for t in titles} - set(people))
     picks = [{"title": t, "reason": f"well known for being {category}"} for t in people]
@@ -224,9 +210,10 @@ def personas_candidates(req: ResponderRequest) -> dict[str, Any]:
 
 @register_responder("personas_evidence")
 def personas_evidence(req: ResponderRequest) -> dict[str, Any]:
-    category = _quoted(req.user_text, "category").lower()
+    category = field(req.user_text, "personas_evidence", "category").lower()
     terms = [w for w in re.split(r"[\s-]+", category) if len(w) > 2]
-    ids = [sid for sid, text in _SENTENCE.findall(req.user_text) if any(t in text.lower() for t in terms)]
+    sentences = line_values(req.user_text, "personas_evidence", "s.id")
+    ids = [sid for sid, text in sentences if any(t in text.lower() for t in terms)]
     return {"member": bool(ids), "evidence": ids[:3]}
 
 
@@ -268,10 +255,10 @@ def _about(name: str, sentence: str) -> str:
 @register_responder("describe")
 def describe(req: ResponderRequest) -> dict[str, Any]:
     text = req.user_text
-    name = _after(text, "Write a two-part description of ", " as a list").strip() or "The person"
-    sentences = _SENTENCE.findall(text)
+    name = field(text, "describe", "name").strip() or "The person"
+    sentences = line_values(text, "describe", "s.id")
     rng = req.rng
-    aspects = _after(text, "cover these aspects if the article supports them:", "\n").lower()
+    aspects = rest_of_line(text, "describe", "m.axis").lower()
     cue_terms = tuple(w for w in re.split(r"[\s,()-]+", aspects) if len(w) > 3) + PREFERENCE_CUES
     background = [s for s in sentences if s[0].startswith("0.") or "early" in s[0]][:4] or sentences[:3]
     preference = [s for s in sentences if any(c in s[1].lower() for c in cue_terms) and s not in background][:6]
@@ -298,14 +285,14 @@ def describe(req: ResponderRequest) -> dict[str, Any]:
 # ------------------------------------------------------------------ questions
 
 
-def _batch(text: str) -> int:
-    match = re.search(r"this is batch (\d+)", text)
-    return int(match.group(1)) - 1 if match else 0
+def _batch(req: ResponderRequest) -> int:
+    value = field(req.user_text, req.schema_name or "", "batch + 1")
+    return int(value) - 1 if value.isdigit() else 0
 
 
-def _count(text: str) -> int:
-    match = re.search(r"Write (\d+) questions", text)
-    return int(match.group(1)) if match else 5
+def _count(req: ResponderRequest) -> int:
+    value = field(req.user_text, req.schema_name or "", "n")
+    return int(value) if value.isdigit() else 5
 
 
 DETERMINERS = frozenset({"a", "an", "the", "her", "his", "their"})
@@ -337,10 +324,10 @@ def _phrases(fact: str, name: str) -> list[str]:
 def questions_personal(req: ResponderRequest) -> dict[str, Any]:
     """Each question is about a different run of words from a different fact of the persona."""
     text = req.user_text
-    n, batch = _count(text), _batch(text)
-    name = _after(text, "Now the person: ", ".\n").strip()
-    block = _after(text, "(grounded description):", "Write ")
-    facts = [line[2:] for line in block.splitlines() if line.startswith("- ")] or [text]
+    n, batch = _count(req), _batch(req)
+    name = field(text, "questions_personal", "name").strip()
+    block = region(text, "questions_personal", "c", "n")
+    facts = line_values(block, "questions_personal", "c") or [text]
     rng = req.rng
     pool = [p for fact in facts for p in _phrases(fact, name)] or ["everyday life"]
     rng.shuffle(pool)
@@ -355,8 +342,8 @@ def questions_personal(req: ResponderRequest) -> dict[str, Any]:
 def questions_divergent(req: ResponderRequest) -> dict[str, Any]:
     """Batch b takes the next n topics of the axis, each with its own question form."""
     text = req.user_text
-    n, batch = _count(text), _batch(text)
-    axis = _quoted(text, "The people share the topic").lower()
+    n, batch = _count(req), _batch(req)
+    axis = field(text, "questions_divergent", "axis").lower()
     topics = list(AXIS_TOPICS.get(axis, ())) or [f"{w} choices" for w in words(text)[:8]] or ["everyday choices"]
     forms = list(DIVERGENT_FORMS)
     req.rng.shuffle(forms)
@@ -373,8 +360,8 @@ def questions_divergent(req: ResponderRequest) -> dict[str, Any]:
 @register_responder("respond_categories")
 def respond_categories(req: ResponderRequest) -> dict[str, Any]:
     text = req.user_text
-    question = set(words(_after(text, "Question:", "\n")))
-    axes = re.findall(r"^- ([^:\n]+): (.+)$", text, re.MULTILINE)
+    question = set(words(field(text, "respond_categories", "question")))
+    axes = line_values(text, "respond_categories", "a.name")
     if not axes:
         return {"axis": "general", "categories": ["beginner", "expert"]}
 
@@ -390,9 +377,9 @@ def respond_categories(req: ResponderRequest) -> dict[str, Any]:
 @register_responder("respond")
 def respond(req: ResponderRequest) -> dict[str, Any]:
     text = req.user_text
-    category = _quoted(text, "best described as")
-    style = _after(text, "This is variant ", "\n")
-    question = _after(text, "Question:", "\n").strip()
+    category = field(text, "respond", "category")
+    style = field(text, "respond", "style")
+    question = field(text, "respond", "question").strip()
     rng = req.rng
     vocab = sorted(lexicon_for(category) - naming_words(category)) or words(category) or ["balance"]
     q_words = words(question) or ["this"]
@@ -426,11 +413,11 @@ def respond(req: ResponderRequest) -> dict[str, Any]:
 @register_responder("judge")
 def judge(req: ResponderRequest) -> dict[str, Any]:
     text = req.user_text
-    card = _after(text, "The person:", "They asked:")
-    question = _after(text, "They asked:", "\n")
-    answer_a = _after(text, "Answer (a):", "Answer (b):")
-    answer_b = _after(text, "Answer (b):", "Which answer")
-    allow_ties = '"tie"' in text
+    card = region(text, "judge", "name", "question")
+    question = field(text, "judge", "question")
+    answer_a = field(text, "judge", "answer_a")
+    answer_b = field(text, "judge", "answer_b")
+    allow_ties = shown(text, "judge", "allow_ties")
     rng = req.rng
     if rng.random() < _rate(req, "position_bias_rate"):
         return {"rationale": "Answer (a) reads well and comes first.", "preferred": "a"}
@@ -463,9 +450,9 @@ def judge(req: ResponderRequest) -> dict[str, Any]:
 @register_responder("prefixes_infer")
 def prefixes_infer(req: ResponderRequest) -> dict[str, Any]:
     text = req.user_text
-    chosen = " ".join(re.findall(r"^Preferred answer: (.+)$", text, re.MULTILINE))
-    rejected = " ".join(re.findall(r"^Dispreferred answer: (.+)$", text, re.MULTILINE))
-    asked = " ".join(re.findall(r"^Question \d+: (.+)$", text, re.MULTILINE))
+    chosen = " ".join(line_values(text, "prefixes_infer", "s.chosen"))
+    rejected = " ".join(line_values(text, "prefixes_infer", "s.rejected"))
+    asked = " ".join(question for _, question in line_values(text, "prefixes_infer", "s.question"))
     likes = [w for w in words(chosen) if w not in set(words(rejected))][:6] or words(chosen)[:6]
     topics = words(asked)[:6]
     first = f"This person asks about {', '.join(topics) or 'everyday matters'}, which suggests an active, busy life."
@@ -475,8 +462,6 @@ def prefixes_infer(req: ResponderRequest) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ verification (optional LLM entailment)
 
-_CLAIM = re.compile(r"^Claim \((background|preference)\): (.+)$", re.MULTILINE)
-
 
 @register_responder("entailment")
 def entailment(req: ResponderRequest) -> dict[str, Any]:
@@ -484,11 +469,11 @@ def entailment(req: ResponderRequest) -> dict[str, Any]:
     a model's reading that agrees with the word check on plain quotes and disagrees on invented content.
     Preferences are inferences, so they need less overlap."""
     text = req.user_text
-    match = _CLAIM.search(text)
-    if match is None:
+    found = line_values(text, "entailment", "claim")
+    if not found:
         return {"entailed": False, "rationale": "No claim was given."}
-    kind, claim = match.groups()
-    evidence = set(words(" ".join(sentence for _, sentence in _SENTENCE.findall(text))))
+    kind, claim = found[0]
+    evidence = set(words(" ".join(sentence for _, sentence in line_values(text, "entailment", "sid"))))
     claim_words = [w for w in words(claim) if w not in STOP]
     if not claim_words:
         return {"entailed": False, "rationale": "The claim says nothing checkable."}
