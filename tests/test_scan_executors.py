@@ -129,6 +129,15 @@ def test_slurm_scripts_are_right_and_run_to_the_same_table(
     assert out.read_bytes() == local_table
 
 
+def test_slurm_array_has_no_concurrency_cap_unless_workers_is_given(
+    tmp_path: Path, multi: tuple[Path, Path], fake_slurm: Path
+) -> None:
+    """--workers defaults to this machine's cores only for the local executor; a cluster is not capped by it."""
+    args = ["scan", str(multi[0]), "--index", str(multi[1]), "--out", str(tmp_path / "t.jsonl"), "--tasks", "4"]
+    assert main([*args, "--executor", "slurm", "--slurm-partition", "cpu", "--no-progress"]) == 0
+    assert _directives((fake_slurm / "job-100.sh").read_text())["array"] == "0-3"
+
+
 def test_slurm_needs_a_partition_and_an_out(tmp_path: Path, multi: tuple[Path, Path], capsys) -> None:
     base = ["scan", str(multi[0]), "--index", str(multi[1]), "--executor", "slurm", "--logs", str(tmp_path / "l")]
     assert main(base) == 2

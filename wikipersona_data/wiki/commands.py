@@ -44,9 +44,8 @@ EXECUTORS = ("local", "slurm", "ray")  # scan_run.py (imported on use: it import
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=lambda: os.cpu_count() or 1,
-    show_default="all cores",
-    help="Tasks run at the same time (local: processes; slurm: array tasks at once; ray: concurrent tasks).",
+    help="Tasks run at the same time (local: processes, default all cores; slurm: array tasks at once, default "
+    "no limit; ray: concurrent tasks, default no limit, and the CPUs of a local cluster).",
 )
 @click.option(
     "--logs",
@@ -90,7 +89,7 @@ def scan(
     out: Path | None,
     executor: str,
     tasks: int | None,
-    workers: int,
+    workers: int | None,
     logs: Path | None,
     slurm_partition: str | None,
     slurm_time: str,
@@ -135,14 +134,18 @@ def scan(
     elif executor == "slurm":
         raise InputError("--executor slurm needs --out: the table is written by a Slurm job")
     index = index_or_beside(dump, index, say=lambda msg: click.echo(msg, err=True))
+    cores = os.cpu_count() or 1
     options = ScanOptions(
-        workers=workers, max_page_bytes=max_page_bytes, page_timeout=page_timeout, progress=want_progress(progress)
+        workers=workers or cores,
+        max_page_bytes=max_page_bytes,
+        page_timeout=page_timeout,
+        progress=want_progress(progress),
     )
     with tempfile.TemporaryDirectory(prefix="wikipersona-scan-") as tmp:
         table = out.resolve() if out is not None else Path(tmp) / "table.jsonl"
         if logs is None:
             logs = table.with_name(table.name + ".scan-logs") if out is not None else Path(tmp) / "logs"
-        plan = plan_scan(dump, index, logs.resolve(), options, tasks, workers)
+        plan = plan_scan(dump, index, logs.resolve(), options, tasks, workers or cores)
         if executor == "slurm":
             slurm = SlurmOptions(
                 partition=slurm_partition,
@@ -163,7 +166,7 @@ def scan(
         if executor == "ray":
             summary = run_ray(plan, table, options, workers, RayOptions(ray_cpus_per_task, ray_mem_per_cpu_gb))
         else:
-            summary = run_local(plan, table, options, workers)
+            summary = run_local(plan, table, options, workers or cores)
         for message in task_errors(plan):
             click.echo(f"warning: {message}", err=True)
         if out is None:

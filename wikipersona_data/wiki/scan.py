@@ -309,31 +309,6 @@ def _run_task(task: StreamTask | PagesTask) -> ChunkResult:
 # ------------------------------------------------------------------------------------------------ planning
 
 
-def parse_shard(spec: str | None) -> tuple[int, int] | None:
-    """``"2/4"`` -> (2, 4); K counts from 1."""
-    if spec is None:
-        return None
-    try:
-        k_text, n_text = spec.split("/")
-        k, n = int(k_text), int(n_text)
-    except ValueError:
-        raise InputError(f"--shard {spec!r}: expected K/N with integers, e.g. 1/4") from None
-    if n < 1 or not 1 <= k <= n:
-        raise InputError(f"--shard {spec!r}: need 1 <= K <= N")
-    return k, n
-
-
-def shard_streams(bounds: list[tuple[int, int]], shard: tuple[int, int] | None) -> list[tuple[int, int]]:
-    """The K-th of N contiguous stream ranges, balanced by compressed bytes (deterministic)."""
-    if shard is None:
-        return bounds
-    k, n = shard
-    total = bounds[-1][1] - bounds[0][0]
-    base = bounds[0][0]
-    lo, hi = total * (k - 1) / n, total * k / n
-    return [(s, e) for s, e in bounds if lo <= (s + e) / 2 - base < hi]
-
-
 def plan_stream_tasks(
     dump: Path,
     index: Path,
@@ -541,7 +516,6 @@ def scan_dump(
     index: str | Path | None = None,
     *,
     options: ScanOptions | None = None,
-    shard: tuple[int, int] | None = None,
     spill_dir: Path | None = None,
 ) -> tuple[ScanSummary, Iterator[dict[str, Any]], fame.FameSketches]:
     """Scan a dump. Returns the summary, the rows (sorted by page id, fame filled in) and the sketches.
@@ -550,8 +524,6 @@ def scan_dump(
     """
     options = options or ScanOptions()
     dump = Path(dump)
-    if shard is not None and index is None:
-        raise InputError("--shard needs --index: shards are ranges of multistream streams")
     raw, _ = open_binary(dump)  # missing / empty / not-bz2 -> InputError before any worker starts
     spill_root = spill_dir or Path(tempfile.gettempdir())
     with raw:
@@ -562,7 +534,7 @@ def scan_dump(
         if index is not None:
             index = Path(index)
             counts = index_streams(index)
-            bounds = shard_streams(stream_bounds(sorted(counts), size, dump, index, raw), shard)
+            bounds = stream_bounds(sorted(counts), size, dump, index, raw)
             site = read_header(raw, dump, min(counts), index)
     if index is not None:
         total = sum(e - s for s, e in bounds)
@@ -576,7 +548,7 @@ def scan_dump(
         tasks = _sequential_tasks(dump, options, collector.bytes_read)
         _run_tasks(tasks, collector, options.workers, stream_bytes=False)
     collector.finish()
-    if collector.summary.pages == 0 and shard is None:
+    if collector.summary.pages == 0:
         collector.spill.close()
         raise InputError(f"empty dump: {dump} contains no pages")
     return collector.summary, _finalise(collector.spill, collector.sketches), collector.sketches
@@ -588,54 +560,3 @@ def _finalise(spill: _RowSpill, sketches: fame.FameSketches) -> Iterator[dict[st
             yield sketches.fill(row)
     finally:
         spill.close()
-
-
-def sketch_path(table: Path) -> Path:
-    """Where a shard's sketches live: next to its table."""
-    return table.with_name(table.name + ".sketch.npz")
-
-
-def _refuse_incomplete(seen: dict[tuple[int, int], Path]) -> None:
-    """Every K of one N, or a combined table would silently miss pages and under-count fame."""
-    totals = sorted({n for _, n in seen})
-    if len(totals) > 1:
-        raise InputError(f"--combine: shards of different splits ({', '.join(f'N={n}' for n in totals)})")
-    n = totals[0]
-    missing = [k for k in range(1, n + 1) if (k, n) not in seen]
-    if missing:
-        names = ", ".join(f"{k}/{n}" for k in missing)
-        raise InputError(f"--combine: incomplete shard set, {len(seen)} of {n} given; missing {names}")
-
-
-def combine_shards(tables: list[Path]) -> Iterator[dict[str, Any]]:
-    """Rows of shard tables with dump-wide fame refilled from their merged sketches, sorted by page id.
-
-    Inbound links and redirects count pages of the whole dump, which no single shard saw: each shard
-    keeps its own sketch, and adding sketches is exact, so the combined table equals an unsharded scan.
-    """
-    from wikipersona_data.wiki.table import read_table
-
-    merged: fame.FameSketches | None = None
-    seen: dict[tuple[int, int], Path] = {}
-    for table in tables:
-        path = sketch_path(table)
-        if not path.is_file():
-            raise InputError(f"{table}: no sketch file {path.name} next to it (was it written by scan --shard?)")
-        part = fame.FameSketches.load(path)
-        if part.shard is None:
-            raise InputError(f"{path}: records no shard number (written by an older scan); scan that shard again")
-        if part.shard in seen:
-            raise InputError(f"{table}: shard {part.shard[0]}/{part.shard[1]} is also {seen[part.shard]}")
-        seen[part.shard] = table
-        if merged is None:
-            merged = part
-        else:
-            merged.merge(part)
-    if merged is None:
-        raise InputError("--combine needs at least one shard table")
-    _refuse_incomplete(seen)
-    spill = _RowSpill(Path(tempfile.gettempdir()))
-    for table in tables:
-        for row in read_table(table):
-            spill.add(row)
-    return _finalise(spill, merged)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.fileio import write_atomic
 from wikipersona_data.wiki.dump import SiteInfo, open_binary
 from wikipersona_data.wiki.multistream import index_streams, read_header, stream_bounds
 from wikipersona_data.wiki.scan import ScanOptions, ScanSummary, SiteContext
@@ -137,9 +138,7 @@ def _check_or_write_manifest(logs: Path, manifest: dict[str, Any]) -> None:
             )
         return
     logs.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("scan.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(manifest, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------ executors
@@ -150,7 +149,7 @@ def build_executors(
     out: Path,
     options: ScanOptions,
     executor: str,
-    workers: int,
+    workers: int,  # -1: no limit (slurm, ray)
     slurm: SlurmOptions | None = None,
     ray: RayOptions | None = None,
 ) -> tuple[Any, Any]:
@@ -228,6 +227,8 @@ def run_stage1(first: Any, plan: ScanPlan) -> None:
             f"scan: {len(left)} of {plan.tasks} tasks did not complete (ranks {shown}); see "
             f"{plan.logs / 'stage1' / 'logs'}; run the same command again to redo only those"
         )
+    if summary_from_stats(plan)[0].pages == 0:  # never a table that looks like a scan of a real dump
+        raise InputError(f"empty dump: {plan.dump} contains no pages")
 
 
 # ------------------------------------------------------------------------------------------ stats, summary
@@ -353,7 +354,9 @@ def run_local(plan: ScanPlan, out: Path, options: ScanOptions, workers: int) -> 
     return summary
 
 
-def run_ray(plan: ScanPlan, out: Path, options: ScanOptions, workers: int, ray_options: RayOptions) -> ScanSummary:
+def run_ray(
+    plan: ScanPlan, out: Path, options: ScanOptions, workers: int | None, ray_options: RayOptions
+) -> ScanSummary:
     """Both stages as Ray tasks: on the cluster at ``RAY_ADDRESS``, else on a local cluster started here.
 
     On a real cluster, DUMP, ``--logs`` and ``--out`` must be paths every node sees (a shared file system).
@@ -366,10 +369,11 @@ def run_ray(plan: ScanPlan, out: Path, options: ScanOptions, workers: int, ray_o
     started_here = not ray.is_initialized()
     if started_here:
         address = os.environ.get("RAY_ADDRESS") or None
-        local = {} if address else {"_node_ip_address": "127.0.0.1", "num_cpus": max(workers, 1)}  # this machine only
+        # a local cluster: this machine only, on loopback
+        local = {} if address else {"_node_ip_address": "127.0.0.1", "num_cpus": workers or os.cpu_count() or 1}
         ray.init(address=address, log_to_driver=False, include_dashboard=False, **local)
     try:
-        first, second = build_executors(plan, out, options, "ray", workers, ray=ray_options)
+        first, second = build_executors(plan, out, options, "ray", workers or -1, ray=ray_options)
         with Progress(plan, options.progress):
             run_stage1(first, plan)
         second.run()
@@ -384,13 +388,13 @@ def run_ray(plan: ScanPlan, out: Path, options: ScanOptions, workers: int, ray_o
 
 
 def submit_slurm(
-    plan: ScanPlan, out: Path, options: ScanOptions, workers: int, slurm: SlurmOptions
+    plan: ScanPlan, out: Path, options: ScanOptions, workers: int | None, slurm: SlurmOptions
 ) -> tuple[str | None, str | None]:
     """Submit stage 1 (a job array) and stage 2 (``--dependency`` on it) with sbatch; returns their job ids.
 
     Nothing waits here: the table appears at ``out`` when the stage 2 job ends (see docs/scan.md).
     """
-    first, second = build_executors(plan, out, options, "slurm", -1 if workers is None else workers, slurm=slurm)
+    first, second = build_executors(plan, out, options, "slurm", workers or -1, slurm=slurm)
     second.run()  # launches stage 1 first (depends=), then itself with afterok on stage 1
     stage1_id = first.job_id if first.job_id not in (None, -1) else None
     return stage1_id, second.job_id

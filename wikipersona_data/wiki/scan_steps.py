@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover - the module imports ray lazily; kept sa
     datatrove_ray = None  # type: ignore[assignment]
 
 from wikipersona_data.errors import InputError
+from wikipersona_data.fileio import atomic_path, write_atomic
 from wikipersona_data.wiki import fame
 from wikipersona_data.wiki.bounded import page_xml_cap
 from wikipersona_data.wiki.dump import SequentialReader
@@ -84,14 +85,8 @@ COUNTS = "counts-{rank:05d}.npz"
 ERRORS = "errors-{rank:05d}-{step}.txt"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def rank_streams(plan: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """The K-th of N contiguous runs of streams, balanced by compressed bytes (as ``scan.shard_streams``)."""
+    """The K-th of N contiguous runs of streams, balanced by compressed bytes (by where each stream's middle falls)."""
     if len(plan) == 0:
         return plan
     base, total = plan[0, 0], plan[-1, 1] - plan[0, 0]
@@ -280,13 +275,13 @@ class ScanPartWriter(PipelineStep):
         self.parts = parts
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        path = Path(self.parts) / ROWS.format(rank=rank)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        with (
+            atomic_path(Path(self.parts) / ROWS.format(rank=rank)) as tmp,
+            open(tmp, "w", encoding="utf-8", newline="\n") as f,
+        ):
             for doc in data or ():
                 f.write(json.dumps(doc.metadata["row"], ensure_ascii=False) + "\n")
                 self.stat_update("rows")
-        os.replace(tmp, path)
         return
         yield  # a generator, as the executors expect
 
