@@ -245,3 +245,23 @@ def test_progress_shows_rate_and_eta_on_stderr(server: WikimediaServer, tmp_path
     assert captured.out.splitlines() == [str(tmp_path / DUMP_NAME), str(tmp_path / INDEX_NAME)]
     assert DUMP_NAME in captured.err and "B/s" in captured.err  # tqdm's bar: bytes, rate
     assert re.search(r"\d+:\d\d<\d+:\d\d", captured.err)  # elapsed<remaining (the ETA)
+
+
+def test_which_job_holds_the_files() -> None:
+    names = download.file_names("simplewiki", DATE)
+    files = {n: {"size": 1, "sha1": "a" * 40} for n in names}
+    small = {
+        "articlesmultistreamdumprecombine": {"status": "skipped", "files": {}},
+        "articlesmultistreamdump": {"status": "done", "files": files},
+    }
+    assert download.job_files({"jobs": small}, "simplewiki", DATE, "w") == ("articlesmultistreamdump", files)
+    running = {"articlesmultistreamdump": {"status": "in-progress", "files": files}}
+    with pytest.raises(InputError, match=r"is not finished: job articlesmultistreamdump is 'in-progress'"):
+        download.job_files({"jobs": running}, "simplewiki", DATE, "w")
+    other = {"articlesmultistreamdump": {"status": "done", "files": {"x.bz2": {}}}, "xmlstubsdump": {"status": "done"}}
+    with pytest.raises(InputError) as err:
+        download.job_files({"jobs": other}, "simplewiki", DATE, "w")
+    assert str(err.value) == (
+        f"file missing: w lists no {names[0]} and {names[1]} in jobs articlesmultistreamdumprecombine, "
+        "articlesmultistreamdump (jobs listed: articlesmultistreamdump, xmlstubsdump)"
+    )

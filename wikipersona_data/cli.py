@@ -33,7 +33,7 @@ COMMANDS: dict[str, str] = {
 
 SHORT_HELP: dict[str, str] = {
     "scan": "One pass over a dump: every person page -> candidate table.",
-    "show": "Random access to one page by title (follows redirects).",
+    "show": "One page by title from a dump (follows redirects), or --online from the live wiki.",
     "get-dump": "Download a multistream dump and its index, resumable, sha1-verified.",
     "llm-sim": "Run the simulated OpenAI-compatible server on loopback.",
     "llm-local": "Run a real small model (llama.cpp, SmolLM2-135M) on loopback, no key or GPU.",

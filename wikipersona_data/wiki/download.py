@@ -122,26 +122,24 @@ def read_status(fetcher: Fetcher, base: str, wiki: str, date: str) -> dict[str, 
 
 
 def job_files(status: dict[str, Any], wiki: str, date: str, where: str) -> tuple[str, dict[str, Any]]:
-    """``(job name, files)`` of the job listing both our names; one-line errors for an unfinished run or a
-    missing file."""
+    """``(job name, files)`` of the finished job listing both our names; one-line errors for an unfinished run
+    or a missing file. A job still running lists no files yet, so it is reported as such, not as "missing"."""
     wanted = file_names(wiki, date)
     jobs: dict[str, Any] = status["jobs"]
-    for name in JOBS:
-        job = jobs.get(name)
-        if not isinstance(job, dict):
-            continue
+    found = [(name, job) for name in JOBS if isinstance(job := jobs.get(name), dict)]
+    for name, job in found:
         files = job.get("files")
-        listed = isinstance(files, dict) and all(w in files for w in wanted)
+        if job.get("status") == "done" and isinstance(files, dict) and all(w in files for w in wanted):
+            return name, files
+    for name, job in found:
         state = job.get("status")
-        if state != "done" and (listed or name == JOBS[0]):
+        if state not in ("done", "skipped"):
             updated = job.get("updated")
             when = f", updated {str(updated)[:40]}" if updated else ""
             raise InputError(
                 f"dump run {wiki}/{date} is not finished: job {name} is {str(state)[:40]!r}{when}; "
                 "wait for it, or ask for an earlier DATE or 'latest'"
             )
-        if listed:
-            return name, files  # type: ignore[return-value]
     known = sorted(n for n in jobs if isinstance(n, str))[:12]
     raise InputError(
         f"file missing: {where} lists no {wanted[0]} and {wanted[1]} in jobs {', '.join(JOBS)} "
