@@ -148,6 +148,23 @@ def test_several_annotator_columns_in_one_sheet(demo: dict[str, Any], tmp_path: 
     assert audit.choices["team:y"]["rejected"] == 1.0
 
 
+def test_jsonl_and_spreadsheet_csv_sheets_are_read_alike(demo: dict[str, Any], tmp_path: Path) -> None:
+    rows = _csv_rows(demo["sheets"] / "sheet.csv")
+    judge, _ = _judge_letters(demo["release"], rows)
+    by_item = dict(zip((r["item_id"] for r in rows), judge, strict=True))
+    lines = (demo["sheets"] / "sheet.jsonl").read_text(encoding="utf-8").splitlines()
+    filled = [{**json.loads(line), "choice": by_item[json.loads(line)["item_id"]].lower()} for line in lines]
+    jsonl = tmp_path / "carol.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in filled), encoding="utf-8")
+    excel = _write_csv(tmp_path / "dave.csv", [{**r, "choice": by_item[r["item_id"]]} for r in rows])
+    excel.write_bytes("\ufeff".encode() + excel.read_bytes())  # as spreadsheet programs save UTF-8 CSV
+    out = tmp_path / "rel"
+    assert main(["audit", "import", str(demo["release"]), str(jsonl), str(excel), "--out", str(out)]) == 0
+    audit = Manifest.load(out / "manifest.json").data.judge_audit
+    assert audit is not None and audit.annotators == ["carol", "dave"]
+    assert audit.vs_judge["carol"]["overall"].kappa == 1.0 and audit.vs_judge["dave"]["overall"].kappa == 1.0
+
+
 def test_export_is_deterministic_for_a_seed(demo: dict[str, Any], tmp_path: Path) -> None:
     release = str(demo["release"])
     assert (

@@ -201,7 +201,7 @@ def read_sheet(path: Path) -> list[dict[str, Any]]:
     """Rows of a filled sheet, ``.csv`` or ``.jsonl`` (one line per problem, naming the file)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # spreadsheet programs often save CSV with a BOM
     except FileNotFoundError:
         raise InputError(f"{path}: no such sheet") from None
     except (OSError, UnicodeDecodeError) as err:
