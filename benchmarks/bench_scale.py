@@ -112,17 +112,19 @@ def run(n: int, root: Path) -> tuple[float, float, str]:
 
 def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv] or [8, 64, 256]
-    rows = []
+    print(f"{'N':>5} {'personas':>9} {'wall s':>9} {'s/persona':>10} {'x':>6} {'peak RSS MB':>12} {'x':>6}", flush=True)
+    first: tuple[float, float] | None = None
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
-        for n in sizes:
+        for n in sizes:  # each row printed as soon as it is measured (a long N must not hide the short ones)
             wall, rss, summary = run(n, Path(tmp))
-            rows.append((n, wall, rss))
-            print(f"N={n}: {summary}", file=sys.stderr)
-    n0, wall0, rss0 = rows[0]
-    print(f"{'N':>5} {'wall s':>9} {'s/persona':>10} {'x':>6} {'peak RSS MB':>12} {'x':>6}")
-    for n, wall, rss in rows:
-        per = wall / n
-        print(f"{n:>5} {wall:>9.1f} {per:>10.3f} {per / (wall0 / n0):>6.2f} {rss:>12.1f} {rss / rss0:>6.2f}")
+            per = wall / n
+            first = first or (per, rss)
+            built = re.search(r"(\d+) personas", summary)
+            print(
+                f"{n:>5} {built.group(1) if built else '?':>9} {wall:>9.1f} {per:>10.3f} {per / first[0]:>6.2f} "
+                f"{rss:>12.1f} {rss / first[1]:>6.2f}",
+                flush=True,
+            )
     return 0
 
 

@@ -35,17 +35,22 @@ def scan(
     workers: int | None = None,
 ) -> ScanSummary:
     """One pass over ``dump``: every person page into the candidate table ``out`` (``.parquet`` or ``.jsonl``),
-    sorted by page id, with the fame signal. Returns the summary (pages, people, living, errors)."""
-    from wikipersona_data.wiki.scan import ScanOptions, scan_dump
-    from wikipersona_data.wiki.table import table_format, write_table
+    sorted by page id, with the fame signal. Returns the summary (pages, people, living, errors).
 
-    out = Path(out)
-    table_format(out)  # a bad extension fails before the pass, not after it
-    out.resolve().parent.mkdir(parents=True, exist_ok=True)
-    options = ScanOptions(workers=workers or os.cpu_count() or 1, progress=False)
-    summary, rows, _sketches = scan_dump(dump, index, options=options, spill_dir=out.resolve().parent)
-    write_table(out, rows)
-    return summary
+    The same datatrove pipeline as ``wikipersona scan --executor local`` (``wiki/scan_run.py``); its task logs
+    go beside ``out`` (``<out>.scan-logs``), so a killed scan run again redoes only unfinished tasks."""
+    from wikipersona_data.wiki.scan import ScanOptions
+    from wikipersona_data.wiki.scan_run import plan_scan, run_local
+    from wikipersona_data.wiki.table import table_format
+
+    table = Path(out).resolve()
+    table_format(table)  # a bad extension fails before the pass, not after it
+    table.parent.mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    options = ScanOptions(workers=workers, progress=False)
+    logs = table.with_name(table.name + ".scan-logs")
+    plan = plan_scan(Path(dump), Path(index) if index is not None else None, logs, options, None, workers)
+    return run_local(plan, table, options, workers)
 
 
 def build(

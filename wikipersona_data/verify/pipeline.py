@@ -42,7 +42,7 @@ async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) ->
         settings = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
         digest = hashlib.sha256(settings.encode("utf-8")).hexdigest()
         log = stage_log(Path(stage_dir), digest, context.get("filter_logs"))
-        retried = bool(registry.get(stage).regenerate_on(cfg))  # its log counts the attempts per row
+        retried = any(f.regenerate_on for f in filters)  # a stage that resamples: its log counts attempts per row
         log.record(filters, list(rows), result, id_field, attempts=retried)
         if stage == "split":
             log.extras["length_bias_before"] = length_bias(list(rows))
