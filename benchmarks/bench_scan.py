@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import json
+import os
 import random
 import resource
 import statistics
@@ -193,16 +194,19 @@ _SCAN_CODE = {
 
 
 class TreeMemory:
-    """Peak RSS of every process of a session, sampled from /proc every 50 ms.
+    """Peak RSS and CPU time of every process of a session, sampled from /proc every 50 ms.
 
     ``RUSAGE_CHILDREN`` misses datatrove's workers: its pool is forked from a forkserver process, so they are
     not children of the scan process. Sampling sees every process of the session, whoever its parent is.
+    CPU time (utime + stime at each process's last sample) misses at most the last 50 ms of each process;
+    unlike wall clock it hardly moves when other jobs load the machine.
     """
 
     def __init__(self, sid: int) -> None:
         import threading
 
         self.sid, self.peak_one, self.peak_total = sid, 0.0, 0.0
+        self.cpu: dict[int, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -215,8 +219,10 @@ class TreeMemory:
                 if int(fields[3]) != self.sid:  # field 6 of stat: session id
                     continue
                 rss = int(fields[21]) * resource.getpagesize() / 2**20  # field 24: resident pages
+                cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15
             except (OSError, IndexError, ValueError):
                 continue
+            self.cpu[int(stat_path.parent.name)] = cpu
             total += rss
             self.peak_one = max(self.peak_one, rss)
         self.peak_total = max(self.peak_total, total)
@@ -261,6 +267,7 @@ def scan_in_subprocess(dump: Path, index: Path, workers: int, out: Path, kind: s
     result = json.loads(stdout.strip().splitlines()[-1])
     result["cpu"] = cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0  # the scan process and the workers it reaped
     result["tree_peak_one_mb"], result["tree_peak_total_mb"] = memory.peak_one, memory.peak_total
+    result["tree_cpu"] = sum(memory.cpu.values())
     return result
 
 
@@ -268,6 +275,7 @@ def compare_datatrove(folder: Path, dumps: list[tuple[str, Path, Path, float]], 
     """Today's pool scan and the datatrove scan, alternated on the same dumps: throughput, tables, memory."""
     print(f"datatrove scan vs today's pool scan ({workers} workers, {rounds} alternated rounds per dump):")
     seconds: dict[str, tuple[float, float, float]] = {}
+    cpu_runs: dict[str, dict[str, list[float]]] = {}
     for name, dump, index, xml_mb in dumps:
         best: dict[str, dict] = {}
         for r in range(rounds):
@@ -280,20 +288,25 @@ def compare_datatrove(folder: Path, dumps: list[tuple[str, Path, Path, float]], 
                     import shutil
 
                     shutil.rmtree(str(out) + ".scan-logs")  # a fresh scan each round, not a rerun
+                cpu_runs.setdefault(name, {}).setdefault(kind, []).append(run["tree_cpu"])
                 if kind not in best or run["seconds"] < best[kind]["seconds"]:
                     best[kind] = run
                 print(
                     f"  {name} round {r + 1} {kind:9s}: {run['seconds']:6.1f} s, "
-                    f"{xml_mb / run['seconds']:5.1f} MB/s XML; peak RSS (sampled): largest process "
+                    f"{xml_mb / run['seconds']:5.1f} MB/s XML, {xml_mb / run['tree_cpu']:5.1f} MB/CPU-s; "
+                    f"peak RSS (sampled): largest process "
                     f"{run['tree_peak_one_mb']:.0f} MB, all processes {run['tree_peak_total_mb']:.0f} MB"
                     + (f"; {run['tasks']} tasks" if run["tasks"] else "")
                 )
         pool, dt = best["pool"], best["datatrove"]
         seconds[name] = (pool["seconds"], dt["seconds"], xml_mb)
+        cpu_pool = min(r for r in cpu_runs[name]["pool"])
+        cpu_dt = min(r for r in cpu_runs[name]["datatrove"])
         same = pool["table"] == dt["table"]
         print(
             f"  {name}: datatrove / today's throughput (best of {rounds}, wall clock) "
-            f"{pool['seconds'] / dt['seconds']:.3f}x (target >= 0.95x); tables byte-identical: {same}; "
+            f"{pool['seconds'] / dt['seconds']:.3f}x (target >= 0.95x), by CPU time {cpu_pool / cpu_dt:.3f}x; "
+            f"tables byte-identical: {same}; "
             f"summaries equal: {pool['summary'].split(' seconds')[0] == dt['summary'].split(' seconds')[0]}"
         )
         if not same:

@@ -147,3 +147,17 @@ def test_wiki_names_map_to_wikipedia_hosts_only(monkeypatch: pytest.MonkeyPatch)
     assert wiki_url("zh_yuewiki") == "https://zh-yue.wikipedia.org"
     with pytest.raises(InputError, match="does not start with a Wikipedia database name"):
         wiki_url("evil.example.org")
+
+
+def test_unasked_pages_are_ignored_and_replies_are_capped(export: WikimediaServer, monkeypatch) -> None:
+    _, pages = demo_export()
+    export.export_head += pages["Brett Halvorsen"]  # the server slips in a page nobody asked for
+    with OnlineReader("enwiki", fetcher=_quiet()) as online:
+        online.get("Adaeze Okafor")
+        assert set(online.pages) == {"Adaeze Okafor"}
+        online.get("Brett Halvorsen")  # asked for now: fetched, not taken from the earlier reply
+        assert online.requests == 2
+    monkeypatch.setattr("wikipersona_data.wiki.online.MAX_REPLY_BYTES", 4096)
+    with OnlineReader("enwiki", fetcher=_quiet()) as online, pytest.raises(InputError) as err:
+        online.get("Adaeze Okafor")
+    assert "more than the 4096 allowed" in str(err.value) or "sent more than 4096 bytes" in str(err.value)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "verify": "wikipersona_data.release.commands:verify",
     "extend": "wikipersona_data.release.commands:extend",
     "publish": "wikipersona_data.release.commands:publish",
+    "audit": "wikipersona_data.release.audit_commands:audit",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -42,6 +43,7 @@ SHORT_HELP: dict[str, str] = {
     "verify": "Re-check a release folder (schema, counts, checksums, leaks).",
     "extend": "Add personas to a release, paying only for new LLM calls.",
     "publish": "Upload a release to the Hugging Face Hub and tag it vX.Y.Z.",
+    "audit": "Export a judge-audit sheet; import filled sheets (agreement, kappa) as a patch version.",
 }
 
 

@@ -163,6 +163,32 @@ class Extension(_Strict):
     personas: list[ExtensionPersona]
 
 
+class AuditFigures(_Strict):
+    """Agreement of two raters over the same items (``release/kappa.py``)."""
+
+    items: int = Field(ge=1)
+    agreement: float = Field(ge=0.0, le=1.0, description="Raw agreement: share of items with the same label.")
+    kappa: float | None = Field(description="Cohen's kappa; null when chance agreement is 1 (undefined).")
+
+
+class JudgeAudit(_Strict):
+    """``wikipersona audit import``: people's choices on a sample of test pairs against the judge's."""
+
+    sheet_id: str
+    seed: int
+    sample: int = Field(ge=1)
+    annotators: list[str]
+    vs_judge: dict[str, dict[str, AuditFigures]] = Field(
+        description="Annotator -> 'overall' or axis ('personal' for personal questions) -> figures."
+    )
+    between_annotators: dict[str, dict[str, AuditFigures]] = Field(
+        default_factory=dict, description="'a / b' -> group -> figures, for every two annotators."
+    )
+    choices: dict[str, dict[str, float]] = Field(
+        description="Annotator -> share of items where they picked the judge's chosen, its rejected, or tie."
+    )
+
+
 class ManifestData(_Strict):
     """The deterministic part: equal inputs give equal ``data``."""
 
@@ -195,6 +221,11 @@ class ManifestData(_Strict):
     )
     extensions: list[Extension] = Field(
         default_factory=list, description="Personas added by `wikipersona extend` on top of the recipe, in order."
+    )
+    judge_audit: JudgeAudit | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,  # absent until audited: manifests of unaudited releases keep their bytes
+        description="Judge vs people on a sample of test pairs (`wikipersona audit import`).",
     )
     license: str = "cc-by-sa-4.0"
     source_url: str = "https://en.wikipedia.org"
