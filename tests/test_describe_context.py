@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from lifecycle_fixtures import demo_build
+
 from wikipersona_data.cli import main
 from wikipersona_data.llm.ledger import estimate_tokens
 
@@ -47,14 +49,15 @@ def _shown(work: Path, budget: int | None = None) -> dict[str, int]:
     return shown
 
 
-def test_describe_prompts_are_trimmed_to_the_context_and_the_trim_is_recorded(tmp_path: Path) -> None:
+def test_describe_prompts_are_trimmed_to_the_context_and_the_trim_is_recorded(tmp_path: Path, tmp_path_factory) -> None:
     text = DEMO.read_text()
     anchor = 'profile = "sim"\n'
     assert anchor in text
     small = tmp_path / "recipe.toml"
     small.write_text(text.replace(anchor, anchor + f"context_tokens = {CONTEXT}\n", 1))
 
-    full_work, small_work = _build(DEMO, tmp_path, "full"), _build(small, tmp_path, "small")
+    full_work = demo_build(tmp_path_factory)["work"]  # the shared demo build: no context known, nothing trimmed
+    small_work = _build(small, tmp_path, "small")
     full_rows = {r["persona_id"]: r for r in _rows(full_work / "describe" / "rows.jsonl")}
     small_rows = {r["persona_id"]: r for r in _rows(small_work / "describe" / "rows.jsonl")}
     assert all(r["sentences_left_out"] == 0 for r in full_rows.values())  # no context known: nothing trimmed
