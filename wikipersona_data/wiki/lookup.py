@@ -21,6 +21,7 @@ import hashlib
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,24 @@ SCHEMA_VERSION = "1"
 BATCH = 50_000
 MAX_REDIRECTS = 10
 SUGGESTION_POOL = 2000
+
+
+def follow_redirects(page: Page, target_page: Callable[[str, list[str]], Page]) -> tuple[Page, list[str]]:
+    """Follow ``page``'s redirects to the final page: (page, chain of titles visited).
+
+    One loop for every page source (dump, Special:Export): loops and over-long chains are refused here;
+    ``target_page(target, chain)`` fetches a redirect target or raises ``InputError`` naming its source."""
+    chain = [page.title]
+    seen = {normalize_title(page.title)}
+    while page.redirect is not None:
+        target = strip_fragment(page.redirect)
+        key = normalize_title(target)
+        if key in seen or len(chain) > MAX_REDIRECTS:
+            raise InputError(f"redirect loop: {' -> '.join([*chain, target])}")
+        seen.add(key)
+        page = target_page(target, chain)
+        chain.append(page.title)
+    return page, chain
 
 
 def cache_root() -> Path:
@@ -277,20 +296,13 @@ class DumpReader:
 
     def follow(self, title: str) -> tuple[Page, list[str]]:
         """The final page and the chain of titles visited (``[title]`` when there was no redirect)."""
-        page = self._page(title)
-        chain = [page.title]
-        seen = {normalize_title(page.title)}
-        while page.redirect is not None:
-            target = strip_fragment(page.redirect)
-            key = normalize_title(target)
-            if key in seen or len(chain) > MAX_REDIRECTS:
-                raise InputError(f"redirect loop: {' -> '.join([*chain, target])}")
-            seen.add(key)
+
+        def target_page(target: str, chain: list[str]) -> Page:
             if self.lookup.find(target) is None:
                 raise InputError(f"redirect target {target!r} (from {' -> '.join(chain)}) is not in index {self.index}")
-            page = self._page(target)
-            chain.append(page.title)
-        return page, chain
+            return self._page(target)
+
+        return follow_redirects(self._page(title), target_page)
 
     def resolve(self, title: str) -> tuple[str, int]:
         page, _ = self.follow(title)

@@ -37,7 +37,7 @@ from wikipersona_data.wiki.biography import Biography
 from wikipersona_data.wiki.bounded import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_TIMEOUT
 from wikipersona_data.wiki.dump import Page, read_export
 from wikipersona_data.wiki.http import Fetcher, check_url, shown
-from wikipersona_data.wiki.lookup import MAX_REDIRECTS, page_biography
+from wikipersona_data.wiki.lookup import MAX_REDIRECTS, follow_redirects, page_biography
 from wikipersona_data.wiki.titles import normalize_title, strip_fragment
 
 WIKI_URL_ENV = "WIKIPERSONA_WIKI_URL"
@@ -191,23 +191,16 @@ class OnlineReader:
     # ------------------------------------------------------------------ DumpReader's interface
     def follow(self, title: str) -> tuple[Page, list[str]]:
         """The final page and the chain of titles visited (``[title]`` when there was no redirect)."""
-        page = self._page(title)
-        chain = [page.title]
-        seen = {normalize_title(page.title)}
-        while page.redirect is not None:
-            target = strip_fragment(page.redirect)
-            key = normalize_title(target)
-            if key in seen or len(chain) > MAX_REDIRECTS:
-                raise InputError(f"redirect loop: {' -> '.join([*chain, target])}")
-            seen.add(key)
+
+        def target_page(target: str, chain: list[str]) -> Page:
             try:
-                page = self._page(target)
+                return self._page(target)
             except InputError:
                 raise InputError(
                     f"redirect target {target!r} (from {' -> '.join(chain)}) is not on {self.label}"
                 ) from None
-            chain.append(page.title)
-        return page, chain
+
+        return follow_redirects(self._page(title), target_page)
 
     def biography(self, page: Page) -> Biography:
         key = normalize_title(page.title)
