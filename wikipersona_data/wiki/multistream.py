@@ -261,6 +261,35 @@ def stream_pages(
     yield flush(), produced
 
 
+def checked_stream_pages(
+    f: BinaryIO,
+    path: Path,
+    index: Path,
+    stream: tuple[int, int, int, int],
+    *,
+    size: int,
+    cap: int,
+) -> Iterator[tuple[list[Page], int]]:
+    """:func:`stream_pages` of one index stream ``(start, end, expected pages, sum of their ids)``, checked
+    against the index once the stream is read: a different count or id sum raises :func:`mismatch`.
+    Both scans (the in-process pool and the datatrove reader) read streams through this one check."""
+    start, end, expected, id_sum = stream
+    count = total = 0
+    first_ids: list[int] = []
+    for pages, produced in stream_pages(f, path, start, end, size=size, cap=cap, index=index):
+        count += len(pages)
+        total += sum(p.page_id for p in pages)
+        first_ids.extend(p.page_id for p in pages[: 3 - len(first_ids)])
+        yield pages, produced
+    if count != expected or total != id_sum:
+        raise mismatch(
+            path,
+            index,
+            f"the stream at offset {start} holds {count} pages (first ids {first_ids}), "
+            f"the index lists {expected} with other ids",
+        )
+
+
 def find_page(
     f: BinaryIO,
     path: Path,

@@ -51,11 +51,10 @@ from wikipersona_data.wiki import fame
 from wikipersona_data.wiki.bounded import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_TIMEOUT, page_xml_cap
 from wikipersona_data.wiki.dump import DEFAULT_URL_BASE, Page, SequentialReader, SiteInfo, open_binary
 from wikipersona_data.wiki.multistream import (
+    checked_stream_pages,
     index_streams,
-    mismatch,
     read_header,
     stream_bounds,
-    stream_pages,
 )
 from wikipersona_data.wiki.timelimit import PageTimeout, time_limit
 
@@ -276,23 +275,11 @@ def run_stream_task(task: StreamTask) -> ChunkResult:
     cap = page_xml_cap(task.options.max_page_bytes)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        for start, end, expected, id_sum in task.streams:
-            count = total = 0
-            first_ids: list[int] = []
-            for pages, produced in stream_pages(f, path, start, end, size=size, cap=cap, index=index):
-                count += len(pages)
-                total += sum(p.page_id for p in pages)
-                first_ids.extend(p.page_id for p in pages[: 3 - len(first_ids)])
+        for stream in task.streams:
+            for pages, produced in checked_stream_pages(f, path, index, stream, size=size, cap=cap):
                 result.bytes_out += produced
                 process_pages(pages, task.site, task.options, result)
-            if count != expected or total != id_sum:
-                raise mismatch(
-                    path,
-                    index,
-                    f"the stream at offset {start} holds {count} pages (first ids {first_ids}), "
-                    f"the index lists {expected} with other ids",
-                )
-            result.bytes_in += end - start
+            result.bytes_in += stream[1] - stream[0]  # compressed bytes of the stream
     return result
 
 
