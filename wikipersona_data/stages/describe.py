@@ -51,10 +51,9 @@ def description_schema(max_tokens: int, ids: tuple[str, ...] = ()) -> type[BaseM
     return Description
 
 
-def select_sentences(bio: Biography, persona: PersonaRow, limit: int) -> list[Sentence]:
-    """Lead, then sentences relevant to the persona's categories or in preference sections, then the rest;
-    bounded by ``limit`` and shown in article order so ids read naturally. A smaller ``limit`` keeps a
-    prefix of the same ranking, so trimming to a context drops the least relevant sentences first."""
+def rank_sentences(bio: Biography, persona: PersonaRow) -> list[tuple[int, Sentence]]:
+    """(article position, sentence), most worth showing first: the lead, then sentences relevant to the
+    persona's categories, then those in preference sections, then the rest (article order within each)."""
     terms = {w.lower() for m in persona.axes for w in f"{m.axis} {m.category}".replace("-", " ").split() if len(w) > 3}
 
     def priority(s: Sentence) -> int:
@@ -67,8 +66,13 @@ def select_sentences(bio: Biography, persona: PersonaRow, limit: int) -> list[Se
             return 2
         return 3
 
-    ranked = sorted(enumerate(bio.sentences), key=lambda item: (priority(item[1]), item[0]))[:limit]
-    return [s for _, s in sorted(ranked, key=lambda item: item[0])]
+    return sorted(enumerate(bio.sentences), key=lambda item: (priority(item[1]), item[0]))
+
+
+def shown(ranked: list[tuple[int, Sentence]], limit: int) -> list[Sentence]:
+    """The ``limit`` best-ranked sentences in article order, so ids read naturally. A smaller ``limit``
+    keeps a prefix of the same ranking: trimming drops the least relevant sentences first."""
+    return [s for _, s in sorted(ranked[:limit], key=lambda item: item[0])]
 
 
 def fit_sentences(
@@ -81,23 +85,20 @@ def fit_sentences(
     prompt is measured with the client's own estimate, padded by ``CONTEXT_SAFETY`` because a real
     tokenizer can count more tokens than the estimate, and the least relevant sentences go first.
     """
-    limit = ctx.recipe.counts.description_max_sentences
-    wanted = select_sentences(bio, persona, limit)
+    ranked = rank_sentences(bio, persona)
+    wanted = min(ctx.recipe.counts.description_max_sentences, len(ranked))
     budget = ctx.llm.prompt_budget(STAGE)
-    if budget is None:
-        return wanted, 0
 
     def fits(n: int) -> bool:
-        shown = select_sentences(bio, persona, n)
-        return ctx.llm.prompt_tokens("describe", {**values, "sentences": shown}) * CONTEXT_SAFETY <= budget
+        return ctx.llm.prompt_tokens("describe", {**values, "sentences": shown(ranked, n)}) * CONTEXT_SAFETY <= budget
 
-    if fits(len(wanted)):
-        return wanted, 0
-    lo, hi = 0, len(wanted)  # fits(lo) assumed (an empty list is tried last by the client's own check)
+    if budget is None or fits(wanted):
+        return shown(ranked, wanted), 0
+    lo, hi = 0, wanted  # fits(lo) assumed (an empty list is refused by describe_one, never sent)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return select_sentences(bio, persona, lo), len(wanted) - lo
+    return shown(ranked, lo), wanted - lo
 
 
 CONTEXT_SAFETY = 1.25
