@@ -107,14 +107,21 @@ def _json(body: bytes, where: str) -> dict[str, Any]:
     return data
 
 
-def read_status(fetcher: Fetcher, base: str, wiki: str, date: str) -> dict[str, Any]:
-    url = f"{base}/{wiki}/{date}/dumpstatus.json"
+def _fetch_unless_missing(fetcher: Fetcher, url: str, what: str, cap: int) -> bytes | None:
+    """The body at ``url``, or None on a 404 (each caller says what a missing file means); other errors raise."""
     try:
-        body = fetcher.fetch(url, what="dump status", max_bytes=STATUS_CAP)
+        return fetcher.fetch(url, what=what, max_bytes=cap)
     except FetchError as err:
         if err.status == 404:
-            raise InputError(f"no dump run {wiki}/{date} at {shown(base)} ({shown(url)} is missing)") from None
+            return None
         raise
+
+
+def read_status(fetcher: Fetcher, base: str, wiki: str, date: str) -> dict[str, Any]:
+    url = f"{base}/{wiki}/{date}/dumpstatus.json"
+    body = _fetch_unless_missing(fetcher, url, "dump status", STATUS_CAP)
+    if body is None:
+        raise InputError(f"no dump run {wiki}/{date} at {shown(base)} ({shown(url)} is missing)")
     status = _json(body, shown(url))
     if not isinstance(status.get("jobs"), dict):
         raise InputError(f"{shown(url)}: no 'jobs' object (not a dumpstatus.json)")
@@ -150,12 +157,9 @@ def job_files(status: dict[str, Any], wiki: str, date: str, where: str) -> tuple
 def read_sums(fetcher: Fetcher, base: str, wiki: str, date: str) -> dict[str, str]:
     """name -> sha1 from ``<wiki>-<date>-sha1sums.txt`` ({} if the run has none)."""
     url = f"{base}/{wiki}/{date}/{wiki}-{date}-sha1sums.txt"
-    try:
-        body = fetcher.fetch(url, what="sha1 sums", max_bytes=SUMS_CAP)
-    except FetchError as err:
-        if err.status == 404:
-            return {}
-        raise
+    body = _fetch_unless_missing(fetcher, url, "sha1 sums", SUMS_CAP)
+    if body is None:
+        return {}
     sums: dict[str, str] = {}
     for line in body.decode("utf-8", "replace").splitlines():
         match = _SUM_LINE.fullmatch(line.strip())
@@ -192,12 +196,9 @@ def plan(fetcher: Fetcher, base: str, wiki: str, date: str) -> list[RemoteFile]:
 def latest_run(fetcher: Fetcher, base: str, wiki: str, say: Callable[[str], None]) -> str:
     """The newest run of ``wiki`` whose multistream job is done (the newest few runs are asked, newest first)."""
     url = f"{base}/{wiki}/"
-    try:
-        listing = fetcher.fetch(url, what="list of dump runs", max_bytes=LISTING_CAP)
-    except FetchError as err:
-        if err.status == 404:
-            raise InputError(f"no dumps of {wiki!r} at {shown(base)} ({shown(url)} is missing)") from None
-        raise
+    listing = _fetch_unless_missing(fetcher, url, "list of dump runs", LISTING_CAP)
+    if listing is None:
+        raise InputError(f"no dumps of {wiki!r} at {shown(base)} ({shown(url)} is missing)")
     runs = sorted(set(_RUN_LINK.findall(listing.decode("utf-8", "replace"))), reverse=True)
     if not runs:
         raise InputError(f"{shown(url)}: lists no dump runs (no YYYYMMDD/ links)")
