@@ -58,6 +58,12 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def user_text(messages: list[dict[str, Any]]) -> str:
+    """Every user message's text, in order, blank-line separated: a prompt may put its shared part (a persona
+    card, an article) and its per-call part (the question) in separate user messages."""
+    return "\n\n".join(message_text(m) for m in messages if m.get("role") == "user")
+
+
 def words_of(text: str) -> list[str]:
     """Distinct content words in first-seen order (deterministic, case-folded)."""
     seen: dict[str, None] = {}
