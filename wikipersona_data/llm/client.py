@@ -55,7 +55,7 @@ from tenacity import RetryCallState
 
 from wikipersona_data import redact
 from wikipersona_data.errors import BudgetExceeded, ConfigError, LLMError
-from wikipersona_data.llm.cache import CallCache, call_key
+from wikipersona_data.llm.cache import CallCache, call_key, record_mode
 from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
 from wikipersona_data.llm.envelope import EnvelopeError, check_chat, check_embed, decode_body, reliable_usage
 from wikipersona_data.llm.ledger import Ledger, estimate_tokens
@@ -687,8 +687,9 @@ class LLMClient:
         record = self._usable_record(self.cache.get(key), spec)
         if record is not None:
             self.ledger.record_call(
-                stage, model, usage=reliable_usage(record.get("usage")), latency_s=None, cached=True
-            )
+                stage, model, usage=reliable_usage(record.get("usage")), latency_s=None, cached=True,
+                mode=record_mode(record),
+            )  # fmt: skip
             return _Fetched(record["response"], cached=True)
         pending = self._pending.get(key)
         if pending is not None:  # the same call is in flight: share its answer instead of paying twice
