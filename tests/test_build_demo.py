@@ -439,3 +439,56 @@ def test_golden_cache_keys(demo: dict) -> None:
     assert len(schema_of) == GOLDEN_CACHE_KEYS
     assert hashlib.sha256("\n".join(sorted(schema_of)).encode()).hexdigest() == GOLDEN_CACHE_KEYS_SHA256
     assert {k: schema_of.get(k) for k in GOLDEN_SOME_KEYS} == GOLDEN_SOME_KEYS
+
+
+def test_prompts_put_what_calls_share_first(demo: dict) -> None:
+    """Issue 13 item 5: two units of one persona (or one question) send identical leading messages and differ
+    only in the last, so a provider's prompt cache or vLLM's prefix cache can serve the shared part; two
+    personas differ from the persona card on. Read from the requests the demo build really sent."""
+    cache = CallCache(demo["work"] / "cache", mode="use")
+
+    def messages(key: str) -> list[dict]:
+        record = cache.peek(key)
+        assert record is not None
+        return record["spec"]["messages"]
+
+    def check_shared(a: list[dict], b: list[dict], n_shared: int) -> None:
+        assert len(a) == len(b) == n_shared + 1
+        assert a[:n_shared] == b[:n_shared]  # system text, then the shared part
+        assert a[-1] != b[-1]  # the per-call part comes last
+
+    try:
+        by_persona: dict[str, list[JudgmentRow]] = defaultdict(list)
+        for j in demo["rows"]["judge"]:
+            by_persona[j.persona_id].append(j)
+        (p1, (j1, j2, *_)), (p2, (j3, *_)) = list(by_persona.items())[:2]
+        first, second, other = (messages(j.provenance.call_keys[0]) for j in (j1, j2, j3))
+        check_shared(first, second, 2)
+        assert first[1]["content"].startswith("The person:") and other[0] == first[0] and other[1] != first[1]
+        check_shared(first, messages(j1.provenance.call_keys[1]), 2)  # the (b, a) vote of the same match
+
+        batches: dict[tuple[str | None, int], str] = {}
+        for q in demo["rows"]["questions"]:
+            if q.question_type == "personal":
+                batches.setdefault((q.persona_id, q.batch), q.provenance.call_keys[-1])
+        persona = next(pid for pid, b in batches if b == 1)
+        check_shared(messages(batches[(persona, 0)]), messages(batches[(persona, 1)]), 3)  # examples, then card
+
+        by_question: dict[str, list[CandidateRow]] = defaultdict(list)
+        for c in demo["rows"]["respond"]:
+            by_question[c.question_id].append(c)
+        c1, c2, *_ = next(iter(by_question.values()))
+
+        def answer_call(c: CandidateRow) -> list[dict]:  # a candidate also cites its categories and embedding calls
+            keys = [
+                k
+                for k in c.provenance.call_keys
+                if (cache.peek(k) or {})["spec"].get("schema", {}).get("name") == "respond"
+            ]
+            return messages(keys[0])
+
+        answer1, answer2 = answer_call(c1), answer_call(c2)
+        check_shared(answer1, answer2, 2)
+        assert answer1[1]["content"].startswith("Question:")
+    finally:
+        cache.close()
