@@ -461,7 +461,7 @@ def test_prompts_put_what_calls_share_first(demo: dict) -> None:
         by_persona: dict[str, list[JudgmentRow]] = defaultdict(list)
         for j in demo["rows"]["judge"]:
             by_persona[j.persona_id].append(j)
-        (p1, (j1, j2, *_)), (p2, (j3, *_)) = list(by_persona.items())[:2]
+        (_, (j1, j2, *_)), (_, (j3, *_)) = list(by_persona.items())[:2]
         first, second, other = (messages(j.provenance.call_keys[0]) for j in (j1, j2, j3))
         check_shared(first, second, 2)
         assert first[1]["content"].startswith("The person:") and other[0] == first[0] and other[1] != first[1]
