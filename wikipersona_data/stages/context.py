@@ -264,6 +264,15 @@ class BuildContext:
             store.close()
         return rows, rejects
 
+    def save_filter_log(self, stage: str) -> None:
+        """Fold the stage's filter log into its ``filters.json`` once, at the end of the stage (verify/report.py)."""
+        from wikipersona_data.verify.report import save_log
+
+        stage_dir = self.work_dir / stage
+        log = self.filter_logs.get(str(stage_dir.resolve()))
+        if log is not None:
+            save_log(stage_dir, log)
+
     def postfix(self, stage: str) -> dict[str, str]:
         line = ledger_stage_line(self.client, stage)
         cost = line["cost_usd"]
@@ -274,6 +283,7 @@ class BuildContext:
         }
 
     def finish_stage(self, stage: str, rows: int, rejects: list[RejectRow], started: float) -> None:
+        self.save_filter_log(stage)
         stats = self.stats.setdefault(stage, StageStats())
         stats.rows = rows
         retries = [r for r in rejects if r.reason in RETRY_LABELS]

@@ -21,7 +21,7 @@ from wikipersona_data.stages import registry
 from wikipersona_data.stages.rows import RejectRow
 from wikipersona_data.verify.base import Filter, FilterStep
 from wikipersona_data.verify.config import FiltersConfig, filters_config
-from wikipersona_data.verify.report import length_bias, save_log, stage_log
+from wikipersona_data.verify.report import journal_call, length_bias, stage_log
 
 
 def stage_filters(stage: str, cfg: FiltersConfig) -> list[Filter]:
@@ -43,8 +43,8 @@ async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) ->
         digest = hashlib.sha256(settings.encode("utf-8")).hexdigest()
         log = stage_log(Path(stage_dir), digest, context.get("filter_logs"))
         retried = any(f.regenerate_on for f in filters)  # a stage that resamples: its log counts attempts per row
-        log.record(filters, list(rows), result, id_field, attempts=retried)
-        if stage == "split":
-            log.extras["length_bias_before"] = length_bias(list(rows))
-        save_log(Path(stage_dir), log)
+        extras = {"length_bias_before": length_bias(list(rows))} if stage == "split" else None
+        journal_call(
+            Path(stage_dir), log.record(filters, list(rows), result, id_field, attempts=retried, extras=extras)
+        )
     return result.kept, result.rejects
