@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -404,11 +405,11 @@ def _redacted(ctx: BuildContext, name: str) -> str:
 
 def served_models(ctx: BuildContext) -> dict[str, set[str]]:
     """Requested model -> models the server said it used, from the rows (the same for a resumed build)."""
-    from wikipersona_data.stages.store import read_jsonl
+    from wikipersona_data.stages.store import iter_rows
 
     out: dict[str, set[str]] = {}
     for stage in registry.STAGES:
-        for row in read_jsonl(ctx.work_dir / stage.name / "rows.jsonl", stage.row):
+        for row in iter_rows(ctx.work_dir / stage.name / "rows.jsonl", stage.row):
             provenance = getattr(row, "provenance", None)
             if provenance is not None and provenance.served_model:
                 out.setdefault(provenance.model, set()).add(provenance.served_model)
@@ -438,12 +439,14 @@ def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
     """Call keys cited by each stage's final rows and rejects (what the data cost)."""
     from wikipersona_data.stages.rows import RejectRow
-    from wikipersona_data.stages.store import read_jsonl
+    from wikipersona_data.stages.store import iter_rows
 
     out = {}
     for stage in registry.STAGES:
         folder = ctx.work_dir / stage.name
-        rows = read_jsonl(folder / "rows.jsonl", stage.row) + read_jsonl(folder / "rejects.jsonl", RejectRow)
+        rows = itertools.chain(
+            iter_rows(folder / "rows.jsonl", stage.row), iter_rows(folder / "rejects.jsonl", RejectRow)
+        )
         out[stage.name] = keys_of(rows)
     return out
 
