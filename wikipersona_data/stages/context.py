@@ -200,9 +200,11 @@ class BuildContext:
         """Drop reasons of the stage's filters that ask for a new sample (``Filter.regenerate_on``)."""
         from wikipersona_data.stages import registry  # the registry imports the stage modules, which import this
         from wikipersona_data.verify.config import filters_config
+        from wikipersona_data.verify.pipeline import recipe_listing
 
         if stage not in self._regenerate:
-            self._regenerate[stage] = registry.get(stage).regenerate_on(filters_config(self.recipe))
+            listing = recipe_listing(self.recipe, stage)
+            self._regenerate[stage] = registry.get(stage).regenerate_on(filters_config(self.recipe), listing)
         return self._regenerate[stage]
 
     async def run_units(

@@ -280,6 +280,11 @@ class Recipe(_Strict):
     judge: JudgeSpec = JudgeSpec()
     split: SplitSpec = SplitSpec()
     filters: dict[str, Any] = Field(default_factory=dict)
+    stage_filters: dict[str, list[str | dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Per stage, its filters in order, each a name or a table {name, parameters} "
+        "(verify/listing.py); a stage not listed runs its default filters.",
+    )
 
     # filled by load_recipe, not part of the TOML
     source: Path | None = Field(default=None, exclude=True)
@@ -406,6 +411,10 @@ def parse_recipe(text: str, source: Path) -> Recipe:
     recipe.text = text
     recipe.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     _validate_filters(recipe, source)
+    if recipe.stage_filters:
+        from wikipersona_data.stages.registry import check_stage_filters  # the registry imports this module
+
+        check_stage_filters(recipe)
     _check_manifest_facts(recipe, source)
     for axis in recipe.axes:
         if len(axis.categories) < 2:  # warned, not refused: a one-category axis is legal but yields no divergence
