@@ -45,7 +45,7 @@ from wikipersona_data.wiki.scan_steps import ERRORS, PLAN_FILE, ScanReducer, ran
 TASK_BYTES = 16 << 20  # default compressed bytes per task: ~1,300 tasks for a full enwiki dump (21 GB)
 TASKS_PER_WORKER = 4  # at least this many tasks per worker, so a slow task does not leave cores idle
 EXECUTORS = ("local", "slurm", "ray")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: counts-RANK.npz holds the task's page count
 
 
 @dataclass
@@ -207,7 +207,7 @@ def build_executors(
 ) -> tuple[Any, Any]:
     """(stage 1, stage 2) executors of datatrove; stage 2 ``depends=`` stage 1 (locally: runs after it)."""
     stage1 = stage1_steps(plan.dump, plan.index, plan.parts, plan.site, options)
-    stage2 = [ScanReducer(str(plan.parts), plan.tasks, str(out), options)]
+    stage2 = [ScanReducer(str(plan.dump), str(plan.parts), plan.tasks, str(out), options)]
     logs1, logs2 = str(plan.logs / "stage1"), str(plan.logs / "stage2")
     if executor == "local":
         first = SupervisedLocalExecutor(stage1, tasks=plan.tasks, workers=min(workers, plan.tasks), logging_dir=logs1)
