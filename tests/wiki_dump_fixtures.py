@@ -122,7 +122,6 @@ def small_wiki() -> list[P]:
     ]
 
 
-
 class KillOnRank(PipelineStep):
     """A scan step that SIGKILLs the process running task ``victim``, as the OOM killer would (module level, so
     the scan's worker processes can unpickle it)."""
