@@ -334,21 +334,23 @@ def format_estimate(table: dict[str, Any]) -> str:
     cost online and through a batch API, the expected prompt-cache share and the batch cost with it."""
     from wikipersona_data.stages.order import pipeline_rank
 
+    rows = sorted(table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"]))
+    width = max([22, *(len(r["model"]) + 2 for r in rows)])  # a long model name must not shift the columns
     header = (
-        f"{'stage':<10}{'model':<22}{'calls':>9}{'input tok':>12}{'max out tok':>12}"
+        f"{'stage':<10}{'model':<{width}}{'calls':>9}{'input tok':>12}{'max out tok':>12}"
         f"{'online $':>10}{'batch $':>10}{'cache':>7}{'batch+cache $':>15}"
     )
     lines = [header, "-" * len(header)]
-    for row in sorted(table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"])):
+    for row in rows:
         lines.append(
-            f"{row['stage']:<10}{row['model']:<22}{row['calls']:>9}{row['input_tokens']:>12}"
+            f"{row['stage']:<10}{row['model']:<{width}}{row['calls']:>9}{row['input_tokens']:>12}"
             f"{row['max_output_tokens']:>12}{_usd(row['cost_usd']):>10}{_usd(row['batch_cost_usd']):>10}"
             f"{row['cache_share']:>7.0%}{_usd(row['batch_cached_cost_usd']):>15}"
         )
     t = table["totals"]
     lines += [
         "-" * len(header),
-        f"{'total':<32}{t['calls']:>9}{t['input_tokens']:>12}{t['max_output_tokens']:>12}"
+        f"{'total':<{10 + width}}{t['calls']:>9}{t['input_tokens']:>12}{t['max_output_tokens']:>12}"
         f"{_usd(t['cost_usd']):>10}{_usd(t['batch_cost_usd']):>10}{t['cache_share']:>7.0%}"
         f"{_usd(t['batch_cached_cost_usd']):>15}",
         "cost: upper bound (output at max_tokens); batch: a batch API at 50 % of list prices; cache: share of input "
