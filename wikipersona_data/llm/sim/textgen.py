@@ -59,9 +59,16 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
 
 
 def user_text(messages: list[dict[str, Any]]) -> str:
-    """Every user message's text, in order, blank-line separated: a prompt may put its shared part (a persona
-    card, an article) and its per-call part (the question) in separate user messages."""
-    return "\n\n".join(message_text(m) for m in messages if m.get("role") == "user")
+    """The user messages of the current turn (after the last assistant message), in order, blank-line
+    separated: a prompt may put its shared part (a persona card, an article) and its per-call part (the
+    question) in separate user messages; a re-ask's turn is its correction message alone."""
+    turn: list[str] = []
+    for message in messages:
+        if message.get("role") == "assistant":
+            turn = []
+        elif message.get("role") == "user":
+            turn.append(message_text(message))
+    return "\n\n".join(turn)
 
 
 def words_of(text: str) -> list[str]:
