@@ -779,41 +779,6 @@ class LLMClient:
             self.ledger.record_error(stage, model, err.kind)
             info = ErrorInfo(err.kind, delivery.status, True)
             raise RetryableCallError(info, None, self._scrub(err.detail, ep), attempts, ep.backoff_base_s) from None
-        self._put(key, spec, body, delivery.request_id, round(latency, 6), attempts, "online")
-        return body
-
-    def accept_reply(
-        self, call: PendingCall, content: bytes, *, mode: str, request_id: str | None = None
-    ) -> str | None:
-        """File one reply that came from a batch output file (``mode`` ``batch`` or ``offline``): the same
-        decoding and envelope check as an online reply, then the cache. Returns None when it was cached, else
-        the reason it was refused (it is then never cached as a success, and the request counts as failed).
-
-        The reply is charged to the ledger, at ``mode``'s price, when its stage replays it."""
-        ep = self.endpoints.get(call.endpoint)
-        if ep is None:
-            return f"unknown endpoint {call.endpoint!r}"
-        try:
-            body = _checked_body(call.spec, content)
-        except EnvelopeError as err:
-            self.ledger.record_error(call.stage, call.model, err.kind)
-            detail = f"{err.kind}: {self._scrub(err.detail, ep)}"
-            self.cache.put_error(call.key, call.spec, err.kind, detail)
-            return detail
-        self._put(call.key, call.spec, body, request_id, None, 1, mode)
-        self._bought[call.key] = mode
-        return None
-
-    def _put(
-        self,
-        key: str,
-        spec: dict[str, Any],
-        body: dict[str, Any],
-        request_id: str | None,
-        latency: float | None,
-        attempts: int,
-        mode: str,
-    ) -> None:
         usage = reliable_usage(body.get("usage"))
         choices = body.get("choices")
         finish = choices[0].get("finish_reason") if choices else None
@@ -825,11 +790,11 @@ class LLMClient:
             served_model=served if isinstance(served, str) else None,
             usage=usage,
             finish_reason=finish,
-            latency_s=latency,
+            latency_s=round(latency, 6),
             http_attempts=attempts,
-            request_id=request_id,
-            mode=mode,
+            request_id=delivery.request_id,
         )
+        return body
 
     def _failure(
         self,
@@ -913,6 +878,37 @@ class LLMClient:
     async def _drained(self) -> None:
         if self._paid_in_flight and self._idle is not None:
             await self._idle.wait()
+
+
+def file_reply(
+    cache: CallCache, call: PendingCall, content: bytes, *, mode: str, request_id: str | None = None
+) -> str | None:
+    """Check one reply from a batch result file as an online reply is checked (bounded decoding, the
+    chat/embeddings envelope, no error object, echoed secrets replaced), then cache it with its price
+    ``mode``. Returns None when cached, else the one-line reason it was refused: a refused reply is never
+    cached as a success (its failure goes to ``errors.jsonl``) and the request counts as failed."""
+    try:
+        body = _checked_body(call.spec, content)
+    except EnvelopeError as err:
+        detail = f"{err.kind}: {redact.scrub(' '.join(err.detail.split()), aggressive=True)[:300]}"
+        cache.put_error(call.key, call.spec, err.kind, detail)
+        return detail
+    usage = reliable_usage(body.get("usage"))
+    choices = body.get("choices")
+    served = body.get("model")
+    cache.put(
+        call.key,
+        call.spec,
+        body,
+        served_model=served if isinstance(served, str) else None,
+        usage=usage,
+        finish_reason=choices[0].get("finish_reason") if choices else None,
+        latency_s=None,
+        http_attempts=1,
+        request_id=request_id,
+        mode=mode,
+    )
+    return None
 
 
 def _checked_body(spec: dict[str, Any], content: bytes) -> dict[str, Any]:
