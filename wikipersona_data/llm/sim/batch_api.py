@@ -326,7 +326,9 @@ async def _run(state: Any, batch: SimBatch, lines: list[dict[str, Any]], occurre
     book: BatchBook = state.batch
     if cfg.batch_fail:
         batch.status = "failed"
-        batch.errors = [{"code": "server_error", "message": "The batch failed (simulated).", "param": None, "line": None}]
+        batch.errors = [
+            {"code": "server_error", "message": "The batch failed (simulated).", "param": None, "line": None}
+        ]
         batch.times["failed"] = int(time.time())
         return
     outputs: list[str] = []
@@ -339,7 +341,9 @@ async def _run(state: Any, batch: SimBatch, lines: list[dict[str, Any]], occurre
         if draw < cfg.batch_expire_rate:
             expired = True
             message = "This request could not be executed before the completion window expired."
-            errors.append(json.dumps({**entry, "response": None, "error": {"code": "batch_expired", "message": message}}))
+            errors.append(
+                json.dumps({**entry, "response": None, "error": {"code": "batch_expired", "message": message}})
+            )
             continue
         if draw < cfg.batch_expire_rate + cfg.batch_fail_rate:
             status, body = 500, RequestError(500, "The server had an error processing this request (simulated).").body()
