@@ -298,6 +298,7 @@ class LLMClient:
         """Set in batch/offline mode: uncached calls of deferrable stages wait for a batch (``llm/deferral.py``)."""
         self._bought: dict[str, str] = {}  # key -> mode of a reply imported from a batch, not yet replayed
         self._active = 0  # public calls in progress (``settle``)
+        self._counted: set[str] = set()  # batch mode: keys the ledger has counted in this run (rounds replay them)
 
     def __repr__(self) -> str:
         return f"LLMClient(endpoints={sorted(self.endpoints)}, cache={self.cache!r}, max_usd={self.max_usd})"
@@ -710,12 +711,17 @@ class LLMClient:
             bought = self._bought.pop(key, None)
             usage = reliable_usage(record.get("usage"))
             if bought is not None:  # imported from a batch in this run: paid now, at the batch's price
+                self._counted.add(key)
                 self.ledger.record_request(stage, model)
                 local = (prompt_tokens, _reply_tokens(record["response"]))
                 self.ledger.record_call(
                     stage, model, usage=usage, latency_s=None, cached=False, local_tokens=local, mode=bought
                 )
                 return _Fetched(record["response"], cached=False)
+            if self.collector is not None:  # batch rounds replay what earlier rounds of this run counted
+                if key in self._counted:
+                    return _Fetched(record["response"], cached=True)
+                self._counted.add(key)
             self.ledger.record_call(stage, model, usage=usage, latency_s=None, cached=True, mode=record_mode(record))
             return _Fetched(record["response"], cached=True)
         pending = self._pending.get(key)
@@ -728,7 +734,7 @@ class LLMClient:
                 f"cache miss in --cache only mode for stage {stage} (model {model}, call {key[:12]}): "
                 "rerun with --cache use to make this call"
             )
-        if self.collector is not None and self.collector.wants(ep.name, stage):
+        if self.collector is not None and self.collector.wants(ep.name, stage, request.url):
             try:  # batch/offline mode: the request waits for this round's batch (raises Deferred)
                 self.collector.defer(PendingCall(request, spec, stage, model, ep.name, prompt_tokens, max_out))
             except BatchRequestFailed as err:
@@ -865,6 +871,19 @@ class LLMClient:
             request_id=delivery.request_id,
         )
         return body
+
+    def accept_reply(
+        self, call: PendingCall, content: bytes, *, mode: str, request_id: str | None = None
+    ) -> str | None:
+        """File one reply that came from a batch output file (``mode`` ``batch`` or ``offline``): see
+        :func:`file_reply`. A reply filed here is charged to the ledger, at ``mode``'s price, when its stage
+        replays it."""
+        refused = file_reply(self.cache, call, content, mode=mode, request_id=request_id)
+        if refused is not None:
+            self.ledger.record_error(call.stage, call.model, refused.split(":", 1)[0])
+        else:
+            self._bought[call.key] = mode
+        return refused
 
     def _failure(
         self,

@@ -19,17 +19,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wikipersona_data.llm.transport import RequestRecord
+from wikipersona_data.llm.transport import CHAT_URL, EMBEDDINGS_URL, RequestRecord
 
 MODES: tuple[str, ...] = ("online", "batch", "offline")
 DEFAULT_MAX_ATTEMPTS = 3
+BATCHABLE_URLS = frozenset({CHAT_URL, EMBEDDINGS_URL})
+"""What the batch APIs and ``vllm run-batch`` answer; other calls (reward models) are sent online."""
 
 
 class Deferred(Exception):
     """This call's reply comes in a later round (a batch); the unit that made it is not done yet."""
 
     def __init__(self, key: str = "", what: str = "call") -> None:
-        super().__init__(f"{what} {key[:12]} waits for a batch reply")
+        super().__init__(f"{what} {key[:12]} waits for batch replies".replace("  ", " "))
         self.key = key
 
 
@@ -97,9 +99,9 @@ class Collector:
         self.pending: dict[str, PendingCall] = {}
         self.failures: dict[str, list[str]] = {}
 
-    def wants(self, endpoint: str, stage: str) -> bool:
+    def wants(self, endpoint: str, stage: str, url: str = CHAT_URL) -> bool:
         """Whether an uncached call of ``stage`` to ``endpoint`` waits for a batch (else it is sent now)."""
-        return self.modes.get(endpoint, "online") != "online" and stage in self.stages
+        return self.modes.get(endpoint, "online") != "online" and stage in self.stages and url in BATCHABLE_URLS
 
     def defer(self, call: PendingCall) -> None:
         """Add ``call`` to this round and raise :class:`Deferred`; or raise :class:`BatchRequestFailed`

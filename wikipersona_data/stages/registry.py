@@ -354,6 +354,11 @@ def get(name: str) -> Stage[Any]:
     return BY_NAME[name]
 
 
+def deferrable_stages() -> frozenset[str]:
+    """Stages whose calls may wait for a batch (``llm/deferral.py``); the others' calls are always sent now."""
+    return frozenset(s.name for s in STAGES if s.deferrable)
+
+
 def call_specs() -> tuple[str, ...]:
     """The recipe's ``[stages.X]`` specs in pipeline order (``embed`` right after ``respond``, which uses it)."""
     return tuple(dict.fromkeys(spec for s in STAGES for spec in s.calls))
