@@ -159,6 +159,10 @@ class BatchRounds:
                 f"`wikipersona batch import {work} RESULTS.jsonl...` and run this build again (docs/batch.md)"
             )
 
+    def finished(self) -> None:
+        """Every stage ran to its end: no request waits for offline replies any more."""
+        (self.dir / "pending.jsonl").unlink(missing_ok=True)
+
     def _mode(self, call: PendingCall) -> str:
         spec = self.specs.get(call.endpoint)
         return getattr(spec, "mode", "online") if spec is not None else "online"

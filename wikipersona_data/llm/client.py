@@ -623,7 +623,13 @@ class LLMClient:
         except EnvelopeError as err:
             log.warning("call cache: record %s is not a valid reply (%s): asking again", record.get("key"), err)
             return None
-        if record.get("fault") and self.cache.mode == "use" and not self.cache.is_fresh(str(record.get("key"))):
+        # (a reply bought in a batch keeps its fault: asking again would only make another batch round)
+        if (
+            record.get("fault")
+            and self.cache.mode == "use"
+            and not self.cache.is_fresh(str(record.get("key")))
+            and record_mode(record) == "online"
+        ):
             log.info("call cache: %s had a content fault (%s) last run: asking again", record["key"], record["fault"])
             return None
         return record

@@ -301,10 +301,13 @@ async def run_all_stages(ctx: BuildContext, scope: registry.Extension | None = N
         await ctx.rounds.resume()
         while True:
             try:
-                return await _stages_in_order(ctx, up)
+                rows = await _stages_in_order(ctx, up)
             except Deferred:
                 await ctx.client.settle()  # calls still running beside the one that stopped the stage
                 await ctx.rounds.answer()
+            else:
+                ctx.rounds.finished()
+                return rows
 
 
 async def _stages_in_order(ctx: BuildContext, up: registry.Upstream) -> dict[str, Any]:
