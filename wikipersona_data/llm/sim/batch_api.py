@@ -112,6 +112,8 @@ class BatchBook:
     submissions: Counter[str] = field(default_factory=Counter)
     """custom_id -> how many created batches held it."""
     creates: int = 0
+    released: bool = False
+    """Set by ``SimServer.release_batches``: every waiting batch completes now, whatever its delay."""
 
     def add_file(self, filename: str, purpose: str, content: bytes) -> StoredFile:
         stored = StoredFile(f"file-sim{len(self.files) + 1:06d}", filename, purpose, content, int(time.time()))
@@ -322,8 +324,10 @@ def _validated(content: bytes, endpoint: str) -> tuple[list[dict[str, Any]], dic
 async def _run(state: Any, batch: SimBatch, lines: list[dict[str, Any]], occurrence: dict[str, int]) -> None:
     """Wait ``batch_delay_s``, then answer every line and write the output and error files."""
     cfg = state.cfg
-    await asyncio.sleep(cfg.batch_delay_s)
     book: BatchBook = state.batch
+    due = time.monotonic() + cfg.batch_delay_s
+    while not book.released and time.monotonic() < due:
+        await asyncio.sleep(min(0.05, max(due - time.monotonic(), 0.0)))
     if cfg.batch_fail:
         batch.status = "failed"
         batch.errors = [

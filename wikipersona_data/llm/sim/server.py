@@ -489,6 +489,14 @@ class SimServer:
         outcomes = tuple(script)
         self._call(lambda state: state.planner.set_script(outcomes))
 
+    def release_batches(self) -> None:
+        """Complete every waiting batch now (tests: a long ``batch_delay_s`` without waiting it out)."""
+        self._call(lambda state: setattr(state.batch, "released", True))
+
+    def batch_submissions(self) -> dict[str, int]:
+        """custom_id -> how many created batches held it."""
+        return self._call(lambda state: dict(state.batch.submissions))
+
     def __enter__(self) -> SimServer:
         return self.start()
 
