@@ -105,3 +105,44 @@ def test_profiles_map_params():
     assert "seed" not in no_seed.request_params(params)
     assert {name for name, p in PROFILES.items() if p.enforces_json_schema} == {"openai", "vllm", "llamacpp", "sim"}
     assert [name for name, p in PROFILES.items() if p.requires_key] == ["openai"]
+
+
+def test_batch_replies_cost_half_and_the_summary_splits_paid_calls_by_mode():
+    ledger = Ledger(PRICES)
+    ledger.record_call("judge", "big", usage=_usage(1000, 500, cached=400), latency_s=0.5, cached=False)
+    ledger.record_call("judge", "big", usage=_usage(1000, 500, cached=400), latency_s=None, cached=False, mode="batch")
+    ledger.record_call("judge", "big", usage=_usage(1000, 500), latency_s=None, cached=True, mode="batch")
+    listed = (600 * 2 + 400 * 0.5 + 500 * 8) / 1e6
+    s = ledger.summary()
+    row = s["by_stage_model"][0]
+    assert row["cost_usd"] == pytest.approx(listed * 1.5)
+    assert row["by_mode"]["online"]["cost_usd"] == pytest.approx(listed)
+    assert row["by_mode"]["batch"]["cost_usd"] == pytest.approx(listed / 2)
+    assert row["by_mode"]["batch"]["calls"] == 1  # the cache hit was not bought again
+    assert row["saved_usd"] == pytest.approx((1000 * 2 + 500 * 8) / 1e6 / 2)  # a hit priced as it was paid
+    assert [m["mode"] for m in s["by_mode"]] == ["batch", "online"]
+    assert sum(m["cost_usd"] for m in s["by_mode"]) == pytest.approx(s["totals"]["cost_usd"])
+    assert ledger.spent_usd == pytest.approx(listed * 1.5)
+    assert PRICES.get("big").cost(1000, 500, mode="offline") == PRICES.get("big").cost(1000, 500)
+    with pytest.raises(ValueError, match="unknown price mode"):
+        ledger.cost("big", 1, 1, mode="cheap")
+
+
+def test_data_ledger_prices_each_cached_reply_in_the_mode_it_was_bought(tmp_path):
+    from wikipersona_data.llm.cache import CallCache
+    from wikipersona_data.stages.usage import data_ledger, merge_data_ledgers
+
+    cache = CallCache(tmp_path)
+    body = {"choices": [{"message": {"content": "x"}}], "usage": _usage(1000, 500)}
+    spec = {"api": "chat", "model": "big", "messages": [{"role": "user", "content": "q"}]}
+    cache.put("a" * 64, spec, body, usage=body["usage"])
+    cache.put("b" * 64, spec, body, usage=body["usage"], mode="batch")
+    got = data_ledger(cache, PRICES, {"judge": {"a" * 64, "b" * 64}})
+    modes = {m["mode"]: m for m in got["by_mode"]}
+    assert modes["online"]["cost_usd"] == pytest.approx(2 * modes["batch"]["cost_usd"])
+    assert modes["online"]["calls"] == modes["batch"]["calls"] == 1
+    assert got["totals"]["cost_usd"] == pytest.approx(modes["online"]["cost_usd"] * 1.5)
+    merged = merge_data_ledgers(got, got)
+    assert {m["mode"]: m["calls"] for m in merged["by_mode"]} == {"batch": 2, "online": 2}
+    assert "by_mode" not in merge_data_ledgers({"by_stage_model": []}, {"by_stage_model": []})
+    cache.close()

@@ -184,7 +184,7 @@ def test_wrong_api_key_is_401() -> None:
             openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0).models.list()
         assert err.value.body["code"] == "invalid_api_key"
         models = openai.OpenAI(base_url=server.base_url, api_key="sekret", max_retries=0).models.list()
-        assert [m.id for m in models.data] == ["sim-small", "sim-large", "sim-embed"]
+        assert [m.id for m in models.data] == ["sim-small", "sim-large", "sim-embed", "sim-reward"]
 
 
 def test_errors_have_openai_shape(sim: SimServer) -> None:

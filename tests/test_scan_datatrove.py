@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from wiki_dump_fixtures import SAMPLE_INDEX, SAMPLE_MULTI, P, person_text, small_wiki, write_multistream, write_xml
+from wiki_dump_fixtures import (
+    SAMPLE_INDEX,
+    SAMPLE_MULTI,
+    KillOnRank,
+    P,
+    person_text,
+    small_wiki,
+    write_multistream,
+    write_xml,
+)
 
 from wikipersona_data.cli import main
 from wikipersona_data.errors import InputError
@@ -110,6 +119,41 @@ def test_rerun_after_a_failed_task_redoes_only_the_unfinished(
     assert {p.name: p.stat().st_mtime_ns for p in (logs / "parts").glob("rows-0000[01].jsonl")} == done_before
     assert out.read_bytes() == reference.read_bytes()
     assert "pages=12 articles=7 redirects=4 people=4 living=3 errors=0" in capsys.readouterr().out
+
+
+def test_a_worker_killed_from_outside_stops_the_scan_and_the_rerun_finishes_it(
+    tmp_path: Path, multi: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The worker running task 2 gets SIGKILL (as from the OOM killer): the scan must not hang (datatrove's own
+    Pool waits forever for the dead task), it stops with one line and exit 2; the rerun runs only the tasks
+    without a completion mark and gives the same table as a clean scan."""
+    from wikipersona_data.wiki import scan_run
+
+    reference = tmp_path / "ref.jsonl"
+    _in_process(*multi, reference)
+    out, logs = tmp_path / "t.jsonl", tmp_path / "logs"
+    args = ["scan", str(multi[0]), "--index", str(multi[1]), "--out", str(out), "--logs", str(logs)]
+    args += ["--tasks", "6", "--workers", "2", "--no-progress"]
+    real_steps = scan_run.stage1_steps
+    monkeypatch.setattr(scan_run, "stage1_steps", lambda *a: [*real_steps(*a), KillOnRank(2)])
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: scan: a worker process died (killed, or out of memory) with ")
+    assert last.endswith("run the same command again to redo only those")
+    done = {p.name for p in (logs / "stage1" / "completions").iterdir()}
+    assert "00002" not in done and len(done) < 6
+    assert not out.exists()
+
+    monkeypatch.setattr(scan_run, "stage1_steps", real_steps)
+    for log in (logs / "stage1" / "logs").iterdir():
+        log.unlink()
+    assert main(args) == 0
+    ran = {p.name for p in (logs / "stage1" / "logs").iterdir()}
+    assert ran == {f"task_{r:05d}.log" for r in range(6) if f"{r:05d}" not in done}
+    assert out.read_bytes() == reference.read_bytes()
+    captured = capsys.readouterr()
+    assert "pages=12 articles=7 redirects=4 people=4 living=3 errors=0" in captured.out
+    assert "tasks completed" not in captured.err and "Stats" not in captured.err  # no per-task chatter
 
 
 def test_logs_folder_belongs_to_one_scan(tmp_path: Path, multi: tuple[Path, Path], capsys) -> None:

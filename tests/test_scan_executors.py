@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from wiki_dump_fixtures import small_wiki, write_multistream
+from wiki_dump_fixtures import small_wiki, write_multistream, write_xml
 
 from wikipersona_data.cli import main
 
@@ -127,6 +127,25 @@ def test_slurm_scripts_are_right_and_run_to_the_same_table(
     _run_job(fake_slurm, 100)
     _run_job(fake_slurm, 102)
     assert out.read_bytes() == local_table
+
+
+def test_slurm_reduce_refuses_a_dump_without_pages(tmp_path: Path, fake_slurm: Path) -> None:
+    """On Slurm nothing waits for the tasks, so the reduce job is what refuses an empty dump: it fails (Slurm
+    marks the job failed) with the same line as the local scan, and writes no table."""
+    empty, out = write_xml(tmp_path / "empty.xml.bz2", []), tmp_path / "t.jsonl"
+    args = ["scan", str(empty), "--out", str(out), "--logs", str(tmp_path / "logs"), "--executor", "slurm"]
+    assert main([*args, "--slurm-partition", "cpu", "--no-progress"]) == 0
+    _run_job(fake_slurm, 100)
+    script = fake_slurm / "job-102.sh"
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "0", "RUN_OFFSET": "0", "SLURM_NODELIST": "localhost"}
+    done = subprocess.run(["bash", str(script)], env={**env, "SLURM_JOB_ID": "102"}, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert f"empty dump: {empty.resolve()} contains no pages" in done.stderr + _task_log(tmp_path / "logs")
+    assert not out.exists()
+
+
+def _task_log(logs: Path) -> str:
+    return "".join(p.read_text() for p in (logs / "stage2" / "logs").glob("task_*.log"))
 
 
 def test_slurm_array_has_no_concurrency_cap_unless_workers_is_given(

@@ -6,9 +6,13 @@ Not a test module (no ``test_`` prefix); the wiki test modules import it.
 from __future__ import annotations
 
 import bz2
+import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
+
+from datatrove.pipeline.base import PipelineStep
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "wikipedia_samples"
 SAMPLE_SINGLE = SAMPLES / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -116,3 +120,19 @@ def small_wiki() -> list[P]:
         P("Gadgets: a history", 20, "Gadgets and [[Jane Doe]]. Also [[Category:Gadgets]]."),
         P("Mary Major", 21, person_text("Mary Major", 1990, extra="Sister of [[Jane Doe]].")),
     ]
+
+
+class KillOnRank(PipelineStep):
+    """A scan step that SIGKILLs the process running task ``victim``, as the OOM killer would (module level, so
+    the scan's worker processes can unpickle it)."""
+
+    name = "kill -9"
+
+    def __init__(self, victim: int) -> None:
+        super().__init__()
+        self.victim = victim
+
+    def run(self, data, rank: int = 0, world_size: int = 1):  # type: ignore[no-untyped-def]
+        if rank == self.victim:
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield from data

@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 from wikipersona_data import fileio, redact
 from wikipersona_data.errors import ConfigError
+from wikipersona_data.llm.config import PRICE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,12 @@ def canonical_json(value: Any) -> str:
 def call_key(spec: dict[str, Any]) -> str:
     """sha256 hex of the canonical call spec."""
     return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()
+
+
+def record_mode(record: dict[str, Any]) -> str:
+    """How a cached reply was bought (``online``, ``batch``, ``offline``): its price mode."""
+    mode = record.get("mode")
+    return mode if isinstance(mode, str) and mode in PRICE_MODES else "online"
 
 
 def _record_line(record: dict[str, Any], *, aggressive: bool = False) -> bytes:
@@ -278,8 +285,12 @@ class CallCache:
         latency_s: float | None = None,
         http_attempts: int | None = None,
         request_id: str | None = None,
+        mode: str = "online",
     ) -> None:
-        """Store one successful raw response (before parsing, so a parser fix re-parses for free)."""
+        """Store one successful raw response (before parsing, so a parser fix re-parses for free).
+
+        ``mode`` says how it was bought (``batch``, ``offline``; stored only when not ``online``), so the
+        cost behind the data is priced as it was paid."""
         if self.mode == "off":
             return
         record = {
@@ -294,6 +305,8 @@ class CallCache:
             "request_id": request_id,
             "created": time.time(),
         }
+        if mode != "online":
+            record["mode"] = mode
         payload = _record_line(record)
         shard = self._shard(key)
         shard.write_fd = self._append(shard.path, shard.write_fd, payload)

@@ -55,13 +55,15 @@ from tenacity import RetryCallState
 
 from wikipersona_data import redact
 from wikipersona_data.errors import BudgetExceeded, ConfigError, LLMError
-from wikipersona_data.llm.cache import CallCache, call_key
+from wikipersona_data.llm.cache import CallCache, call_key, record_mode
 from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
 from wikipersona_data.llm.envelope import EnvelopeError, check_chat, check_embed, decode_body, reliable_usage
 from wikipersona_data.llm.ledger import Ledger, estimate_tokens
 from wikipersona_data.llm.limits import EndpointLimits
 from wikipersona_data.llm.profiles import Profile, get_profile
 from wikipersona_data.llm.retry import ErrorInfo, RetryableCallError, classify, retry_after_seconds, retrying
+from wikipersona_data.llm.reward import URLS as REWARD_URLS
+from wikipersona_data.llm.reward import check_reward, score_of
 from wikipersona_data.llm.structured import (
     Reply,
     parse_json_reply,
@@ -143,6 +145,18 @@ class TextResult:
     finish_reason: str | None
 
 
+@dataclass(frozen=True)
+class RewardResult:
+    """Outcome of :meth:`LLMClient.reward`: ``score`` (a finite float) only when ``ok``; else ``failure``."""
+
+    ok: bool
+    score: float | None
+    failure: str | None
+    call_keys: tuple[str, ...]
+    served_model: str | None
+    cached: bool
+
+
 @dataclass
 class _Fetched:
     response: dict[str, Any]
@@ -186,6 +200,23 @@ def semantic_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 def embed_spec(identity: str, model: str, texts: Sequence[str]) -> dict[str, Any]:
     """The cache spec of one embedding call; its ``call_key`` is what a row cites to account for the call."""
     return {"api": "embed", "endpoint": identity, "model": model, "input": list(texts), "attempt": 0}
+
+
+def reward_spec(identity: str, model: str, route: str, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The cache spec of one reward call. The score index is not in it: it is read from the cached reply,
+    so changing it re-parses without a call."""
+    return {"api": "reward", "endpoint": identity, "model": model, "route": route, "messages": list(messages)}
+
+
+def _check_body(spec: dict[str, Any], body: dict[str, Any]) -> None:
+    """The envelope check of a reply to ``spec``'s kind of call (chat, embeddings, reward)."""
+    api = spec.get("api")
+    if api == "embed":
+        check_embed(body)
+    elif api == "reward":
+        check_reward(body, str(spec.get("route")))
+    else:
+        check_chat(body)
 
 
 def _sum_usage(total: dict[str, int] | None, usage: dict[str, Any] | None) -> dict[str, int] | None:
@@ -471,6 +502,45 @@ class LLMClient:
         self._saw(model, served if isinstance(served, str) else None)
         return [[float(x) for x in item["embedding"]] for item in data]
 
+    @_admitted
+    async def reward(
+        self,
+        *,
+        stage: str,
+        endpoint: str,
+        model: str,
+        messages: Sequence[dict[str, Any]],
+        route: str = "classify",
+        score_index: int = 0,
+    ) -> RewardResult:
+        """A reward model's score of one conversation (vLLM ``/classify`` or ``/pooling``; ``llm/reward.py``).
+
+        The same policies as chat: content-addressed cache, in-flight dedup, budget, ledger, limits and
+        retries. A malformed reply (not exactly one result, a number that is not finite) is retried and never
+        cached; a request the server refuses (400/422), retries exhausted or a ``score_index`` past the
+        model's outputs come back as ``ok=False``, not raised."""
+        ep, profile = self._endpoint(endpoint)
+        if route not in profile.reward_routes:
+            raise ConfigError(
+                f"endpoint {ep.name!r} (profile {ep.profile}) serves no /{route} reward route; "
+                f"reward models need a vllm endpoint ({'/'.join(sorted(REWARD_URLS))})"
+            )
+        spec = reward_spec(ep.identity, model, route, messages)
+        key = call_key(spec)
+        record = RequestRecord(custom_id=key, url=REWARD_URLS[route], body={"model": model, "messages": list(messages)})
+        try:
+            fetched = await self._fetch(stage, ep, model, record, spec, estimate_tokens(list(messages)), 0)
+        except _CallFailed as err:
+            return RewardResult(False, None, err.reason, (key,), None, False)
+        served = fetched.response.get("model")
+        served = served if isinstance(served, str) else None
+        self._saw(model, served)
+        score, why = score_of(fetched.response, route, score_index)
+        if score is None:
+            self.ledger.record_error(stage, model, "score_index")
+            return RewardResult(False, None, why, (key,), served, fetched.cached)
+        return RewardResult(True, score, None, (key,), served, fetched.cached)
+
     # ------------------------------------------------------------------ context window
     def context_budget(self, endpoint: str, max_tokens: int) -> int | None:
         """Prompt tokens a call with ``max_tokens`` may use on this endpoint, or None when no limit is known.
@@ -527,7 +597,7 @@ class LLMClient:
         try:
             if not isinstance(response, dict):
                 raise EnvelopeError("invalid_envelope", "response is not an object")
-            (check_embed if spec.get("api") == "embed" else check_chat)(response)
+            _check_body(spec, response)
         except EnvelopeError as err:
             log.warning("call cache: record %s is not a valid reply (%s): asking again", record.get("key"), err)
             return None
@@ -617,8 +687,9 @@ class LLMClient:
         record = self._usable_record(self.cache.get(key), spec)
         if record is not None:
             self.ledger.record_call(
-                stage, model, usage=reliable_usage(record.get("usage")), latency_s=None, cached=True
-            )
+                stage, model, usage=reliable_usage(record.get("usage")), latency_s=None, cached=True,
+                mode=record_mode(record),
+            )  # fmt: skip
             return _Fetched(record["response"], cached=True)
         pending = self._pending.get(key)
         if pending is not None:  # the same call is in flight: share its answer instead of paying twice
@@ -740,7 +811,7 @@ class LLMClient:
         retryable failure and never reaches the cache."""
         try:
             body = decode_body(delivery.content)
-            (check_embed if spec.get("api") == "embed" else check_chat)(body)
+            _check_body(spec, body)
             body = _without_secrets(body, delivery.content)
         except EnvelopeError as err:
             self.ledger.record_error(stage, model, err.kind)

@@ -135,6 +135,21 @@ class EndpointConfig:
         return self.alias if self.alias else normalise_base_url(self.base_url)
 
 
+PriceMode = Literal["online", "batch", "offline"]
+PRICE_MODES: tuple[str, ...] = ("online", "batch", "offline")
+BATCH_PRICE_FACTOR = 0.5
+"""Share of the list price a reply bought through a batch API costs: the OpenAI Batch API (and the other
+providers' batch APIs) bill input and output at 50 %. ``offline`` replies (``vllm run-batch`` files you ran
+yourself) cost what the recipe's price says, like online ones."""
+
+
+def mode_factor(mode: str) -> float:
+    """Price multiplier of a reply bought in ``mode`` (``online``, ``batch`` or ``offline``)."""
+    if mode not in PRICE_MODES:
+        raise ValueError(f"unknown price mode {mode!r}; known: {', '.join(PRICE_MODES)}")
+    return BATCH_PRICE_FACTOR if mode == "batch" else 1.0
+
+
 @dataclass(frozen=True)
 class ModelPrice:
     """USD per one million tokens. ``cached_input_per_m`` defaults to the input price when unknown."""
@@ -148,13 +163,13 @@ class ModelPrice:
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise ConfigError(f"model price must be a finite non-negative number, got {value}")
 
-    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
-        """Cost of one call; cached prompt tokens are a subset of input tokens billed at the cached rate."""
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, mode: str = "online") -> float:
+        """Cost of one call; cached prompt tokens are a subset of input tokens billed at the cached rate; a
+        ``batch`` reply costs :data:`BATCH_PRICE_FACTOR` of it all."""
         cached = min(max(cached_tokens, 0), input_tokens)
         cached_rate = self.input_per_m if self.cached_input_per_m is None else self.cached_input_per_m
-        return (
-            (input_tokens - cached) * self.input_per_m + cached * cached_rate + output_tokens * self.output_per_m
-        ) / 1e6
+        listed = (input_tokens - cached) * self.input_per_m + cached * cached_rate + output_tokens * self.output_per_m
+        return listed * mode_factor(mode) / 1e6
 
 
 @dataclass(frozen=True)

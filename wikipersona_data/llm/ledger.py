@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wikipersona_data.llm.config import PriceTable
+from wikipersona_data.llm.config import PriceTable, mode_factor
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,47 @@ def estimate_tokens(messages: Sequence[dict[str, Any]] | str) -> int:
 
 
 @dataclass
+class _ModeLine:
+    """Paid calls of one price mode (``online``, ``batch``, ``offline``): what was bought how."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def add(self, tokens: tuple[int, int, int] | None, cost: float | None) -> None:
+        self.calls += 1
+        if tokens is not None:
+            self.input_tokens += tokens[0]
+            self.output_tokens += tokens[1]
+            self.cached_tokens += tokens[2]
+        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+
+    def merge(self, other: _ModeLine) -> None:
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cached_tokens += other.cached_tokens
+        self.cost_usd = None if other.cost_usd is None or self.cost_usd is None else self.cost_usd + other.cost_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+        }
+
+
+def modes_table(modes: dict[str, _ModeLine]) -> list[dict[str, Any]]:
+    """``[{"mode": "batch", "calls": .., "cost_usd": ..}, ...]`` sorted by mode: the paid calls by how they were
+    bought (a list of records, so the card renders it as a table)."""
+    return [{"mode": mode, **line.as_dict()} for mode, line in sorted(modes.items())]
+
+
+@dataclass
 class _Line:
     calls: int = 0
     requests: int = 0
@@ -59,6 +100,7 @@ class _Line:
     cost_usd: float | None = 0.0
     saved_usd: float | None = 0.0
     charged_usd: float = 0.0  # what the budget guard counts (not reported: cost_usd is the billed figure)
+    modes: dict[str, _ModeLine] = field(default_factory=dict)  # paid calls by price mode
 
     def as_dict(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -79,6 +121,7 @@ class _Line:
             "errors": dict(sorted(self.errors.items())),
             "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
             "saved_usd": None if self.saved_usd is None else round(self.saved_usd, 6),
+            "by_mode": {mode: line.as_dict() for mode, line in sorted(self.modes.items())},
         }
 
 
@@ -148,15 +191,19 @@ class Ledger:
     def _line(self, stage: str, model: str) -> _Line:
         return self._lines.setdefault((stage, model), _Line())
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float | None:
-        """USD for these tokens, or None (with one warning per model) when the model has no price."""
+    def cost(
+        self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0, mode: str = "online"
+    ) -> float | None:
+        """USD for these tokens bought in ``mode`` (``batch``: at the batch discount), or None (with one
+        warning per model) when the model has no price."""
+        mode_factor(mode)  # an unknown mode is a bug, also for an unpriced model
         price = self.prices.get(model)
         if price is None:
             if model not in self._warned:
                 self._warned.add(model)
                 log.warning("no price for model %r: its cost is reported as unknown", model)
             return None
-        return price.cost(input_tokens, output_tokens, cached_tokens)
+        return price.cost(input_tokens, output_tokens, cached_tokens, mode)
 
     @property
     def spent_usd(self) -> float:
@@ -181,8 +228,13 @@ class Ledger:
         latency_s: float | None,
         cached: bool,
         local_tokens: tuple[int, int] | None = None,
+        mode: str = "online",
     ) -> None:
         """One logical call got a reply, paid (``cached=False``) or replayed from the cache.
+
+        ``mode`` is how the reply was bought: ``online`` (one HTTP request), ``batch`` (a batch API, at
+        :data:`~wikipersona_data.llm.config.BATCH_PRICE_FACTOR` of the list price) or ``offline`` (a file
+        answered by ``vllm run-batch``); a cache hit is priced (``saved_usd``) in the mode it was bought in.
 
         ``local_tokens`` (prompt, completion) are our own count of a paid call. The budget (``spent_usd``) is
         charged on the larger of reported and local tokens, so a server that reports no, negative or
@@ -200,7 +252,7 @@ class Ledger:
                 max(reported[1], local_tokens[1]),
                 reported[2] if reported[0] >= local_tokens[0] else 0,
             )
-        cost = self.cost(model, *tokens) if tokens is not None else None
+        cost = self.cost(model, *tokens, mode=mode) if tokens is not None else None
         if cached:
             line.cache_hits += 1
             self.cache_hits += 1
@@ -210,13 +262,16 @@ class Ledger:
         self.cache_misses += 1
         if latency_s is not None:
             line.latencies.append(latency_s)
-        charged_cost = self.cost(model, *charged) if charged is not None else None
+        charged_cost = self.cost(model, *charged, mode=mode) if charged is not None else None
         line.charged_usd += charged_cost or 0.0
+        by_mode = line.modes.setdefault(mode, _ModeLine())
         if tokens is None:
             line.calls_without_usage += 1
+            by_mode.add(None, charged_cost if charged is not None else 0.0)
             if charged is not None:
                 line.cost_usd = None if charged_cost is None or line.cost_usd is None else line.cost_usd + charged_cost
             return
+        by_mode.add(tokens, cost)
         line.input_tokens += tokens[0]
         line.output_tokens += tokens[1]
         line.cached_tokens += tokens[2]
@@ -276,6 +331,8 @@ class Ledger:
                 continue
             if self.prices.get(model) is None:  # unknown price: no cost and no savings can be stated
                 line.cost_usd = line.saved_usd = None
+                for by_mode in line.modes.values():
+                    by_mode.cost_usd = None
             rows.append({"stage": stage, "model": model, **line.as_dict()})
             total.calls += line.calls
             total.requests += line.requests
@@ -290,8 +347,13 @@ class Ledger:
             total.saved_usd = (
                 None if line.saved_usd is None or total.saved_usd is None else total.saved_usd + line.saved_usd
             )
+            for mode, by_mode in line.modes.items():
+                total.modes.setdefault(mode, _ModeLine()).merge(by_mode)
+        totals = total.as_dict()
+        del totals["by_mode"]  # the table below
         return {
             "by_stage_model": rows,
-            "totals": total.as_dict(),
+            "totals": totals,
+            "by_mode": modes_table(total.modes),
             "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }

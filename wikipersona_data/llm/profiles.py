@@ -38,7 +38,10 @@ Known quirks per server (ecosystem.md section 4):
   per server); usage reported for non-streamed calls; ``GET /props`` gives the context size ``n_ctx``.
   A CPU server needs minutes for a long reply, hence the long default timeouts.
 * **sim**: our simulator (``wikipersona_data.llm.sim``); enforces schemas unless configured not to,
-  reports usage, honours ``seed``.
+  reports usage, honours ``seed``; serves a deterministic reward model at ``/classify`` and ``/pooling``.
+
+Reward models (``reward_routes``): only vLLM (and the simulator) serve ``/classify`` / ``/pooling``; a recipe
+that sends reward calls to another profile is refused at load.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ class Profile:
     unsupported_schema_keywords: frozenset[str] = frozenset()
     """JSON-schema keywords the server rejects in a strict ``response_format``; stripped from what is sent
     (the local pydantic check still enforces them, so a reply past a stripped bound gets a re-ask)."""
+    reward_routes: frozenset[str] = frozenset()
+    """Reward-model routes the server has (``llm/reward.py``): vLLM's ``/classify`` and ``/pooling``; OpenAI,
+    Ollama and llama.cpp have neither (llama.cpp's ``/rerank`` needs a reranker head, not a reward model)."""
 
     def sendable_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """``schema`` without this server's unsupported keywords (the same object when there are none)."""
@@ -99,12 +105,14 @@ def _strip_keywords(node: Any, drop: frozenset[str], names: bool = False) -> Any
     return {key: _strip_keywords(value, drop, key in SCHEMA_MAPS) for key, value in node.items() if key not in drop}
 
 
+REWARD_ROUTES = frozenset({"classify", "pooling"})
+
 PROFILES: dict[str, Profile] = {
     "openai": Profile("openai", True, True, "max_completion_tokens", True, True, 120.0, 300.0, OPENAI_UNSUPPORTED),
-    "vllm": Profile("vllm", True, True, "max_tokens", True, False, 300.0, 600.0),
+    "vllm": Profile("vllm", True, True, "max_tokens", True, False, 300.0, 600.0, reward_routes=REWARD_ROUTES),
     "ollama": Profile("ollama", False, True, "max_tokens", True, False, 600.0, 1800.0),
     "llamacpp": Profile("llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0),
-    "sim": Profile("sim", True, True, "max_tokens", True, False, 60.0, 300.0),
+    "sim": Profile("sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES),
 }
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import httpx2
 import openai
 
-from wikipersona_data.llm.config import EndpointConfig
+from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
 
 CHAT_URL = "/v1/chat/completions"
 EMBEDDINGS_URL = "/v1/embeddings"
@@ -35,7 +35,8 @@ class RequestRecord:
     custom_id: str
     """The call's cache key (sha256 of its canonical spec): replies are matched back by it."""
     url: str
-    """``/v1/chat/completions`` or ``/v1/embeddings`` (the batch API's endpoint names)."""
+    """``/v1/chat/completions`` or ``/v1/embeddings`` (the batch API's endpoint names), or a route of the
+    server root such as vLLM's ``/classify`` and ``/pooling`` (reward models; no batch API has them)."""
     body: dict[str, Any]
     method: str = "POST"
 
@@ -135,6 +136,8 @@ class OnlineTransport:
         # minus its per-call TypedDict transform of the whole body (~1 ms of CPU per call for a long prompt +
         # schema); stream=True: the body is read by us, bounded in size (read_capped) and time (the caller)
         path = record.url.removeprefix("/v1")  # the SDK's base URL already ends in /v1
+        if not record.url.startswith("/v1/"):  # a route of the server root (vLLM's /classify, /pooling)
+            path = normalise_base_url(endpoint.base_url).removesuffix("/v1") + record.url
         raw = await self._sdk_for(endpoint).post(
             path, cast_to=httpx2.Response, body=record.body, options={"headers": headers}, stream=True
         )

@@ -34,6 +34,7 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
     the charge), so the build table's total and the manifest's are one ledger, not two formulas.
     Tokens a server did not report count in ``unknown_usage``.
     """
+    from wikipersona_data.llm.cache import record_mode
     from wikipersona_data.llm.client import _reply_tokens
     from wikipersona_data.llm.envelope import reliable_usage
     from wikipersona_data.llm.ledger import Ledger, estimate_tokens
@@ -52,7 +53,9 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
                 local = (estimate_tokens(spec.get("messages") or []), _reply_tokens(response))
             usage = reliable_usage(response.get("usage"))
             model = spec.get("model", "?")
-            ledger.record_call(stage, model, usage=usage, latency_s=None, cached=False, local_tokens=local)
+            ledger.record_call(
+                stage, model, usage=usage, latency_s=None, cached=False, local_tokens=local, mode=record_mode(record)
+            )
     summary = ledger.summary()
     rows = [
         {
@@ -73,23 +76,36 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
         "output_tokens": t["output_tokens"],
         "cost_usd": t["cost_usd"],
     }
-    return {"by_stage_model": rows, "totals": totals}
+    return {"by_stage_model": rows, "totals": totals, "by_mode": summary["by_mode"]}
 
 
-def merge_data_ledgers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Calls, tokens and cost behind the rows of two runs (a release and its extension), line by line."""
-    lines: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in [*(old.get("by_stage_model") or []), *(new.get("by_stage_model") or [])]:
-        key = (row["stage"], row["model"])
+def _merge_lines(
+    old: list[dict[str, Any]], new: list[dict[str, Any]], lead: tuple[str, ...], fields: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Two lists of ledger records summed line by line (lines keyed by their ``lead`` columns); a cost is
+    unknown (None) as soon as one side's is."""
+    lines: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in [*old, *new]:
+        key = tuple(row.get(name) for name in lead)
         have = lines.get(key)
         if have is None:
             lines[key] = dict(row)
             continue
-        for field in ("calls", "input_tokens", "output_tokens", "unknown_usage"):
+        for field in fields:
             have[field] = have.get(field, 0) + row.get(field, 0)
         costs = (have.get("cost_usd"), row.get("cost_usd"))
         have["cost_usd"] = None if None in costs else round(costs[0] + costs[1], 6)
-    rows = [lines[k] for k in sorted(lines)]
+    return [lines[k] for k in sorted(lines)]
+
+
+def merge_data_ledgers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Calls, tokens and cost behind the rows of two runs (a release and its extension), line by line."""
+    rows = _merge_lines(
+        old.get("by_stage_model") or [],
+        new.get("by_stage_model") or [],
+        ("stage", "model"),
+        ("calls", "input_tokens", "output_tokens", "unknown_usage"),
+    )
     costs = [r.get("cost_usd") for r in rows]
     totals = {
         "calls": sum(r["calls"] for r in rows),
@@ -97,4 +113,12 @@ def merge_data_ledgers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, An
         "output_tokens": sum(r["output_tokens"] for r in rows),
         "cost_usd": None if None in costs else round(sum(costs), 6),
     }
-    return {**old, "by_stage_model": rows, "totals": totals}
+    merged = {**old, "by_stage_model": rows, "totals": totals}
+    if "by_mode" in old or "by_mode" in new:  # a release made before the modes were counted has none
+        merged["by_mode"] = _merge_lines(
+            old.get("by_mode") or [],
+            new.get("by_mode") or [],
+            ("mode",),
+            ("calls", "input_tokens", "output_tokens", "cached_tokens"),
+        )
+    return merged

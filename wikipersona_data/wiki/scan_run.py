@@ -19,15 +19,21 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.utils.stats import PipelineStats
 
 from wikipersona_data.errors import InputError
 from wikipersona_data.fileio import write_atomic
@@ -39,7 +45,7 @@ from wikipersona_data.wiki.scan_steps import ERRORS, PLAN_FILE, ScanReducer, ran
 TASK_BYTES = 16 << 20  # default compressed bytes per task: ~1,300 tasks for a full enwiki dump (21 GB)
 TASKS_PER_WORKER = 4  # at least this many tasks per worker, so a slow task does not leave cores idle
 EXECUTORS = ("local", "slurm", "ray")
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: counts-RANK.npz holds the task's page count
 
 
 @dataclass
@@ -144,6 +150,52 @@ def _check_or_write_manifest(logs: Path, manifest: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------ executors
 
 
+def _run_rank(executor: Any, rank: int, local_rank: int) -> Any:
+    """One task in a worker process (module level, so the pool can pickle it)."""
+    return executor._run_for_rank(rank, local_rank)
+
+
+class SupervisedLocalExecutor(LocalPipelineExecutor):
+    """datatrove's local executor on a ``concurrent.futures`` process pool instead of a ``multiprocess`` Pool.
+
+    Why: when a worker of datatrove's Pool dies from outside (the OOM killer, ``kill -9``), the Pool replaces
+    it but the dead task's result never arrives, so the scan hangs forever. A ``ProcessPoolExecutor`` raises
+    ``BrokenProcessPool`` instead; the scan then stops with one line, and a rerun redoes only the ranks
+    without a completion mark (datatrove's ``skip_completed``, unchanged). It also drops datatrove's
+    "N/M tasks completed." line per task: the progress bar says it once.
+    """
+
+    def run(self) -> PipelineStats:
+        self._launched = True
+        ranks = self.get_incomplete_ranks(range(self.tasks))
+        if not ranks:
+            return PipelineStats()
+        self.save_executor_as_json()
+        if self.workers == 1:  # in this process; each rank on a fresh copy of the steps (their stats are per task)
+            pipeline, results = self.pipeline, []
+            for rank in ranks:
+                self.pipeline = deepcopy(pipeline)
+                results.append(self._run_for_rank(rank))
+            self.pipeline = pipeline
+        else:
+            context = multiprocessing.get_context(self.start_method)
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+                futures = [pool.submit(_run_rank, self, rank, i % self.workers) for i, rank in enumerate(ranks)]
+                try:
+                    results = [future.result() for future in as_completed(futures)]
+                except BrokenProcessPool:
+                    left = self.get_incomplete_ranks(range(self.tasks))
+                    raise InputError(
+                        f"scan: a worker process died (killed, or out of memory) with {len(left)} of "
+                        f"{self.tasks} tasks unfinished; see {self.logging_dir.path}/logs; run the same "
+                        "command again to redo only those"
+                    ) from None
+        stats = sum(results, start=PipelineStats())
+        with self.logging_dir.open("stats.json", "wt") as f:
+            stats.save_to_disk(f)
+        return stats
+
+
 def build_executors(
     plan: ScanPlan,
     out: Path,
@@ -153,17 +205,13 @@ def build_executors(
     slurm: SlurmOptions | None = None,
     ray: RayOptions | None = None,
 ) -> tuple[Any, Any]:
-    """(stage 1, stage 2) executors of datatrove; stage 2 ``depends=`` stage 1."""
+    """(stage 1, stage 2) executors of datatrove; stage 2 ``depends=`` stage 1 (locally: runs after it)."""
     stage1 = stage1_steps(plan.dump, plan.index, plan.parts, plan.site, options)
-    stage2 = [ScanReducer(str(plan.parts), plan.tasks, str(out), options)]
+    stage2 = [ScanReducer(str(plan.dump), str(plan.parts), plan.tasks, str(out), options)]
     logs1, logs2 = str(plan.logs / "stage1"), str(plan.logs / "stage2")
     if executor == "local":
-        from datatrove.executor import LocalPipelineExecutor
-
-        first = LocalPipelineExecutor(stage1, tasks=plan.tasks, workers=min(workers, plan.tasks), logging_dir=logs1)
-        second = LocalPipelineExecutor(
-            stage2, tasks=1, workers=1, logging_dir=logs2, depends=first, skip_completed=False
-        )
+        first = SupervisedLocalExecutor(stage1, tasks=plan.tasks, workers=min(workers, plan.tasks), logging_dir=logs1)
+        second = SupervisedLocalExecutor(stage2, tasks=1, workers=1, logging_dir=logs2, skip_completed=False)
         return first, second
     if executor == "slurm":
         from datatrove.executor import SlurmPipelineExecutor

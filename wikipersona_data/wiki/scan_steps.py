@@ -162,9 +162,11 @@ class FameCounter(PipelineStep):
         links = fame.TargetCounter(self.site.prefixes)
         redirects = fame.TargetCounter(self.site.prefixes)
         errors = _Errors(self, Path(self.parts), "read")
+        pages = 0
         for doc in data or ():
             page = doc.metadata["page"]
             self.stat_update("pages")
+            pages += 1
             if page.truncated:  # cut while decompressing: its text was never kept
                 errors.add(truncated_message(page, self.options))
                 continue
@@ -179,14 +181,14 @@ class FameCounter(PipelineStep):
             links.add_page_links(page.text)
             yield doc
         errors.save(rank)
-        buffer = _counts_npz(links.counts, redirects.counts)
+        buffer = _counts_npz(links.counts, redirects.counts, pages)
         write_atomic(Path(self.parts) / COUNTS.format(rank=rank), buffer)
 
 
-def _counts_npz(links: dict[int, int], redirects: dict[int, int]) -> bytes:
+def _counts_npz(links: dict[int, int], redirects: dict[int, int], pages: int) -> bytes:
     import io
 
-    arrays = {}
+    arrays = {"pages": np.array(pages, dtype=np.int64)}
     for name, counts in (("links", links), ("redirects", redirects)):
         arrays[f"{name}_keys"] = np.fromiter(counts.keys(), dtype=np.uint64, count=len(counts))
         arrays[f"{name}_counts"] = np.fromiter(counts.values(), dtype=np.uint32, count=len(counts))
@@ -196,11 +198,18 @@ def _counts_npz(links: dict[int, int], redirects: dict[int, int]) -> bytes:
 
 
 def load_counts(path: Path) -> tuple[dict[int, int], dict[int, int]]:
+    """(inbound links per target, redirects per target) of one task."""
     with np.load(path) as data:
         return tuple(  # type: ignore[return-value]
             dict(zip(data[f"{name}_keys"].tolist(), data[f"{name}_counts"].tolist(), strict=True))
             for name in ("links", "redirects")
         )
+
+
+def load_pages(path: Path) -> int:
+    """How many pages one task read (an npz member is loaded on access: the counts stay on disk)."""
+    with np.load(path) as data:
+        return int(data["pages"])
 
 
 class PersonPrefilter(PipelineStep):
@@ -292,21 +301,22 @@ class ScanReducer(PipelineStep):
     type = "🔢 - REDUCE"
     name = "📑 scan table"
 
-    def __init__(self, parts: str, tasks: int, out: str, options: ScanOptions) -> None:
+    def __init__(self, dump: str, parts: str, tasks: int, out: str, options: ScanOptions) -> None:
         super().__init__()
-        self.parts, self.tasks, self.out, self.options = parts, tasks, out, options
+        self.dump, self.parts, self.tasks, self.out, self.options = dump, parts, tasks, out, options
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from wikipersona_data.wiki.table import write_table
 
-        rows = reduce_parts(Path(self.parts), self.tasks, self.options)
+        rows = reduce_parts(Path(self.parts), self.tasks, self.options, self.dump)
         self.stat_update("rows", value=write_table(Path(self.out), rows), unit="task")
         return
         yield
 
 
-def reduce_parts(parts: Path, tasks: int, options: ScanOptions) -> Iterator[dict[str, Any]]:
-    """Every task's rows, sorted by page id, with dump-wide fame filled in; refuses a missing task."""
+def reduce_parts(parts: Path, tasks: int, options: ScanOptions, dump: str) -> Iterator[dict[str, Any]]:
+    """Every task's rows, sorted by page id, with dump-wide fame filled in; refuses a missing task, and a dump
+    without pages (the local and Ray drivers check that first; on Slurm nothing waits, so this is the check)."""
     from wikipersona_data.wiki.scan import _finalise, _RowSpill
 
     missing = [r for r in range(tasks) if not (parts / ROWS.format(rank=r)).is_file()]
@@ -314,6 +324,8 @@ def reduce_parts(parts: Path, tasks: int, options: ScanOptions) -> Iterator[dict
     if missing:
         raise InputError(f"{parts}: {len(missing)} of {tasks} scan tasks have no output (ranks {sorted(missing)[:10]})")
     sketches = fame.FameSketches(options.sketch_width, options.sketch_depth)
+    if sum(load_pages(parts / COUNTS.format(rank=rank)) for rank in range(tasks)) == 0:
+        raise InputError(f"empty dump: {dump} contains no pages")
     spill = _RowSpill(parts)
     for rank in range(tasks):
         links, redirects = load_counts(parts / COUNTS.format(rank=rank))

@@ -44,7 +44,7 @@ class SimConfig:
     json_style: str = "plain"
     enforce_schema: bool = True
     violation_rate: float = 0.0
-    models: tuple[str, ...] = ("sim-small", "sim-large", "sim-embed")
+    models: tuple[str, ...] = ("sim-small", "sim-large", "sim-embed", "sim-reward")
     host: str = "127.0.0.1"
     port: int = 0
     allow_remote: bool = False

@@ -30,6 +30,7 @@ from wikipersona_data.llm.sim.embeddings import embeddings_body
 from wikipersona_data.llm.sim.faults import EMBEDDING_FAULTS, FaultPlanner
 from wikipersona_data.llm.sim.protocol import RequestError, request_hash
 from wikipersona_data.llm.sim.responders import load_stage_responders
+from wikipersona_data.llm.sim.reward import reward_body
 from wikipersona_data.llm.sim.textgen import count_tokens, message_text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -255,6 +256,29 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     return await _serve(request, state, key, EMBEDDING_FAULTS, build, arrived)
 
 
+def _reward_route(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """vLLM's ``/classify`` or ``/pooling`` (chat form) with the simulated reward model (``sim/reward.py``)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        arrived = asyncio.get_running_loop().time()
+        state = _state(request)
+        try:
+            body, key = await _read_json(request)
+            reply = reward_body(body, state.cfg, route)
+        except RequestError as err:
+            state.by_outcome[str(err.status)] += 1
+            return _error(err)
+        state.by_model[body["model"]] += 1
+
+        def build(outcome: str) -> str:
+            text = json.dumps(reply)
+            return text[: len(text) // 2] if outcome == "malformed" else text
+
+        return await _serve(request, state, key, EMBEDDING_FAULTS, build, arrived)
+
+    return handler
+
+
 async def _serve(
     request: web.Request,
     state: SimState,
@@ -340,6 +364,8 @@ def create_app(cfg: SimConfig) -> tuple[web.Application, SimState]:
     app[STATE_KEY] = state
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/classify", _reward_route("classify"))
+    app.router.add_post("/pooling", _reward_route("pooling"))
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     app.router.add_get("/sim/stats", sim_stats)
