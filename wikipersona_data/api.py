@@ -142,6 +142,8 @@ def evaluate(
     policy: EndpointOptions | str | None = None,
     policy_model: str | None = None,
     accuracy: EndpointOptions | str | bool | None = None,
+    reward: EndpointOptions | str | None = None,
+    reward_route: str = "classify",
     prefix: str | Iterable[str] = "none,name,description,inferred,fewshot",
     recipe: str | Path | None = None,
     base_url: str | None = None,
@@ -163,7 +165,8 @@ def evaluate(
     """The paper's evaluation of ``release`` (``wikipersona evaluate``): a policy's win rate against the test
     pairs' chosen answers under each prefix mode (``policy``: URL, recipe endpoint or stage; see
     ``evaluate/endpoints.py``), and/or a judge's preference accuracy (``accuracy=True`` for the release's judge,
-    or a URL / endpoint / stage). Writes ``eval.json``, ``outcomes.jsonl`` and charts into ``out``; returns the
+    or a URL / endpoint / stage) and a reward model's (``reward``: a vLLM URL or a recipe endpoint).
+    Writes ``eval.json``, ``outcomes.jsonl`` and charts into ``out``; returns the
     report and the table."""
     from wikipersona_data.evaluate.prompts import parse_modes
     from wikipersona_data.evaluate.run import EndpointOptions, EvalOptions
@@ -177,12 +180,16 @@ def evaluate(
         accuracy = EndpointOptions(accuracy)
     elif accuracy is False:
         accuracy = None
+    if isinstance(reward, str):
+        reward = EndpointOptions(reward)
     modes = parse_modes(prefix if isinstance(prefix, str) else ",".join(prefix))
     options = EvalOptions(
         release=Path(release),
         modes=modes,
         policy=policy,
         accuracy=accuracy,
+        reward=reward,
+        reward_route=reward_route,
         recipe=Path(recipe) if recipe is not None else None,
         base_url=base_url,
         work=Path(work) if work is not None else None,

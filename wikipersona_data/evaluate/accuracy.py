@@ -7,9 +7,9 @@ pair scores 1 when both orders prefer chosen, 0 when both prefer rejected, 0.5 o
 that disagree). Sampling settings are the release judge stage's (temperature, max_tokens, seed), so the
 release's judge model, or another one named with ``--accuracy-judge``, is asked exactly the same way.
 
-Reward models (a scalar score per answer) are not supported yet: the reward-endpoint client of issue 14
-item 4 is not in the package; when it is, a reward model's accuracy is the share of pairs where
-score(chosen) > score(rejected) on the same conversations.
+A reward model (a scalar score per conversation, vLLM's ``/classify`` or ``/pooling`` through
+``LLMClient.reward``) is asked for the score of the conversation ending in each answer: 1 when chosen scores
+higher, 0.5 on equal scores, 0 when rejected scores higher.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from wikipersona_data.evaluate.endpoints import Target
-from wikipersona_data.evaluate.prompts import answer_text, prefix_text, question_text
+from wikipersona_data.evaluate.prompts import answer_text, messages_for, prefix_text, question_text
 from wikipersona_data.evaluate.winrate import Outcome
 from wikipersona_data.stages.judge import verdict_schema
 from wikipersona_data.stages.templates import Template
 
 ACCURACY_STAGE = "evaluate-accuracy"
+REWARD_STAGE = "evaluate-reward"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "preference"
 
@@ -82,3 +83,23 @@ async def prefers(
     score = 1.0 if picks == ["chosen", "chosen"] else 0.0 if picks == ["rejected", "rejected"] else 0.5
     biased = "tie" not in picks and picks[0] != picks[1]
     return Outcome(pair["pair_id"], mode, score, votes=votes, position_biased=biased)
+
+
+async def reward_prefers(
+    client: Any, reward: Target, route: str, pair: dict[str, Any], persona: dict[str, Any], mode: str
+) -> Outcome:
+    head = messages_for(pair, persona, mode)
+    scores = []
+    for side in ("chosen", "rejected"):
+        messages = [*head, {"role": "assistant", "content": answer_text(pair[side])}]
+        res = await client.reward(
+            stage=REWARD_STAGE, endpoint=reward.endpoint, model=reward.model, messages=messages, route=route
+        )
+        if not res.ok:
+            return Outcome(pair["pair_id"], mode, None, failure=f"reward model: {res.failure}")
+        scores.append(res.score)
+    chosen, rejected = scores
+    score = 1.0 if chosen > rejected else 0.0 if chosen < rejected else 0.5
+    votes = [{"order": "scores", "winner": "chosen" if score == 1 else "rejected" if score == 0 else "tie",
+              "rationale": f"reward chosen {chosen:.6g}, rejected {rejected:.6g}"}]  # fmt: skip
+    return Outcome(pair["pair_id"], mode, score, votes=votes)

@@ -14,6 +14,7 @@ CHARTS = {
     "win_rate_by_prefix_axis": "charts/win_rate_by_prefix_axis.png",
     "win_rate_per_persona": "charts/win_rate_per_persona.png",
     "accuracy_by_prefix_axis": "charts/accuracy_by_prefix_axis.png",
+    "reward_by_prefix_axis": "charts/reward_by_prefix_axis.png",
 }
 _STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 _COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B2", "#937860", "#DA8BC3", "#8C8C8C")
@@ -33,11 +34,12 @@ def render(out: Path, report: dict[str, Any]) -> dict[str, str]:
             drawn["win_rate_by_prefix_axis"] = CHARTS["win_rate_by_prefix_axis"]
             _save(_per_persona(by_mode), out / CHARTS["win_rate_per_persona"])
             drawn["win_rate_per_persona"] = CHARTS["win_rate_per_persona"]
-        if report.get("accuracy"):
-            by_mode = report["accuracy"]["by_mode"]
-            _save(_by_prefix_axis(by_mode, "share of pairs where chosen is preferred", "Preference accuracy"),
-                  out / CHARTS["accuracy_by_prefix_axis"])  # fmt: skip
-            drawn["accuracy_by_prefix_axis"] = CHARTS["accuracy_by_prefix_axis"]
+        for kind, title in (("accuracy", "Preference accuracy of the judge"), ("reward", "Reward-model accuracy")):
+            if report.get(kind):
+                name = f"{kind}_by_prefix_axis"
+                figure = _by_prefix_axis(report[kind]["by_mode"], "share of pairs where chosen is preferred", title)
+                _save(figure, out / CHARTS[name])
+                drawn[name] = CHARTS[name]
     return drawn
 
 

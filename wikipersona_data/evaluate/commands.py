@@ -66,6 +66,27 @@ def _folds(text: str | None) -> frozenset[int] | None:
     "--accuracy-key-env", default=None, help="Environment variable holding the key of an --accuracy-judge URL."
 )
 @click.option(
+    "--accuracy-reward",
+    default=None,
+    help="A reward model whose preference accuracy is measured: a vLLM base URL (with --accuracy-reward-model) or "
+    "an endpoint of the recipe.",
+)
+@click.option("--accuracy-reward-model", default=None, help="Model name for --accuracy-reward.")
+@click.option(
+    "--accuracy-reward-profile",
+    type=click.Choice(["vllm", "sim"]),
+    default=None,
+    help="Server kind of an --accuracy-reward URL (default vllm).",
+)
+@click.option("--accuracy-reward-key-env", default=None, help="Environment variable with the key of its URL.")
+@click.option(
+    "--accuracy-reward-route",
+    type=click.Choice(["classify", "pooling"]),
+    default="classify",
+    show_default=True,
+    help="vLLM route the reward model is served on.",
+)
+@click.option(
     "--recipe",
     "recipe_path",
     type=click.Path(path_type=Path),
@@ -118,6 +139,11 @@ def evaluate(
     accuracy_model: str | None,
     accuracy_profile: str | None,
     accuracy_key_env: str | None,
+    accuracy_reward: str | None,
+    accuracy_reward_model: str | None,
+    accuracy_reward_profile: str | None,
+    accuracy_reward_key_env: str | None,
+    accuracy_reward_route: str,
     recipe_path: Path | None,
     base_url: str | None,
     work: Path | None,
@@ -137,7 +163,8 @@ def evaluate(
     With --policy: the policy answers every test question under each prefix mode, and the release's judge
     (grounded persona card, both orders, ties) compares its answer with the pair's chosen answer: win rates
     overall, personal vs divergent, per axis, per persona fold, and equity across personas, with bootstrap
-    95 % intervals. With --accuracy: how often a judge prefers chosen over rejected under each prefix mode.
+    95 % intervals. With --accuracy: how often a judge prefers chosen over rejected under each prefix mode;
+    with --accuracy-reward: how often a reward model scores chosen above rejected.
 
     Writes eval.json, outcomes.jsonl and charts into --out; prints the table. Calls are cached in the work
     dir: a rerun pays nothing.
@@ -154,6 +181,10 @@ def evaluate(
         accuracy=EndpointOptions(accuracy_judge or "judge", accuracy_model, accuracy_profile, accuracy_key_env)
         if accuracy
         else None,
+        reward=EndpointOptions(accuracy_reward, accuracy_reward_model, accuracy_reward_profile, accuracy_reward_key_env)
+        if accuracy_reward
+        else None,
+        reward_route=accuracy_reward_route,
         prefix=prefix_modes,
         recipe=recipe_path,
         base_url=base_url,

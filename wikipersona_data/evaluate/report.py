@@ -15,7 +15,11 @@ from wikipersona_data.evaluate.data import EvalRelease
 from wikipersona_data.evaluate.endpoints import Target
 from wikipersona_data.evaluate.winrate import Outcome
 
-KINDS = {"win_rate": "policy win rate vs chosen", "accuracy": "preference accuracy (chosen preferred)"}
+KINDS = {
+    "win_rate": "policy win rate vs chosen",
+    "accuracy": "preference accuracy (chosen preferred)",
+    "reward": "reward-model accuracy (chosen scored higher)",
+}
 
 
 def _ledger(summary: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +84,7 @@ def build_report(
         "scores": "win 1, tie or orders disagreeing 0.5, loss 0 (both orders judged)",
         "win_rate": None,
         "accuracy": None,
+        "reward": None,
     }
     if "policy" in targets:
         policy = targets["policy"]
@@ -115,9 +120,16 @@ def build_report(
                 "max_tokens": judge.max_tokens,
                 "template": {"file": template.name, "sha256": template.sha256},
             },
-            "reward_models": "not supported yet (no reward-endpoint client in the package)",
             "failures": failures.get("accuracy", {}),
             "by_mode": summaries.get("accuracy", {}),
+        }
+    if "reward" in targets:
+        target = targets["reward"]
+        report["reward"] = {
+            "model": {"target": target.shown, "model": target.model, "route": options.reward_route},
+            "scores": "chosen scored higher 1, equal 0.5, lower 0",
+            "failures": failures.get("reward", {}),
+            "by_mode": summaries.get("reward", {}),
         }
     report["complete"] = all(f["failed"] == 0 for by_mode in failures.values() for f in by_mode.values())
     report["run"] = _ledger(ledger)
@@ -186,8 +198,11 @@ def table_lines(report: dict[str, Any]) -> list[str]:
     if report["accuracy"]:
         a = report["accuracy"]["judge"]
         lines.append(f"preference accuracy of {a['model']} ({a['target']})")
+    if report["reward"]:
+        m = report["reward"]["model"]
+        lines.append(f"reward-model accuracy of {m['model']} ({m['target']}, /{m['route']})")
     lines.append("")
-    for kind in ("win_rate", "accuracy"):
+    for kind in ("win_rate", "accuracy", "reward"):
         if report[kind]:
             lines += _section(kind, report[kind])
     run = report["run"]

@@ -46,6 +46,9 @@ class EvalOptions:
     policy: EndpointOptions | None = None
     accuracy: EndpointOptions | None = None
     """Preference accuracy of this judge (``EndpointOptions("judge")``: the release's judge stage)."""
+    reward: EndpointOptions | None = None
+    """Preference accuracy of this reward model (URL, default profile vllm, or a recipe endpoint)."""
+    reward_route: str = "classify"
     recipe: Path | None = None
     base_url: str | None = None
     work: Path | None = None
@@ -85,8 +88,8 @@ def evaluate(options: EvalOptions, echo: Echo = _quiet) -> EvalResult:
     and the charts into the output folder; returns the report and the table (the CLI prints it)."""
     from wikipersona_data.evaluate.report import build_report, table_lines
 
-    if options.policy is None and options.accuracy is None:
-        raise ConfigError("give --policy ENDPOINT_OR_RECIPE_KEY, --accuracy, or both")
+    if options.policy is None and options.accuracy is None and options.reward is None:
+        raise ConfigError("give --policy ENDPOINT_OR_RECIPE_KEY, --accuracy and/or --accuracy-reward")
     if options.limit is not None and options.limit < 1:
         raise ConfigError(f"--limit {options.limit}: must be at least 1")
     if options.replicates < 100:
@@ -144,11 +147,26 @@ def _targets(options: EvalOptions, release: EvalRelease) -> dict[str, Target]:
             profile=o.profile,
             key_env=o.key_env,
         )
+    if options.reward is not None:
+        o = options.reward
+        url = o.value.strip().lower().startswith(("http://", "https://"))
+        found["reward"] = resolve(
+            o.value,
+            role="evaluate-reward",
+            option="--accuracy-reward",
+            recipe=release.recipe,
+            model=o.model,
+            profile=(o.profile or "vllm") if url else o.profile,
+            key_env=o.key_env,
+        )
     return found
 
 
 def _default_out(release: Path, targets: dict[str, Target]) -> Path:
-    who = targets["policy"].model if "policy" in targets else "accuracy-" + targets["accuracy"].model
+    if "policy" in targets:
+        who = targets["policy"].model
+    else:
+        who = "accuracy-" + "-".join(targets[k].model for k in ("accuracy", "reward") if k in targets)
     tag = re.sub(r"[^a-z0-9.]+", "-", who.lower()).strip("-") or "policy"
     return release.with_name(f"{release.name}-eval-{tag}")
 
@@ -184,7 +202,8 @@ async def _run(
         client = LLMClient(configs, cache=cache, ledger=Ledger(price_table(recipe)), max_usd=options.max_usd)
         try:
             if options.cache_mode != "only":
-                uses = sorted({(t.endpoint, t.model, "chat") for t in targets.values()})
+                # a reward model answers no chat call: its endpoint is checked by its first call
+                uses = sorted({(t.endpoint, t.model, "chat") for k, t in targets.items() if k != "reward"})
                 await preflight(client, uses)
             ctx = winrate.JudgeContext(recipe, winrate.LedgerAs(client, recipe, winrate.JUDGE_STAGE))
             jobs: list[tuple[str, str, Any]] = []
@@ -211,6 +230,14 @@ async def _run(
                             client, targets["accuracy"], params, spec.max_tokens, spec.max_reasks, pair, persona, mode
                         )
                         jobs.append(("accuracy", mode, coro))
+            if "reward" in targets:
+                for mode in options.modes:
+                    for pair in pairs:
+                        persona = release.personas[pair["persona_id"]]
+                        coro = accuracy.reward_prefers(
+                            client, targets["reward"], options.reward_route, pair, persona, mode
+                        )
+                        jobs.append(("reward", mode, coro))
             bar = tqdm(total=len(jobs), desc=" evaluate", unit="pair", disable=not options.progress, dynamic_ncols=True)
 
             async def tracked(coro: Any) -> Any:
