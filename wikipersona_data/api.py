@@ -156,6 +156,7 @@ def evaluate(
     seed: int = 0,
     unseen_folds: Iterable[int] | None = None,
     charts: bool = True,
+    estimate: bool = False,
     progress: bool = False,
     echo: Echo = _quiet,
     policy_temperature: float = 0.0,
@@ -166,7 +167,8 @@ def evaluate(
     pairs' chosen answers under each prefix mode (``policy``: URL, recipe endpoint or stage; see
     ``evaluate/endpoints.py``), and/or a judge's preference accuracy (``accuracy=True`` for the release's judge,
     or a URL / endpoint / stage) and a reward model's (``reward``: a vLLM URL or a recipe endpoint).
-    Writes ``eval.json``, ``outcomes.jsonl`` and charts into ``out``; returns the
+    ``estimate=True`` only counts calls, tokens and cost. Writes ``eval.json``, ``outcomes.jsonl`` and charts
+    into ``out``; returns the
     report and the table."""
     from wikipersona_data.evaluate.prompts import parse_modes
     from wikipersona_data.evaluate.run import EndpointOptions, EvalOptions
@@ -201,6 +203,7 @@ def evaluate(
         seed=seed,
         unseen_folds=frozenset(unseen_folds) if unseen_folds is not None else None,
         charts=charts,
+        estimate=estimate,
         progress=progress,
         policy_temperature=policy_temperature,
         policy_max_tokens=policy_max_tokens,

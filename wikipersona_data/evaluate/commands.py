@@ -122,6 +122,7 @@ def _folds(text: str | None) -> frozenset[int] | None:
     help="Persona folds the policy did not see in training (e.g. 0): adds seen vs unseen figures.",
 )
 @click.option("--no-charts", is_flag=True, help="Write eval.json and the table only.")
+@click.option("--estimate", "estimate_only", is_flag=True, help="Only print the calls, tokens and cost; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print eval.json instead of the table.")
 @progress_option
 def evaluate(
@@ -155,6 +156,7 @@ def evaluate(
     seed: int,
     unseen_folds: str | None,
     no_charts: bool,
+    estimate_only: bool,
     as_json: bool,
     progress: bool | None,
 ) -> int:
@@ -200,6 +202,7 @@ def evaluate(
         seed=seed,
         unseen_folds=_folds(unseen_folds),
         charts=not no_charts,
+        estimate=estimate_only,
         progress=want_progress(progress),
         echo=lambda msg: click.echo(msg, err=True),
     )
@@ -210,6 +213,8 @@ def evaluate(
             click.echo(line)
     for line in result.notes:
         click.echo(line, err=True)
+    if estimate_only:
+        return 0
     shown = ", ".join(["eval.json", "outcomes.jsonl", *result.charts.values()])
     click.echo(f"written to {result.out}: {shown}", err=True)
     if not result.complete:

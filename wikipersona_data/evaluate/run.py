@@ -64,6 +64,8 @@ class EvalOptions:
     unseen_folds: frozenset[int] | None = None
     progress: bool = False
     charts: bool = True
+    estimate: bool = False
+    """Only count the calls, tokens and cost (``evaluate/estimate.py``); send and write nothing."""
 
 
 @dataclass
@@ -104,6 +106,12 @@ def evaluate(options: EvalOptions, echo: Echo = _quiet) -> EvalResult:
     targets = _targets(options, release)
     work = Path(options.work) if options.work else release.path.resolve().parent / "work" / release.recipe.name
     out = Path(options.out) if options.out else _default_out(release.path, targets)
+    if options.estimate:
+        from wikipersona_data.evaluate.estimate import estimate_table, format_table
+
+        table = estimate_table(options, release, pairs, targets)
+        report = {"estimate": table, "pairs": len(pairs), "prefix_modes": list(options.modes), "complete": True}
+        return EvalResult(out=out, report=report, table=format_table(table), notes=list(release.notes))
     _refuse_foreign_out(out)
     for line in release.notes:
         echo(line)
