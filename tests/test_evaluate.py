@@ -227,8 +227,8 @@ def test_release_judge_accuracy_and_reward_model(
     told nothing; the simulated reward model reads no prefix, so its accuracy is the same in every mode."""
     code, _, err = _run(
         [str(demo["release"]), "--accuracy", "--accuracy-reward", "sim", "--accuracy-reward-model", "sim-reward",
-         "--prefix", "none,description", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
-         "--bootstrap", "200"],
+         "--prefix", "none,description", "--limit", "24", "--work", str(tmp_path / "work"),
+         "--out", str(tmp_path / "out"), "--bootstrap", "200"],
         capsys,
     )  # fmt: skip
     assert code == 0, err
@@ -291,3 +291,18 @@ def test_equity_by_hand_and_seeded_bootstrap() -> None:
     boot = Bootstrap(scored, 50, 0)
     for persona, idx in boot.index.items():
         assert (boot.weights[:, idx].sum(axis=1) == len(idx)).all(), persona
+
+
+def test_estimate_counts_calls_and_sends_nothing(
+    demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, table, err = _run(
+        [str(demo["release"]), "--policy", "respond", "--accuracy", "--prefix", "none,name", "--estimate",
+         "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    n = len(read_rows(demo["release"])[0]["test"])
+    calls = {ln.split()[0]: int(ln.split()[2]) for ln in table.splitlines() if ln.startswith("evaluate-")}
+    assert calls == {"evaluate-policy": 2 * n, "evaluate-judge": 2 * 2 * n, "evaluate-accuracy": 2 * 2 * n}
+    assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()
