@@ -30,7 +30,12 @@ def test_entries_are_consistent() -> None:
         for name in stage.templates:
             assert (TEMPLATE_DIR / f"{name}.md").is_file(), name
         seen.add(stage.name)
-    assert len({s.shared_as for s in registry.STAGES}) == len(registry.STAGES)
+    demo = registry.active(load_recipe(DEMO))
+    assert len({s.shared_as for s in demo}) == len(demo)
+    # the one exception: the optional reward band refines respond's candidates and shares them under respond's
+    # name, so the judge, split and the filters see the banded, selected ones (a later stage's rows win)
+    assert registry.REWARD.shared_as == registry.RESPOND.shared_as
+    assert [s.name for s in registry.STAGES if s not in demo] == ["reward"]
 
 
 def test_recipe_specs_are_the_calls_the_stages_declare() -> None:
@@ -39,7 +44,9 @@ def test_recipe_specs_are_the_calls_the_stages_declare() -> None:
 
 
 def test_tables_list_stages_in_registry_order() -> None:
-    assert pipeline_order() == ("personas", "describe", "questions", "respond", "embed", "judge", "split", "prefixes")
+    assert pipeline_order() == (
+        "personas", "describe", "questions", "respond", "embed", "reward", "judge", "split", "prefixes"
+    )  # fmt: skip
     assert [s for s in pipeline_order() if s in registry.BY_NAME] == list(registry.ORDER)
 
 
@@ -47,11 +54,12 @@ def test_fingerprints_follow_the_declared_inputs() -> None:
     """Changing a setting a stage declares moves that stage's fingerprint and every later one, no earlier one."""
     recipe = load_recipe(DEMO)
     before = stage_fingerprints(recipe)
-    assert list(before) == list(registry.ORDER)
+    order = [s.name for s in registry.active(recipe)]
+    assert list(before) == order and "reward" not in order  # an optional stage left off is not in the chain
     recipe.counts.candidates_kept += 1  # declared by respond
     after = stage_fingerprints(recipe)
-    cut = registry.ORDER.index("respond")
-    assert [s for s in registry.ORDER if before[s] != after[s]] == list(registry.ORDER[cut:])
+    cut = order.index("respond")
+    assert [s for s in order if before[s] != after[s]] == order[cut:]
 
 
 def test_filters_come_from_the_registry_entry() -> None:
@@ -92,5 +100,7 @@ def test_every_stage_that_calls_an_llm_is_estimated() -> None:
     from wikipersona_data.stages.estimate import plan
 
     assert [s.name for s in registry.STAGES if s.calls] == [s.name for s in registry.STAGES if s.estimate]
-    planned = {stage for stage, *_ in plan(load_recipe(DEMO))}
-    assert planned == {s.name for s in registry.STAGES if s.calls} - {"personas"}  # the demo lists its personas
+    demo = load_recipe(DEMO)
+    planned = {stage for stage, *_ in plan(demo)}
+    # the demo lists its personas, and has no reward band
+    assert planned == {s.name for s in registry.active(demo) if s.calls} - {"personas"}

@@ -27,7 +27,7 @@ import openai
 
 from wikipersona_data.errors import LLMError
 from wikipersona_data.llm.client import LLMClient
-from wikipersona_data.llm.config import EndpointConfig
+from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
 from wikipersona_data.llm.envelope import EnvelopeError, decode_body, reliable_usage
 from wikipersona_data.llm.retry import classify
 from wikipersona_data.llm.transport import ReplyTooLarge, read_capped
@@ -52,7 +52,8 @@ def safe_url(url: str) -> str:
 
 
 async def preflight(client: LLMClient, uses: Iterable[tuple[str, str, str]]) -> None:
-    """Check every endpoint for its ``(endpoint, model, api)`` uses (api: ``chat`` or ``embed``).
+    """Check every endpoint for its ``(endpoint, model, api)`` uses (api: ``chat``, ``embed`` or
+    ``reward:<route>``).
 
     Raises :class:`LLMError` (one line) on the first problem found.
     """
@@ -82,6 +83,13 @@ async def _check_endpoint(client: LLMClient, ep: EndpointConfig, wanted: list[tu
         if api == "embed":
             body = await _request(
                 client, ep, "POST", "/embeddings", {"model": model, "input": ["ping"]}, f"embeddings ({model})"
+            )
+        elif api.startswith("reward:"):  # vLLM serves /classify and /pooling at the server root, not under /v1
+            route = api.removeprefix("reward:")
+            url = normalise_base_url(ep.base_url).removesuffix("/v1") + f"/{route}"
+            ping = [{"role": "user", "content": "Say OK."}, {"role": "assistant", "content": "OK."}]
+            body = await _request(
+                client, ep, "POST", url, {"model": model, "messages": ping}, f"a /{route} call ({model})"
             )
         else:
             request = {"model": model, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 1}

@@ -24,7 +24,7 @@ from huggingface_hub import DatasetCard
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.release.charts import chart_notes
 from wikipersona_data.release.manifest import Manifest
-from wikipersona_data.release.tables import CONFIGS, split_glob
+from wikipersona_data.release.tables import CONFIGS, contract, has_reward_band, split_glob
 from wikipersona_data.stages.order import pipeline_rank
 
 TEMPLATE_PATH = Path(__file__).with_name("dataset_card.md")  # the repo-root dataset_card.md links here
@@ -56,7 +56,8 @@ def front_matter(manifest: Manifest, split_bytes: dict[tuple[str, str], int]) ->
         {"config_name": "personas", "data_files": [{"split": "train", "path": split_glob("personas", "train")}]},
     ]
     infos = DatasetInfosDict()
-    for config, contract in CONFIGS.items():
+    for config in CONFIGS:
+        contract_ = contract(config, has_reward_band(manifest))
         splits = SplitDict()
         download = 0
         for (cfg, split), num_bytes in sorted(split_bytes.items()):
@@ -67,7 +68,7 @@ def front_matter(manifest: Manifest, split_bytes: dict[tuple[str, str], int]) ->
             splits.add(SplitInfo(name=split, num_bytes=num_bytes, num_examples=sum(e.rows or 0 for e in entries)))
             download += sum(e.bytes for e in entries)
         infos[config] = DatasetInfo(
-            features=Features.from_arrow_schema(contract),
+            features=Features.from_arrow_schema(contract_),
             splits=splits,
             download_size=download,
             dataset_size=sum(s.num_bytes for s in splits.values()),
@@ -118,6 +119,7 @@ def render_card(
         "ledger_summary": _ledger_summary(d.ledger),
         "ledger_sections": _ledger_sections(d.ledger),
         "length_bias": _length_bias(d.ledger),
+        "reward_band": _reward_band(d.ledger),
         "retried": _retried(d.ledger),
         "divergence": sorted(d.divergence.items()),
         "personas": _persona_rows(personas, fictional=d.fictional_people),
@@ -333,6 +335,29 @@ def _length_bias(ledger: dict[str, Any]) -> list[str]:
             f"{lb['pairs']:,} pairs (mean {lb['mean_chars_chosen']:,.0f} vs {lb['mean_chars_rejected']:,.0f} "
             f"characters; point-biserial correlation of length with being chosen {lb['point_biserial']:.3f})."
         )
+    return lines
+
+
+def _reward_band(ledger: dict[str, Any]) -> list[str]:
+    """Sentences on the reward band (recipe ``[stages.reward]``) and the reward gap between chosen and rejected;
+    none for a build without the band."""
+    build = ledger.get("build")
+    band = build.get("reward_band") if isinstance(build, dict) else None
+    if not isinstance(band, dict) or not band.get("pairs"):
+        return []
+    lines = [
+        f"Every candidate answer was scored by the reward model `{band['model']}` (`/{band['route']}`); per question "
+        f"only the {band['band']} candidates of comparable score ({band['band_position']} window of the ranked "
+        f"scores) went on to the diversity selection. Mean spread of scores per question: "
+        f"{band['mean_spread_all']:.4f} over all scored candidates, {band['mean_spread_band']:.4f} inside the band."
+    ]
+    lines.append(
+        f"Reward gap between chosen and rejected over {band['pairs']:,} pairs: mean {band['mean_gap']:+.4f} "
+        f"(mean absolute {band['mean_abs_gap']:.4f}; chosen {band['mean_chosen']:.4f} vs rejected "
+        f"{band['mean_rejected']:.4f}); the chosen answer has the higher reward in "
+        f"{100 * band['chosen_higher_share']:.1f} % of pairs. Scores are in the pairs' `chosen_reward` and "
+        "`rejected_reward` columns."
+    )
     return lines
 
 

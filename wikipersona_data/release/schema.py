@@ -54,6 +54,14 @@ PAIRS = pa.schema(
     ]
 )
 
+REWARD_COLUMNS = [
+    pa.field("chosen_reward", pa.float64()),  # reward-model score of chosen (recipes with a reward band only)
+    pa.field("rejected_reward", pa.float64()),
+]
+PAIRS_WITH_REWARD = pa.schema([*PAIRS, *REWARD_COLUMNS])
+"""The pairs of a build with the reward band (recipe ``[stages.reward]``): two columns more, at the end; a build
+without the band has exactly PAIRS (its bytes do not change)."""
+
 PERSONAS = pa.schema(
     [
         ("persona_id", pa.string()),

@@ -31,16 +31,28 @@ def split_glob(config: str, split: str) -> str:
     return f"data/{config}/{split}-*.parquet"
 
 
+def contract(config: str, reward: bool = False) -> pa.Schema:
+    """The column contract of ``config``; ``reward``: the release was built with the reward band."""
+    return schema.PAIRS_WITH_REWARD if reward and config == "pairs" else CONFIGS[config]
+
+
+def has_reward_band(manifest: Any) -> bool:
+    """Whether a release's manifest says it was built with the reward band (its pairs have reward columns)."""
+    build = manifest.data.ledger.get("build") if manifest is not None else None
+    return isinstance(build, dict) and bool(build.get("reward_band"))
+
+
 def to_table(config: str, split: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """Type ``rows`` by the contract schema, sorted by the config's id; fail on the first bad cell."""
-    contract = CONFIGS[config]
+    """Type ``rows`` by the contract schema, sorted by the config's id; fail on the first bad cell. Pairs
+    carrying reward scores (a build with the reward band) are typed by the contract with reward columns."""
+    contract_ = contract(config, bool(rows) and isinstance(rows[0], dict) and "chosen_reward" in rows[0])
     key = SORT_KEY[config]
-    names = set(contract.names)
+    names = set(contract_.names)
     for i, row in enumerate(rows):
         where = _where(config, split, i, row, key)
         if not isinstance(row, dict):
             raise InputError(f"{where}: a row must be a dict, got {type(row).__name__}")
-        missing = [n for n in contract.names if n not in row]
+        missing = [n for n in contract_.names if n not in row]
         if missing:
             raise InputError(f"{where}: missing column {missing[0]!r} (contract: release/schema.py)")
         extra = sorted(set(row) - names)
@@ -54,13 +66,13 @@ def to_table(config: str, split: str, rows: Sequence[dict[str, Any]]) -> pa.Tabl
         if a == b:
             raise InputError(f"{config}/{split}: duplicate {key} {a!r}")
     columns = []
-    for field in contract:
+    for field in contract_:
         values = [r[field.name] for r in ordered]
         try:
             columns.append(pa.array(values, type=field.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
             columns.append(_locate_bad_cell(config, split, ordered, field, key))
-    return pa.Table.from_arrays(columns, schema=contract)
+    return pa.Table.from_arrays(columns, schema=contract_)
 
 
 def _locate_bad_cell(config: str, split: str, rows: list[dict], field: pa.Field, key: str) -> pa.Array:

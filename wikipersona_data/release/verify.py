@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from wikipersona_data.errors import WikipersonaError
 from wikipersona_data.release.files import NotRegularFile, open_regular, read_bytes, read_text, refuse_special
 from wikipersona_data.release.manifest import Manifest, find_leaks
-from wikipersona_data.release.tables import CONFIGS, SPLITS, schema_mismatch, split_glob
+from wikipersona_data.release.tables import SPLITS, contract, has_reward_band, schema_mismatch, split_glob
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -263,7 +263,7 @@ def _check_schema(rel: _Release) -> str:
                     schema = pq.read_schema(fh)
             except Exception as err:
                 raise _Fail(f"{name}: not a readable parquet file ({type(err).__name__}: {_first_line(err)})") from None
-            problem = schema_mismatch(schema, CONFIGS[config])
+            problem = schema_mismatch(schema, contract(config, has_reward_band(rel.manifest)))
             if problem:
                 raise _Fail(f"{name}: {problem}")
             checked += 1
@@ -458,7 +458,7 @@ def _check_card(rel: _Release) -> str:
             features = Features._from_yaml_list(info.get("features") or [])
         except Exception as err:
             raise _Fail(f"README.md dataset_info {config}: features do not parse ({_first_line(err)})") from None
-        if features != Features.from_arrow_schema(CONFIGS[config]):
+        if features != Features.from_arrow_schema(contract(config, has_reward_band(rel.manifest))):
             raise _Fail(f"README.md dataset_info {config}: features differ from the column contract")
         for split in info.get("splits") or []:
             files = rel.files.get(f"{config}/{split.get('name')}", [])

@@ -57,6 +57,12 @@ def pair_record(pair: PairRow) -> dict[str, Any]:
         ],
         "generator_model": pair.generator_model,
         "persona_fold": pair.persona_fold,
+        # a build with the reward band only (release/schema.py PAIRS_WITH_REWARD)
+        **(
+            {"chosen_reward": pair.chosen_reward, "rejected_reward": pair.rejected_reward}
+            if pair.chosen_reward is not None
+            else {}
+        ),
     }
 
 
@@ -128,4 +134,42 @@ def judge_stats(judgments: list[JudgmentRow]) -> dict[str, float]:
         "position_biased_share": round(sum(m.position_biased for m in matches) / max(1, len(matches)), 6),
         "tiebreak_share": round(sum(m.decided_by == "tiebreak" for m in matches) / max(1, len(matches)), 6),
         "mean_judge_agreement": round(sum(j.judge_agreement for j in judgments) / len(judgments), 6),
+    }
+
+
+def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) -> dict[str, Any]:
+    """The reward band's facts for the manifest and the card (empty without a band): the band's setting, the
+    spread of the scores kept in it, and the reward gap between chosen and rejected over the released pairs.
+
+    A band makes chosen vs rejected about the person rather than about quality: the gap should be small
+    next to the spread of all candidates' scores."""
+    scored = [p for p in pairs if p.chosen_reward is not None and p.rejected_reward is not None]
+    if spec is None or not scored:
+        return {}
+    gaps = [p.chosen_reward - p.rejected_reward for p in scored]  # type: ignore[operator]
+    by_q: dict[str, list[Any]] = {}
+    for c in candidates:
+        if c.reward_score is not None:
+            by_q.setdefault(c.question_id, []).append(c)
+    spread_all = [max(x.reward_score for x in cs) - min(x.reward_score for x in cs) for cs in by_q.values()]
+    spread_band = [
+        max(x.reward_score for x in band) - min(x.reward_score for x in band)
+        for cs in by_q.values()
+        if (band := [x for x in cs if x.in_band])
+    ]
+    mean = lambda xs: round(sum(xs) / len(xs), 6) if xs else None  # noqa: E731
+    return {
+        "model": spec.model,
+        "route": spec.route,
+        "band": spec.band,
+        "band_position": spec.band_position,
+        "questions": len(by_q),
+        "mean_spread_all": mean(spread_all),
+        "mean_spread_band": mean(spread_band),
+        "pairs": len(scored),
+        "mean_chosen": mean([p.chosen_reward for p in scored]),
+        "mean_rejected": mean([p.rejected_reward for p in scored]),
+        "mean_gap": mean(gaps),
+        "mean_abs_gap": mean([abs(g) for g in gaps]),
+        "chosen_higher_share": round(sum(g > 0 for g in gaps) / len(gaps), 6),
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from wikipersona_data.errors import ConfigError
 from wikipersona_data.llm.client import resample_temperature
 from wikipersona_data.llm.ledger import estimate_tokens
 from wikipersona_data.stages.recipe import Recipe
@@ -113,6 +114,21 @@ class StageLLM:
     async def embed(self, texts: list[str], *, ledger_stage: str = "respond") -> list[list[float]]:
         spec = self.recipe.stages.embed
         return await self.client.embed(stage=ledger_stage, endpoint=spec.endpoint, model=spec.model, texts=texts)
+
+    async def reward(self, question: str, answer: str, *, ledger_stage: str = "reward") -> Any:
+        """The recipe's reward model on one (question, answer) conversation (``LLMClient.reward``)."""
+        spec = self.recipe.stages.reward
+        if spec is None:
+            raise ConfigError(f"{self.recipe.source}: stages.reward: not configured")
+        messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        return await self.client.reward(
+            stage=ledger_stage,
+            endpoint=spec.endpoint,
+            model=spec.model,
+            messages=messages,
+            route=spec.route,
+            score_index=spec.score_index,
+        )
 
     def embed_key(self, texts: list[str]) -> str:
         """Call key of ``embed(texts)``, for the rows that cite the call (the data ledger counts cited calls)."""

@@ -203,9 +203,11 @@ class BuildContext:
         """Drop reasons of the stage's filters that ask for a new sample (``Filter.regenerate_on``)."""
         from wikipersona_data.stages import registry  # the registry imports the stage modules, which import this
         from wikipersona_data.verify.config import filters_config
+        from wikipersona_data.verify.pipeline import recipe_listing
 
         if stage not in self._regenerate:
-            self._regenerate[stage] = registry.get(stage).regenerate_on(filters_config(self.recipe))
+            listing = recipe_listing(self.recipe, stage)
+            self._regenerate[stage] = registry.get(stage).regenerate_on(filters_config(self.recipe), listing)
         return self._regenerate[stage]
 
     async def run_units(
@@ -276,6 +278,15 @@ class BuildContext:
             raise Deferred(what=f"{deferred} unit(s) of stage {stage}")
         return rows, rejects
 
+    def save_filter_log(self, stage: str) -> None:
+        """Fold the stage's filter log into its ``filters.json`` once, at the end of the stage (verify/report.py)."""
+        from wikipersona_data.verify.report import save_log
+
+        stage_dir = self.work_dir / stage
+        log = self.filter_logs.get(str(stage_dir.resolve()))
+        if log is not None:
+            save_log(stage_dir, log)
+
     def postfix(self, stage: str) -> dict[str, str]:
         line = ledger_stage_line(self.client, stage)
         cost = line["cost_usd"]
@@ -286,6 +297,7 @@ class BuildContext:
         }
 
     def finish_stage(self, stage: str, rows: int, rejects: list[RejectRow], started: float) -> None:
+        self.save_filter_log(stage)
         stats = self.stats.setdefault(stage, StageStats())
         stats.rows = rows
         retries = [r for r in rejects if r.reason in RETRY_LABELS]

@@ -93,7 +93,7 @@ def plan(recipe: Recipe) -> list[CallGroup]:
     from wikipersona_data.stages import registry  # the registry refers to the functions below
 
     sizes = loss_free(recipe)
-    return [group for stage in registry.STAGES if stage.estimate for group in stage.estimate(sizes)]
+    return [group for stage in registry.active(recipe) if stage.estimate for group in stage.estimate(sizes)]
 
 
 def personas_calls(sizes: LossFree) -> list[CallGroup]:
@@ -163,9 +163,30 @@ def respond_calls(sizes: LossFree) -> list[CallGroup]:
     out = sizes.group("respond", sizes.q_personal, categories)
     answer = _prompt_tokens("respond", question=sizes.question, axis="x", category="x", variant=1, style="x")
     out += sizes.group("respond", (sizes.q_personal + sizes.q_divergent) * counts.candidates_generated, answer)
-    if sizes.q_personal + sizes.q_divergent:  # one embedding call per question (diversity selection)
+    # one embedding call per question for the diversity selection (with a reward band, the reward stage embeds
+    # the band instead)
+    if recipe.stages.reward is None and sizes.q_personal + sizes.q_divergent:
         tokens = counts.candidates_generated * sizes.answer_words * 4 // 3
         out.append(("respond", recipe.stages.embed.model, tokens, 0, sizes.q_personal + sizes.q_divergent))
+    return out
+
+
+def reward_calls(sizes: LossFree) -> list[CallGroup]:
+    """One reward call per candidate (question + answer), then one embedding call of the band per question."""
+    recipe, spec = sizes.recipe, sizes.recipe.stages.reward
+    questions = sizes.q_personal + sizes.q_divergent
+    if spec is None or not questions:
+        return []
+    from wikipersona_data.llm.ledger import estimate_tokens
+
+    conversation = [
+        {"role": "user", "content": sizes.question},
+        {"role": "assistant", "content": _text(sizes.answer_words)},
+    ]
+    out: list[CallGroup] = [
+        ("reward", spec.model, estimate_tokens(conversation), 0, questions * recipe.counts.candidates_generated)
+    ]
+    out.append(("reward", recipe.stages.embed.model, spec.band * sizes.answer_words * 4 // 3, 0, questions))
     return out
 
 

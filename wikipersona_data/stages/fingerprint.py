@@ -6,10 +6,11 @@ model's journal. The fingerprint of a stage hashes what shapes its rows:
 
 - its recipe settings (endpoint, model, sampling params, counts, seeds, judge/split tables),
 - the sha256 of its prompt templates (and of the filters' templates),
-- the ``[filters]`` table (filters run inside every stage),
+- the ``[filters]`` table (filters run inside every stage), and the stage's ``[stage_filters]`` listing if
+  the recipe has one,
 - the fingerprint of the stage before it (the chain is linear: personas -> describe -> questions ->
-  respond -> judge -> split -> prefixes), so a change recomputes that stage and everything after it,
-  and nothing before it.
+  respond -> [reward] -> judge -> split -> prefixes), so a change recomputes that stage and everything after
+  it, and nothing before it. An optional stage the recipe leaves off is not in the chain.
 
 ``prepare_stage_dirs`` runs before the stages: a stage folder whose ``fingerprint`` file differs (or is
 missing) is moved aside to ``<stage>@<old fingerprint>/`` and the stage recomputes from scratch (its
@@ -57,14 +58,18 @@ def stage_fingerprints(recipe: Recipe) -> dict[str, str]:
     out: dict[str, str] = {}
     upstream = content_id("dump", recipe.dump.name, recipe.dump.date)
     shared = {"filters": recipe.filters, "filter_templates": _filter_templates()}
-    for entry in registry.STAGES:  # each stage: the specs it calls, its templates, the recipe settings it reads
+    for entry in registry.active(recipe):  # each stage: the specs it calls, its templates, the settings it reads
         stage, specs, templates, settings = entry.name, entry.calls, entry.templates, entry.settings
         config = {
             "specs": {s: _setting(recipe, f"stages.{s}") if getattr(recipe.stages, s) else None for s in specs},
             "templates": {t: _template_sha(t) for t in templates},
-            "settings": {k: _setting(recipe, k) for k in settings},
+            # an unset optional setting is left out: turning an optional stage off gives the fingerprints
+            # (and so the work folders) of a recipe written before that stage existed
+            "settings": {k: v for k in settings if (v := _setting(recipe, k)) is not None},
             **shared,
         }
+        if stage in recipe.stage_filters:  # only a listed stage: unlisted recipes keep their fingerprints
+            config["filter_list"] = recipe.stage_filters[stage]
         upstream = content_id(upstream, stage, _canonical(config))
         out[stage] = upstream
     return out
@@ -79,7 +84,7 @@ def prepare_stage_dirs(work: Path, fingerprints: dict[str, str]) -> list[str]:
     the current fingerprint (switching settings back and forth recomputes nothing), write the current
     fingerprints. Returns the stages whose folder was moved aside."""
     stale = []
-    for stage in registry.ORDER:
+    for stage in fingerprints:  # the stages this recipe runs, in order
         folder = work / stage
         marker = folder / FILE
         want = fingerprints[stage]

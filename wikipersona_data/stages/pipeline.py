@@ -1,6 +1,7 @@
 """``build_recipe``: run every stage of a recipe (resumable), then write the release folder.
 
-Order: personas -> describe -> questions -> respond -> judge -> split -> prefixes -> release. Each stage
+Order: personas -> describe -> questions -> respond -> [reward] -> judge -> split -> prefixes -> release
+(``reward`` only when the recipe has ``[stages.reward]``). Each stage
 reads the previous stage's rows, writes ``work/<recipe>/<stage>/rows.jsonl`` and ``rejects.jsonl`` and
 journals its finished units, so a killed build resumes where it stopped; every LLM call goes through
 one client with a content-addressed cache (``work/<recipe>/cache/``), so nothing paid is paid twice.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -36,7 +38,13 @@ from wikipersona_data.llm.deferral import Deferred
 from wikipersona_data.llm.transport import Transport
 from wikipersona_data.release.manifest import Manifest, ModelUse, RunInfo
 from wikipersona_data.stages import registry, split
-from wikipersona_data.stages.assemble import divergence_by_axis, grounding_method, judge_stats, release_rows
+from wikipersona_data.stages.assemble import (
+    divergence_by_axis,
+    grounding_method,
+    judge_stats,
+    release_rows,
+    reward_band_stats,
+)
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.context import BuildContext, FilterHook, StageStats
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
@@ -209,7 +217,8 @@ async def check_endpoints(ctx: BuildContext) -> None:
     for stage in registry.call_specs():
         spec = getattr(ctx.recipe.stages, stage)
         if spec is not None:
-            uses.append((spec.endpoint, spec.model, "embed" if stage == "embed" else "chat"))
+            api = {"embed": "embed", "reward": f"reward:{getattr(spec, 'route', '')}"}.get(stage, "chat")
+            uses.append((spec.endpoint, spec.model, api))
     await preflight(ctx.client, uses)
 
 
@@ -314,12 +323,13 @@ async def _stages_in_order(ctx: BuildContext, up: registry.Upstream) -> dict[str
     """The registry's stages in order; each gets the rows of the stages before it (``registry.Upstream``) and
     its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name. Stages
     already in ``up`` (an earlier batch round of this run) are not run again."""
-    for stage in registry.STAGES:
+    stages = registry.active(ctx.recipe)
+    for stage in stages:
         if stage.name in up.rows:
             continue
         up.rows[stage.name] = await stage.run(ctx, up)
         ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in up.shared(stage)}
-    out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in registry.STAGES}
+    out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in stages}  # a later stage's rows win
     out["personas"] = registry.described_personas(up)  # no grounded description, no data
     out["folds"] = up.folds
     return out
@@ -387,6 +397,9 @@ def build_manifest(
         "grounding_method": grounding_method(descriptions),
         **filter_extras(ctx, pairs),
     }
+    band = reward_band_stats(pairs, list(ctx.shared.get("candidates", {}).values()), recipe.stages.reward)
+    if band:  # only a recipe with the reward band has this part: the manifest of others stays as it was
+        extra["reward_band"] = band
     data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
     return mf.Manifest(data=data, run=run_info(ctx.stats, started))
 
@@ -399,7 +412,7 @@ def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
         spec = getattr(ctx.recipe.stages, stage)
         if spec is not None:
             seen = served.get(spec.model, set())
-            if stage == "embed":  # embeddings leave no rows: the client saw their served model
+            if stage in ("embed", "reward"):  # their replies leave no rows: the client saw their served model
                 seen = seen | embed_served(ctx).get(spec.model, set())
             models[stage] = ModelUse(requested=spec.model, served=sorted(seen))
     return models
@@ -442,11 +455,11 @@ def _redacted(ctx: BuildContext, name: str) -> str:
 
 def served_models(ctx: BuildContext) -> dict[str, set[str]]:
     """Requested model -> models the server said it used, from the rows (the same for a resumed build)."""
-    from wikipersona_data.stages.store import read_jsonl
+    from wikipersona_data.stages.store import iter_rows
 
     out: dict[str, set[str]] = {}
-    for stage in registry.STAGES:
-        for row in read_jsonl(ctx.work_dir / stage.name / "rows.jsonl", stage.row):
+    for stage in registry.active(ctx.recipe):
+        for row in iter_rows(ctx.work_dir / stage.name / "rows.jsonl", stage.row):
             provenance = getattr(row, "provenance", None)
             if provenance is not None and provenance.served_model:
                 out.setdefault(provenance.model, set()).add(provenance.served_model)
@@ -454,8 +467,8 @@ def served_models(ctx: BuildContext) -> dict[str, set[str]]:
 
 
 def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
-    """Requested embedding model -> served names, from every reply the client saw (preflight included),
-    kept in ``<work>/cache/served_embed.json`` so a resumed or offline rebuild records the same names."""
+    """Requested embedding (and reward) model -> served names, from every reply the client saw (preflight
+    included), kept in ``<work>/cache/served_embed.json`` so a resumed or offline rebuild records the same names."""
     path = ctx.work_dir / "cache" / "served_embed.json"
     known: dict[str, set[str]] = {}
     try:
@@ -463,9 +476,9 @@ def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
         known = {str(m): {str(n) for n in names} for m, names in stored.items() if isinstance(names, list)}
     except (OSError, ValueError, AttributeError):
         pass
-    spec = ctx.recipe.stages.embed
+    wanted = {ctx.recipe.stages.embed.model} | ({ctx.recipe.stages.reward.model} if ctx.recipe.stages.reward else set())
     for model, names in ctx.client.served.items():
-        if model == spec.model:
+        if model in wanted:
             known.setdefault(model, set()).update(names)
     if known and ctx.client.cache.mode != "off":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -476,13 +489,19 @@ def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
 def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
     """Call keys cited by each stage's final rows and rejects (what the data cost)."""
     from wikipersona_data.stages.rows import RejectRow
-    from wikipersona_data.stages.store import read_jsonl
+    from wikipersona_data.stages.store import iter_rows
 
-    out = {}
-    for stage in registry.STAGES:
+    out: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    for stage in registry.active(ctx.recipe):
         folder = ctx.work_dir / stage.name
-        rows = read_jsonl(folder / "rows.jsonl", stage.row) + read_jsonl(folder / "rejects.jsonl", RejectRow)
-        out[stage.name] = keys_of(rows)
+        rows = itertools.chain(
+            iter_rows(folder / "rows.jsonl", stage.row), iter_rows(folder / "rejects.jsonl", RejectRow)
+        )
+        # a call is behind the data once, in the first stage that cites it (the reward stage's candidates
+        # carry respond's call keys along with their own)
+        out[stage.name] = keys_of(rows) - seen
+        seen |= out[stage.name]
     return out
 
 

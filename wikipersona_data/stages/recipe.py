@@ -169,6 +169,24 @@ class EmbedSpec(_Strict):
     model: str
 
 
+class RewardSpec(_Strict):
+    """The optional reward band (the paper's S4): score every candidate with a reward model, keep ``band`` of
+    them of comparable score, and run the diversity selection on those only (``stages/reward.py``)."""
+
+    endpoint: str
+    model: str
+    route: Literal["classify", "pooling"] = Field(
+        default="classify", description="vLLM route that serves the model (llm/reward.py)."
+    )
+    score_index: int = Field(default=0, ge=0, le=1023, description="Element of the returned vector that is the score.")
+    band: int = Field(ge=2, le=256, description="Candidates per question kept in the band (the paper: 20 of 50).")
+    band_position: Literal["tightest", "median"] = Field(
+        default="tightest",
+        description="'tightest': the window of `band` ranked scores with the smallest spread (the paper's code); "
+        "'median': the window centred on the median score.",
+    )
+
+
 class StagesSpec(_Strict):
     personas: StageSpec | None = Field(default=None, description="Needed only if an axis uses auto_select.")
     describe: StageSpec
@@ -177,6 +195,9 @@ class StagesSpec(_Strict):
     judge: StageSpec
     prefixes: StageSpec
     embed: EmbedSpec
+    reward: RewardSpec | None = Field(
+        default=None, description="Optional: the reward band between respond and selection."
+    )
 
 
 STAGE_NAMES: tuple[str, ...] = tuple(StagesSpec.model_fields)
@@ -296,6 +317,11 @@ class Recipe(_Strict):
     judge: JudgeSpec = JudgeSpec()
     split: SplitSpec = SplitSpec()
     filters: dict[str, Any] = Field(default_factory=dict)
+    stage_filters: dict[str, list[str | dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Per stage, its filters in order, each a name or a table {name, parameters} "
+        "(verify/listing.py); a stage not listed runs its default filters.",
+    )
 
     # filled by load_recipe, not part of the TOML
     source: Path | None = Field(default=None, exclude=True)
@@ -325,6 +351,7 @@ class Recipe(_Strict):
                 raise ValueError(f"stages.{stage}.endpoint: unknown endpoint {spec.endpoint!r}")
         if "temperature" not in self.stages.judge.model_fields_set:
             self.stages.judge.temperature = 0.0  # a judge samples nothing: same input, same verdict
+        self._check_reward()
         if any(a.auto_select for a in self.axes) and self.stages.personas is None:
             raise ValueError("stages.personas: required when an axis uses auto_select")
         names = [a.name for a in self.axes]
@@ -334,6 +361,30 @@ class Recipe(_Strict):
             if axis.auto_select is None and not any(c.personas for c in axis.categories):
                 raise ValueError(f"axes.{axis.name}: no personas listed and no auto_select")
         return self
+
+    def _check_reward(self) -> None:
+        from wikipersona_data.llm.profiles import get_profile
+
+        spec = self.stages.reward
+        if spec is None:
+            return
+        generated, kept = self.counts.candidates_generated, self.counts.candidates_kept
+        if spec.band > generated:
+            raise ValueError(
+                f"stages.reward.band: {spec.band} is more than counts.candidates_generated ({generated}); "
+                "the band keeps some of the generated candidates"
+            )
+        if spec.band < kept:
+            raise ValueError(
+                f"stages.reward.band: {spec.band} is less than counts.candidates_kept ({kept}); the diversity "
+                "selection picks the kept candidates from inside the band"
+            )
+        profile = self.endpoints[spec.endpoint].profile
+        if spec.route not in get_profile(profile).reward_routes:
+            raise ValueError(
+                f"stages.reward.route: endpoint {spec.endpoint!r} has profile {profile!r}, which serves no "
+                f"/{spec.route} reward route (use a 'vllm' endpoint)"
+            )
 
     # -- derived views -------------------------------------------------
     def stage(self, name: str) -> StageSpec:
@@ -422,6 +473,10 @@ def parse_recipe(text: str, source: Path) -> Recipe:
     recipe.text = text
     recipe.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     _validate_filters(recipe, source)
+    if recipe.stage_filters:
+        from wikipersona_data.stages.registry import check_stage_filters  # the registry imports this module
+
+        check_stage_filters(recipe)
     _check_manifest_facts(recipe, source)
     for axis in recipe.axes:
         if len(axis.categories) < 2:  # warned, not refused: a one-category axis is legal but yields no divergence

@@ -9,9 +9,14 @@ declares
 - ``inputs``: the stages whose rows it reads (by name; the runner hands them over typed, see :class:`Upstream`);
 - ``calls``: the recipe ``[stages.X]`` specs whose LLM calls it makes (``embed`` serves ``respond``);
 - ``templates`` and ``settings``: the prompt templates and dotted recipe settings that enter its fingerprint;
-- ``filters``: the verification filters run on its rows, in order (built from the recipe's ``[filters]``);
+- ``filters``: the verification filters run on its rows by default, in order (built from the recipe's
+  ``[filters]``); ``optional_filters`` the ones a recipe may add; a recipe's ``[stage_filters]`` may list the
+  stage's filters instead (``verify/listing.py``);
 - ``deferrable``: whether its LLM calls may wait for an offline batch (issue 13) instead of being answered now;
-- ``run``: ``await run(ctx, upstream) -> rows``.
+- ``run``: ``await run(ctx, upstream) -> rows``;
+- ``enabled``: whether the recipe runs it (an optional stage such as ``reward``; None = always). A stage the
+  recipe leaves off is skipped everywhere the registry is read (no folder, no fingerprint link, no table line),
+  so a recipe without it builds the same bytes as before the stage existed.
 
 Adding a stage: its module (``run`` and row model), its template(s), one entry here. See docs/build.md.
 """
@@ -25,8 +30,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from wikipersona_data.errors import InputError
-from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, split
+from wikipersona_data.errors import ConfigError, InputError
+from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, reward, split
 from wikipersona_data.stages import estimate as estimates
 from wikipersona_data.stages.context import BuildContext
 from wikipersona_data.stages.recipe import Recipe
@@ -50,6 +55,7 @@ from wikipersona_data.verify.answers import (
 from wikipersona_data.verify.base import Filter
 from wikipersona_data.verify.config import FiltersConfig
 from wikipersona_data.verify.grounding import GroundingFilter
+from wikipersona_data.verify.listing import Listing, listed_filters
 from wikipersona_data.verify.pairs import (
     CascadeFilter,
     DistinctAnswersFilter,
@@ -131,15 +137,41 @@ class Stage(Generic[RowT]):
     filters: Callable[[FiltersConfig], list[Filter]]
     run: Callable[[BuildContext, Upstream], Awaitable[list[RowT]]]
     deferrable: bool = False
+    optional_filters: tuple[type[Filter], ...] = ()
+    """Filters off by default that a recipe's ``[stage_filters]`` may list for this stage."""
     estimate: Callable[[estimates.LossFree], list[estimates.CallGroup]] | None = None
     """The calls a loss-free build of this stage makes (``wikipersona estimate``); None: it calls no LLM."""
+    enabled: Callable[[Recipe], bool] | None = None
+    """Whether a recipe runs this stage (None: every recipe does)."""
 
-    def filter_list(self, cfg: FiltersConfig) -> list[Filter]:
-        return self.filters(cfg)
+    def runs_for(self, recipe: Recipe) -> bool:
+        return self.enabled is None or self.enabled(recipe)
 
-    def regenerate_on(self, cfg: FiltersConfig) -> frozenset[str]:
+    def catalog(self) -> tuple[type[Filter], ...]:
+        """The filters a recipe may list for this stage: its defaults, then its optional ones."""
+        defaults = tuple(type(f) for f in self.filters(FiltersConfig()))
+        return (*defaults, *(c for c in self.optional_filters if c not in defaults))
+
+    def filter_list(self, cfg: FiltersConfig, listing: Listing | None = None, *, where: str = "") -> list[Filter]:
+        """Its filters in order: the recipe's listing for the stage if it has one, else the defaults."""
+        if listing is None:
+            return self.filters(cfg)
+        listed = listed_filters(self.name, listing, self.catalog(), cfg, where=where)
+        defaults = self.filters(cfg)
+        if (
+            defaults
+            and defaults[0].name == TextSafetyFilter.name
+            and (not listed or listed[0].name != defaults[0].name)
+        ):
+            raise ConfigError(
+                f"{where}stage_filters.{self.name}: must start with {TextSafetyFilter.name!r} (secrets are masked "
+                "before any later filter can echo text in a detail)"
+            )
+        return listed
+
+    def regenerate_on(self, cfg: FiltersConfig, listing: Listing | None = None) -> frozenset[str]:
         """Drop reasons of its filters that ask for a new sample instead of a drop (a filter property)."""
-        return frozenset(r for f in self.filters(cfg) for r in f.regenerate_on)
+        return frozenset(r for f in self.filter_list(cfg, listing) for r in f.regenerate_on)
 
 
 # ------------------------------------------------------------------------------------------ run adapters
@@ -197,22 +229,36 @@ async def _respond(ctx: BuildContext, up: Upstream) -> list[CandidateRow]:
     return [*new, *(c for c in base if c.question_id in reused)]
 
 
+async def _reward(ctx: BuildContext, up: Upstream) -> list[CandidateRow]:
+    candidates = up.of(RESPOND)
+    if up.scope is None:
+        return await reward.run(ctx, up.of(QUESTIONS), candidates)
+    reused = up.scope.reused  # the release's candidates of its divergent questions: already scored and banded
+    new = await reward.run(ctx, up.of(QUESTIONS), [c for c in candidates if c.question_id not in reused])
+    return [*new, *(c for c in candidates if c.question_id in reused)]
+
+
+def candidates(up: Upstream) -> list[CandidateRow]:
+    """The selected candidates: the reward stage's when the recipe has the band, else respond's."""
+    return up.rows[REWARD.name] if REWARD.name in up.rows else up.of(RESPOND)
+
+
 async def _judge(ctx: BuildContext, up: Upstream) -> list[JudgmentRow]:
-    return await judge.run(ctx, described_personas(up), up.of(DESCRIBE), up.of(QUESTIONS), up.of(RESPOND))
+    return await judge.run(ctx, described_personas(up), up.of(DESCRIBE), up.of(QUESTIONS), candidates(up))
 
 
 async def _split(ctx: BuildContext, up: Upstream) -> list[PairRow]:
     people = described_personas(up)
     if up.scope is None:
         up.folds = split.persona_folds(ctx, people)
-        return await split.run(ctx, people, up.of(QUESTIONS), up.of(RESPOND), up.of(JUDGE))
+        return await split.run(ctx, people, up.of(QUESTIONS), candidates(up), up.of(JUDGE))
     # the release's divergent questions keep their split; added personas take folds no existing persona leaves
     by_q = {q.question_id: q for q in up.of(QUESTIONS)}
     personal_test = {q for q in split.test_questions(ctx, up.of(JUDGE), by_q) if by_q[q].question_type == "personal"}
     test = personal_test | {q for q, s in up.scope.released_split.items() if s == "test"}
     k, seed = ctx.recipe.split.persona_folds, ctx.recipe.seeds.folds
     up.folds = split.assign_folds(up.scope.old_personas, people, k, seed)
-    return await split.run(ctx, people, up.of(QUESTIONS), up.of(RESPOND), up.of(JUDGE), test=test, folds=up.folds)
+    return await split.run(ctx, people, up.of(QUESTIONS), candidates(up), up.of(JUDGE), test=test, folds=up.folds)
 
 
 async def _prefixes(ctx: BuildContext, up: Upstream) -> list[PrefixRow]:
@@ -299,12 +345,26 @@ RESPOND: Stage[CandidateRow] = Stage(
     estimate=estimates.respond_calls,
     deferrable=True,
 )
+REWARD: Stage[CandidateRow] = Stage(
+    name="reward",
+    row=CandidateRow,
+    id_field="candidate_id",
+    shared_as="candidates",  # later stages and filters see the banded, selected candidates
+    inputs=("questions", "respond"),
+    calls=("reward", "embed"),
+    templates=(),
+    settings=("counts.candidates_kept", "seeds.select"),
+    filters=lambda cfg: [],
+    run=_reward,
+    estimate=estimates.reward_calls,
+    enabled=lambda recipe: recipe.stages.reward is not None,
+)
 JUDGE: Stage[JudgmentRow] = Stage(
     name="judge",
     row=JudgmentRow,
     id_field="judgment_id",
     shared_as="judgments",
-    inputs=("personas", "describe", "questions", "respond"),
+    inputs=("personas", "describe", "questions", "respond", "reward"),
     calls=("judge",),
     templates=("judge",),
     settings=("judge", "seeds.judge"),
@@ -318,7 +378,7 @@ SPLIT: Stage[PairRow] = Stage(
     row=PairRow,
     id_field="pair_id",
     shared_as="pairs",
-    inputs=("personas", "describe", "questions", "respond", "judge"),
+    inputs=("personas", "describe", "questions", "respond", "reward", "judge"),
     calls=(),
     templates=(),
     settings=("split", "seeds.split", "seeds.folds"),
@@ -328,6 +388,7 @@ SPLIT: Stage[PairRow] = Stage(
         DivergenceFilter(cfg),
         *([LengthBalanceFilter(cfg)] if cfg.balance_length else []),
     ],
+    optional_filters=(LengthBalanceFilter,),
     run=_split,
 )
 PREFIXES: Stage[PrefixRow] = Stage(
@@ -345,7 +406,7 @@ PREFIXES: Stage[PrefixRow] = Stage(
     deferrable=True,
 )
 
-STAGES: tuple[Stage[Any], ...] = (PERSONAS, DESCRIBE, QUESTIONS, RESPOND, JUDGE, SPLIT, PREFIXES)
+STAGES: tuple[Stage[Any], ...] = (PERSONAS, DESCRIBE, QUESTIONS, RESPOND, REWARD, JUDGE, SPLIT, PREFIXES)
 ORDER: tuple[str, ...] = tuple(s.name for s in STAGES)
 BY_NAME: dict[str, Stage[Any]] = {s.name: s for s in STAGES}
 
@@ -357,6 +418,22 @@ def get(name: str) -> Stage[Any]:
 def deferrable_stages() -> frozenset[str]:
     """Stages whose calls may wait for a batch (``llm/deferral.py``); the others' calls are always sent now."""
     return frozenset(s.name for s in STAGES if s.deferrable)
+
+
+def check_stage_filters(recipe: Recipe) -> None:
+    """A recipe's ``[stage_filters]``: known stages, and each listing builds (one ``ConfigError`` line if not)."""
+    from wikipersona_data.verify.config import filters_config
+
+    where = f"{recipe.source}: " if recipe.source else ""
+    for name, listing in recipe.stage_filters.items():
+        if name not in BY_NAME:
+            raise ConfigError(f"{where}stage_filters.{name}: unknown stage (stages: {', '.join(ORDER)})")
+        BY_NAME[name].filter_list(filters_config(recipe), listing, where=where)
+
+
+def active(recipe: Recipe) -> tuple[Stage[Any], ...]:
+    """The stages this recipe runs, in order (the optional ones it leaves off are not there)."""
+    return tuple(s for s in STAGES if s.runs_for(recipe))
 
 
 def call_specs() -> tuple[str, ...]:

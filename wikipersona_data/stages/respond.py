@@ -7,6 +7,9 @@ without disclosing the category. The candidates that pass the answer filters are
 seeded greedy farthest-point (k-center) walk keeps ``candidates_kept`` of them: the first pick is a
 seeded random candidate, each next one the candidate farthest (cosine) from those already picked.
 Unlike the reference's unseeded KMeans this is deterministic and every choice is explained in the row.
+
+With a reward band (recipe ``[stages.reward]``), the selection waits: respond writes every survivor unselected
+and the reward stage (``stages/reward.py``) runs :func:`select` on the candidates inside its band.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from wikipersona_data.stages.ids import candidate_id, rng_for
 from wikipersona_data.stages.rows import CandidateRow, QuestionRow, RejectRow
 
 STAGE = "respond"
+PENDING = "pending: the reward band selects"
 STYLES = (
     "short and direct",
     "detailed, with concrete steps",
@@ -152,12 +156,16 @@ async def generate(ctx: BuildContext, question: QuestionRow) -> tuple[list[Candi
     return rows, rejects
 
 
-async def select(ctx: BuildContext, question_id: str, survivors: list[CandidateRow]) -> list[CandidateRow]:
-    """Mark which survivors are kept (seeded farthest-point on embeddings) and why."""
+async def select(
+    ctx: BuildContext, question_id: str, survivors: list[CandidateRow], ledger_stage: str = STAGE
+) -> list[CandidateRow]:
+    """Mark which survivors are kept (seeded farthest-point on embeddings) and why.
+
+    Run here, or by the reward stage on the candidates inside its band when the recipe has one."""
     survivors = sorted(survivors, key=lambda c: c.k)
     keep = ctx.recipe.counts.candidates_kept
     texts = [c.text for c in survivors]
-    vectors = await ctx.llm.embed(texts)
+    vectors = await ctx.llm.embed(texts, ledger_stage=ledger_stage)
     embed_key = ctx.llm.embed_key(texts)  # every survivor cites the call that placed it
     survivors = [
         c.model_copy(
@@ -209,8 +217,11 @@ async def run(ctx: BuildContext, questions: list[QuestionRow]) -> list[Candidate
             rejects.append(RejectRow(stage=STAGE, id=qid, reason="too_few_candidates", detail=detail))
         else:
             ready.append(qid)
-    selected = await asyncio.gather(*(select(ctx, qid, by_question[qid]) for qid in ready))
-    rows = [c for group in selected for c in group]
+    if ctx.recipe.stages.reward is not None:  # the reward stage selects, inside its band
+        rows = [c.model_copy(update={"selection_reason": PENDING}) for qid in ready for c in by_question[qid]]
+    else:
+        selected = await asyncio.gather(*(select(ctx, qid, by_question[qid]) for qid in ready))
+        rows = [c for group in selected for c in group]
     store.write_output(rows, rejects)
     ctx.finish_stage(STAGE, len(rows), rejects, started)
     return sorted(rows, key=lambda r: r.candidate_id)

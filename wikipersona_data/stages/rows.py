@@ -13,9 +13,9 @@ Flow: PersonaRow -> DescriptionRow -> QuestionRow -> CandidateRow -> JudgmentRow
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 QuestionType = Literal["personal", "divergent"]
 ClaimKind = Literal["background", "preference"]
@@ -26,6 +26,22 @@ class _Row(BaseModel):
     """Strict rows: a typo in a field name is a bug, not a new column."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class _OptionalColumns(_Row):
+    """Rows with columns only an optional stage fills (the reward band): left out of the JSON while unset,
+    so a build without that stage writes the same bytes as before the columns existed."""
+
+    optional_columns: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.optional_columns:
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
 
 
 class Provenance(_Row):
@@ -125,7 +141,7 @@ class QuestionRow(_Row):
 # ---------------------------------------------------------------- 4. respond
 
 
-class CandidateRow(_Row):
+class CandidateRow(_OptionalColumns):
     """A persona-blind answer written for one category (never for a named persona)."""
 
     candidate_id: str = Field(description="hash(question_id, k, text).")
@@ -138,6 +154,13 @@ class CandidateRow(_Row):
     selection_rank: int | None = Field(description="Pick order of the diversity step (0 = seed); None if dropped.")
     selection_reason: str = Field(description="Why kept or dropped, e.g. 'seed (seeded start)' / 'farthest: d=0.41'.")
     provenance: Provenance
+    reward_score: float | None = Field(default=None, description="Reward model's score (reward stage only).")
+    reward_rank: int | None = Field(
+        default=None, description="Rank by reward among the question's scored candidates (0 = highest)."
+    )
+    in_band: bool | None = Field(default=None, description="Inside the reward band that went on to selection.")
+
+    optional_columns: ClassVar[tuple[str, ...]] = ("reward_score", "reward_rank", "in_band")
 
 
 # ---------------------------------------------------------------- 5. judge
@@ -188,7 +211,7 @@ class JudgmentRow(_Row):
 # ---------------------------------------------------------------- 6. split -> pairs
 
 
-class PairRow(_Row):
+class PairRow(_OptionalColumns):
     """A preference pair with its split: the release's PAIRS row before formatting as messages."""
 
     pair_id: str = Field(description="hash(persona_id, question_id).")
@@ -209,6 +232,10 @@ class PairRow(_Row):
     generator_model: str
     split: Split
     persona_fold: int
+    chosen_reward: float | None = Field(default=None, description="Reward score of chosen (reward stage only).")
+    rejected_reward: float | None = Field(default=None, description="Reward score of rejected (reward stage only).")
+
+    optional_columns: ClassVar[tuple[str, ...]] = ("chosen_reward", "rejected_reward")
 
 
 # ---------------------------------------------------------------- 7. prefixes

@@ -138,6 +138,8 @@ async def run(
                 generator_model=chosen.provenance.model,
                 split="test" if q.question_id in test else "train",
                 persona_fold=folds[j.persona_id],
+                chosen_reward=chosen.reward_score,  # None (and no column) without a reward band
+                rejected_reward=rejected.reward_score,
             )
         )
     rows, dropped = await ctx.apply_filters(STAGE, rows, "pair_id")
