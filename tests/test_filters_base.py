@@ -16,7 +16,15 @@ from wikipersona_data.stages.recipe import load_recipe
 from wikipersona_data.verify.base import Filter, FilterResult, FilterStep
 from wikipersona_data.verify.config import FiltersConfig
 from wikipersona_data.verify.pipeline import apply_filters
-from wikipersona_data.verify.report import LOG_NAME, filter_counts, stage_log, stage_report
+from wikipersona_data.verify.report import (
+    JOURNAL_NAME,
+    LOG_NAME,
+    StageLog,
+    filter_counts,
+    save_log,
+    stage_log,
+    stage_report,
+)
 
 DEMO = Path(__file__).resolve().parents[1] / "builders" / "demo.toml"
 
@@ -136,13 +144,40 @@ def test_apply_filters_logs_latest_verdicts_and_reports(tmp_path: Path) -> None:
     assert counts["text_safety"] == {"kept": 3, "dropped": {}}  # first in every text-making stage
     order = ["text_safety", "question_length", "answerable", "identity_leak", "category_leak", "question_duplicate"]
     assert list(counts) == order
-    on_disk = json.loads((stage_dir / LOG_NAME).read_text())
-    assert on_disk["decisions"] == {"a": None, "b": "near_duplicate", "c": "question_too_short"}
+    on_disk = StageLog.load(stage_dir / LOG_NAME)  # the stage has not finished: filters.json + its journal
+    assert on_disk.decisions == {"a": None, "b": "near_duplicate", "c": "question_too_short"}
     # a resumed build (a new BuildContext, its own logs) reads the file
     stats = {"questions": SimpleNamespace(rows=1, drop_reasons={"short": 1, "near_duplicate": 1})}
     report = stage_report(tmp_path, stats)
     assert report["questions"]["question_duplicate"] == counts["question_duplicate"]
     assert report["questions"]["stage"] == {"kept": 1, "dropped": {"short": 1}}  # the stage's own reasons only
+
+
+def test_filter_log_is_journaled_per_call_and_written_once_per_stage(tmp_path: Path) -> None:
+    """Each call appends only its own verdicts (no rewrite of filters.json per call: quadratic on large builds);
+    a killed stage's journal, torn last line included, replays to the same log; folding it gives the file the
+    in-memory log would have written, and the journal goes."""
+    stage_dir = tmp_path / "questions"
+    logs: dict = {}
+    context = {"recipe": SimpleNamespace(filters={}), "stage_dir": stage_dir, "filter_logs": logs}
+    texts = [f"What do you eat before run number {i} of the week?" for i in range(30)]
+    rows = [question(t, qid=f"q{i:02d}", position=i) for i, t in enumerate(texts)] + [question("Hi?", qid="short")]
+    for row in rows:  # one call per row, as judge does per judgment
+        asyncio.run(apply_filters("questions", [row], context))
+    assert not (stage_dir / LOG_NAME).exists()
+    journal = (stage_dir / JOURNAL_NAME).read_text(encoding="utf-8").splitlines()
+    assert len(journal) == len(rows) and all(len(json.loads(line)["decisions"]) == 1 for line in journal)
+    [live] = logs.values()
+    with (stage_dir / JOURNAL_NAME).open("a", encoding="utf-8") as handle:
+        handle.write('{"config": "torn')  # a kill mid-append
+    assert StageLog.load(stage_dir / LOG_NAME).__dict__ == live.__dict__
+    asyncio.run(apply_filters("questions", [question("Why?", qid="after-kill")], context))  # appends after the tear
+    assert StageLog.load(stage_dir / LOG_NAME).decisions["after-kill"] == "question_too_short"
+    save_log(stage_dir, live)
+    assert not (stage_dir / JOURNAL_NAME).exists()
+    expected = json.dumps(live.__dict__, sort_keys=True, indent=1, ensure_ascii=False)
+    assert (stage_dir / LOG_NAME).read_text(encoding="utf-8") == expected
+    assert live.decisions["short"] == "question_too_short" and live.decisions["q00"] is None
 
 
 def test_changed_settings_start_a_fresh_log(tmp_path: Path) -> None:

@@ -22,6 +22,10 @@ CHARTS = {
     "grounding": "charts/grounding.png",
 }
 _DPI = 100
+MAX_BARS = 60
+"""Above this many personas a bar each is unreadable and its canvas grows with the data (0.28 inch a bar:
+a 7,000-pixel-tall image at 256 personas, 20 MB of pixels per render); the per-persona charts show the
+distribution over personas instead, a fixed-size histogram."""
 _STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 
 
@@ -120,6 +124,17 @@ def _stacked_bars(labels: list[str], stacks: list[tuple[list[int], str, str]], x
 def _pairs_per_persona(rows: list[dict]) -> Figure:
     personas = sorted({r["persona"] for r in rows})
     counts = Counter((r["persona"], r["type"]) for r in rows)
+    if len(personas) > MAX_BARS:
+        per_kind = [[counts[(p, kind)] for p in personas] for kind, _ in _TYPE_COLORS]
+        colors, names = [c for _, c in _TYPE_COLORS], [k for k, _ in _TYPE_COLORS]
+        return _histogram(
+            per_kind,
+            colors,
+            names,
+            "preference pairs of a persona (train + test)",
+            "personas",
+            f"Pairs per persona ({len(personas):,} personas)",
+        )
     stacks = [([counts[(p, kind)] for p in personas], color, kind) for kind, color in _TYPE_COLORS]
     return _stacked_bars(personas, stacks, "preference pairs (train + test)", "Pairs per persona")
 
@@ -156,10 +171,50 @@ def _answer_lengths(rows: list[dict]) -> Figure:
     return fig
 
 
+def _histogram(
+    series: list[list[int]] | list[list[float]],
+    colors: list[str],
+    names: list[str],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    *,
+    span: tuple[float, float] | None = None,
+) -> Figure:
+    """Side-by-side histogram bars of each series over the observed range (or ``span``), at most 30 bins."""
+    values = [v for s in series for v in s]
+    low, high = span or (min(values, default=0), max([*values, min(values, default=0) + 1]))
+    n_bins = 20 if span else max(1, min(30, int(high - low)))
+    bins = [low + (high - low) * i / n_bins for i in range(n_bins + 1)]
+    fig = _figure(3.0)
+    ax = fig.add_subplot()
+    ax.hist(series, bins=bins, color=colors, label=names)
+    ax.set_xlim(low, high)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    return fig
+
+
 def _grounding(personas: pa.Table, threshold: float | None = None) -> Figure:
     facts = sorted(
         (r["name"], r["grounding_score"] or 0.0) for r in personas.select(["name", "grounding_score"]).to_pylist()
     )
+    if len(facts) > MAX_BARS:
+        fig = _histogram(
+            [[s for _, s in facts]],
+            ["#8172B2"],
+            ["grounding score"],
+            "share of description claims supported by the cited Wikipedia sentences",
+            "personas",
+            f"Grounding score ({len(facts):,} personas)",
+            span=(0.0, 1.0),
+        )
+        if threshold is not None:
+            fig.axes[0].axvline(threshold, color="#C44E52", linestyle="--", label=f"min_grounding_score {threshold:g}")
+            fig.axes[0].legend(frameon=False)
+        return fig
     fig = _figure(max(2.5, 0.28 * len(facts) + 1.2))
     ax = fig.add_subplot()
     ax.barh([n for n, _ in facts], [s for _, s in facts], color="#8172B2", label="grounding score")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from tqdm import tqdm
 
+from wikipersona_data.llm.deferral import Deferred
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.rows import RejectRow
@@ -118,6 +119,8 @@ class BuildContext:
     unit_concurrency: int = 32
     filter_logs: dict[str, Any] = field(default_factory=dict)
     """Stage folder -> its filter log (verify/report.py), kept for this build instead of in a module global."""
+    rounds: Any = None
+    """``llm.batches.BatchRounds`` when an endpoint is in batch or offline mode: answers deferred calls."""
     _regenerate: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def store(self, stage: str, model: type[RowT], id_field: str) -> StageStore[RowT]:
@@ -200,9 +203,11 @@ class BuildContext:
         """Drop reasons of the stage's filters that ask for a new sample (``Filter.regenerate_on``)."""
         from wikipersona_data.stages import registry  # the registry imports the stage modules, which import this
         from wikipersona_data.verify.config import filters_config
+        from wikipersona_data.verify.pipeline import recipe_listing
 
         if stage not in self._regenerate:
-            self._regenerate[stage] = registry.get(stage).regenerate_on(filters_config(self.recipe))
+            listing = recipe_listing(self.recipe, stage)
+            self._regenerate[stage] = registry.get(stage).regenerate_on(filters_config(self.recipe), listing)
         return self._regenerate[stage]
 
     async def run_units(
@@ -212,7 +217,9 @@ class BuildContext:
 
         Returns all rows and rejects, from earlier runs and this one. A unit's coroutine returns
         (rows, rejects); raising is a bug or a user error and stops the build (the journal keeps
-        what finished).
+        what finished). A unit that stopped on a call waiting for a batch (:class:`Deferred`) is not
+        journaled and the other units go on (so the round collects every request it can); then the stage
+        raises :class:`Deferred`, to be run again once the batch is answered.
         """
         done = store.load_units()
         rows: list[Any] = []
@@ -235,12 +242,17 @@ class BuildContext:
         )
         last_postfix = 0.0
         pending = iter(todo)
+        deferred = 0
 
         async def worker() -> None:
             """Take the next unit until none is left: at most ``unit_concurrency`` units exist at once."""
-            nonlocal last_postfix
+            nonlocal last_postfix, deferred
             for key, make in pending:  # next() runs between awaits, so workers never take the same unit
-                unit_rows, unit_rejects = await make()
+                try:
+                    unit_rows, unit_rejects = await make()
+                except Deferred:
+                    deferred += 1  # waits for a batch reply: neither done nor failed
+                    continue
                 store.record_unit(key, unit_rows, unit_rejects)
                 rows.extend(unit_rows)
                 rejects.extend(unit_rejects)
@@ -262,7 +274,18 @@ class BuildContext:
             bar.set_postfix(self.postfix(stage), refresh=False)
             bar.close()
             store.close()
+        if deferred:
+            raise Deferred(what=f"{deferred} unit(s) of stage {stage}")
         return rows, rejects
+
+    def save_filter_log(self, stage: str) -> None:
+        """Fold the stage's filter log into its ``filters.json`` once, at the end of the stage (verify/report.py)."""
+        from wikipersona_data.verify.report import save_log
+
+        stage_dir = self.work_dir / stage
+        log = self.filter_logs.get(str(stage_dir.resolve()))
+        if log is not None:
+            save_log(stage_dir, log)
 
     def postfix(self, stage: str) -> dict[str, str]:
         line = ledger_stage_line(self.client, stage)
@@ -274,6 +297,7 @@ class BuildContext:
         }
 
     def finish_stage(self, stage: str, rows: int, rejects: list[RejectRow], started: float) -> None:
+        self.save_filter_log(stage)
         stats = self.stats.setdefault(stage, StageStats())
         stats.rows = rows
         retries = [r for r in rejects if r.reason in RETRY_LABELS]

@@ -6,7 +6,8 @@ model's journal. The fingerprint of a stage hashes what shapes its rows:
 
 - its recipe settings (endpoint, model, sampling params, counts, seeds, judge/split tables),
 - the sha256 of its prompt templates (and of the filters' templates),
-- the ``[filters]`` table (filters run inside every stage),
+- the ``[filters]`` table (filters run inside every stage), and the stage's ``[stage_filters]`` listing if
+  the recipe has one,
 - the fingerprint of the stage before it (the chain is linear: personas -> describe -> questions ->
   respond -> [reward] -> judge -> split -> prefixes), so a change recomputes that stage and everything after
   it, and nothing before it. An optional stage the recipe leaves off is not in the chain.
@@ -67,6 +68,8 @@ def stage_fingerprints(recipe: Recipe) -> dict[str, str]:
             "settings": {k: v for k in settings if (v := _setting(recipe, k)) is not None},
             **shared,
         }
+        if stage in recipe.stage_filters:  # only a listed stage: unlisted recipes keep their fingerprints
+            config["filter_list"] = recipe.stage_filters[stage]
         upstream = content_id(upstream, stage, _canonical(config))
         out[stage] = upstream
     return out

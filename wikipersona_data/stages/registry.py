@@ -9,7 +9,9 @@ declares
 - ``inputs``: the stages whose rows it reads (by name; the runner hands them over typed, see :class:`Upstream`);
 - ``calls``: the recipe ``[stages.X]`` specs whose LLM calls it makes (``embed`` serves ``respond``);
 - ``templates`` and ``settings``: the prompt templates and dotted recipe settings that enter its fingerprint;
-- ``filters``: the verification filters run on its rows, in order (built from the recipe's ``[filters]``);
+- ``filters``: the verification filters run on its rows by default, in order (built from the recipe's
+  ``[filters]``); ``optional_filters`` the ones a recipe may add; a recipe's ``[stage_filters]`` may list the
+  stage's filters instead (``verify/listing.py``);
 - ``deferrable``: whether its LLM calls may wait for an offline batch (issue 13) instead of being answered now;
 - ``run``: ``await run(ctx, upstream) -> rows``;
 - ``enabled``: whether the recipe runs it (an optional stage such as ``reward``; None = always). A stage the
@@ -28,7 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from wikipersona_data.errors import InputError
+from wikipersona_data.errors import ConfigError, InputError
 from wikipersona_data.stages import describe, judge, personas, prefixes, questions, respond, reward, split
 from wikipersona_data.stages import estimate as estimates
 from wikipersona_data.stages.context import BuildContext
@@ -53,6 +55,7 @@ from wikipersona_data.verify.answers import (
 from wikipersona_data.verify.base import Filter
 from wikipersona_data.verify.config import FiltersConfig
 from wikipersona_data.verify.grounding import GroundingFilter
+from wikipersona_data.verify.listing import Listing, listed_filters
 from wikipersona_data.verify.pairs import (
     CascadeFilter,
     DistinctAnswersFilter,
@@ -134,6 +137,8 @@ class Stage(Generic[RowT]):
     filters: Callable[[FiltersConfig], list[Filter]]
     run: Callable[[BuildContext, Upstream], Awaitable[list[RowT]]]
     deferrable: bool = False
+    optional_filters: tuple[type[Filter], ...] = ()
+    """Filters off by default that a recipe's ``[stage_filters]`` may list for this stage."""
     estimate: Callable[[estimates.LossFree], list[estimates.CallGroup]] | None = None
     """The calls a loss-free build of this stage makes (``wikipersona estimate``); None: it calls no LLM."""
     enabled: Callable[[Recipe], bool] | None = None
@@ -142,12 +147,31 @@ class Stage(Generic[RowT]):
     def runs_for(self, recipe: Recipe) -> bool:
         return self.enabled is None or self.enabled(recipe)
 
-    def filter_list(self, cfg: FiltersConfig) -> list[Filter]:
-        return self.filters(cfg)
+    def catalog(self) -> tuple[type[Filter], ...]:
+        """The filters a recipe may list for this stage: its defaults, then its optional ones."""
+        defaults = tuple(type(f) for f in self.filters(FiltersConfig()))
+        return (*defaults, *(c for c in self.optional_filters if c not in defaults))
 
-    def regenerate_on(self, cfg: FiltersConfig) -> frozenset[str]:
+    def filter_list(self, cfg: FiltersConfig, listing: Listing | None = None, *, where: str = "") -> list[Filter]:
+        """Its filters in order: the recipe's listing for the stage if it has one, else the defaults."""
+        if listing is None:
+            return self.filters(cfg)
+        listed = listed_filters(self.name, listing, self.catalog(), cfg, where=where)
+        defaults = self.filters(cfg)
+        if (
+            defaults
+            and defaults[0].name == TextSafetyFilter.name
+            and (not listed or listed[0].name != defaults[0].name)
+        ):
+            raise ConfigError(
+                f"{where}stage_filters.{self.name}: must start with {TextSafetyFilter.name!r} (secrets are masked "
+                "before any later filter can echo text in a detail)"
+            )
+        return listed
+
+    def regenerate_on(self, cfg: FiltersConfig, listing: Listing | None = None) -> frozenset[str]:
         """Drop reasons of its filters that ask for a new sample instead of a drop (a filter property)."""
-        return frozenset(r for f in self.filters(cfg) for r in f.regenerate_on)
+        return frozenset(r for f in self.filter_list(cfg, listing) for r in f.regenerate_on)
 
 
 # ------------------------------------------------------------------------------------------ run adapters
@@ -364,6 +388,7 @@ SPLIT: Stage[PairRow] = Stage(
         DivergenceFilter(cfg),
         *([LengthBalanceFilter(cfg)] if cfg.balance_length else []),
     ],
+    optional_filters=(LengthBalanceFilter,),
     run=_split,
 )
 PREFIXES: Stage[PrefixRow] = Stage(
@@ -388,6 +413,22 @@ BY_NAME: dict[str, Stage[Any]] = {s.name: s for s in STAGES}
 
 def get(name: str) -> Stage[Any]:
     return BY_NAME[name]
+
+
+def deferrable_stages() -> frozenset[str]:
+    """Stages whose calls may wait for a batch (``llm/deferral.py``); the others' calls are always sent now."""
+    return frozenset(s.name for s in STAGES if s.deferrable)
+
+
+def check_stage_filters(recipe: Recipe) -> None:
+    """A recipe's ``[stage_filters]``: known stages, and each listing builds (one ``ConfigError`` line if not)."""
+    from wikipersona_data.verify.config import filters_config
+
+    where = f"{recipe.source}: " if recipe.source else ""
+    for name, listing in recipe.stage_filters.items():
+        if name not in BY_NAME:
+            raise ConfigError(f"{where}stage_filters.{name}: unknown stage (stages: {', '.join(ORDER)})")
+        BY_NAME[name].filter_list(filters_config(recipe), listing, where=where)
 
 
 def active(recipe: Recipe) -> tuple[Stage[Any], ...]:

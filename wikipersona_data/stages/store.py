@@ -14,7 +14,7 @@ failed attempts replay from the cache for free, HTTP failures were never cached)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -42,9 +42,15 @@ def dumps(row: BaseModel | dict[str, Any]) -> str:
 
 def read_jsonl(path: Path, model: type[RowT]) -> list[RowT]:
     """Rows of a finished stage file (written atomically, so every line is whole)."""
-    if not path.is_file():
-        return []
-    return [model.model_validate_json(line) for _, line in iter_jsonl_lines(path)]
+    return list(iter_rows(path, model))
+
+
+def iter_rows(path: Path, model: type[RowT]) -> Iterator[RowT]:
+    """Rows of a finished stage file one at a time, for passes that need each row once (reports, ledgers):
+    memory stays at one row whatever the size of the build."""
+    if path.is_file():
+        for _, line in iter_jsonl_lines(path):
+            yield model.model_validate_json(line)
 
 
 class StageStore(Generic[RowT]):

@@ -52,6 +52,7 @@ class AnswerEmptyFilter(Filter):
 
 class AnswerLengthFilter(Filter):
     name = "answer_length"
+    params = ("answer_min_words", "answer_max_words")
     reasons = ("answer_too_short", "answer_too_long")
 
     def __init__(self, cfg: FiltersConfig) -> None:
@@ -117,6 +118,7 @@ class AnswerLeakFilter(Filter):
     """The answer must not address its asker by category, nor name any persona of the build."""
 
     name = "answer_leak"
+    params = ("category_aliases",)
     reasons = ("addresses_category", "names_persona_in_answer")
 
     def __init__(self, cfg: FiltersConfig) -> None:
@@ -172,6 +174,7 @@ class CandidateDuplicateFilter(Filter):
     """Near-copies among the candidates of one question (char n-gram Jaccard); the later k goes."""
 
     name = "candidate_duplicate"
+    params = ("shingle_size", "answer_near_duplicate")
     reasons = ("near_duplicate_candidate",)
 
     def __init__(self, cfg: FiltersConfig) -> None:

@@ -58,6 +58,8 @@ class Filter:
     name: ClassVar[str] = "filter"
     reasons: ClassVar[tuple[str, ...]] = ()
     flags: ClassVar[tuple[str, ...]] = ()
+    params: ClassVar[tuple[str, ...]] = ()
+    """The ``[filters]`` settings it reads: what a recipe's ``[stage_filters]`` may set for this filter alone."""
     regenerate_on: ClassVar[frozenset[str]] = frozenset()
     """Drop reasons that ask the stage for a new sample (describe regenerates, judge re-judges) rather than
     a final drop: a property of the filter, so a stage never spells out another module's reason names."""

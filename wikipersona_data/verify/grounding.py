@@ -126,6 +126,14 @@ class GroundingFilter(Filter):
     """Marks each claim (un)supported, rebuilds the description, drops it below the grounding threshold."""
 
     name = "grounding"
+    params = (
+        "min_grounding_score",
+        "background_min_overlap",
+        "preference_min_overlap",
+        "preference_min_shared_words",
+        "llm_entailment",
+        "entailment_stage",
+    )
     reasons = ("low_grounding", "no_supported_background", "no_supported_preference")
     regenerate_on = frozenset(reasons)  # another sample of the description may cite better
 

@@ -40,6 +40,7 @@ class CascadeFilter(Filter):
 
 class JudgeAgreementFilter(Filter):
     name = "judge_agreement"
+    params = ("min_judge_agreement",)
     reasons = ("same_candidate", "low_judge_agreement")
     regenerate_on = frozenset({"low_judge_agreement"})  # another judging sample may agree with itself
 
@@ -79,6 +80,7 @@ def non_divergent_questions(pairs: list[PairRow]) -> set[str]:
 
 class DivergenceFilter(Filter):
     name = "divergence"
+    params = ("drop_non_divergent",)
     reasons = ("non_divergent",)
     flags = ("non_divergent",)
 
@@ -126,6 +128,7 @@ def balance_drops(pairs: list[PairRow], band: float, seed: int) -> set[str]:
 
 class LengthBalanceFilter(Filter):
     name = "length_balance"
+    params = ("length_band", "balance_seed")
     reasons = ("length_balance",)
 
     def __init__(self, cfg: FiltersConfig) -> None:

@@ -21,18 +21,26 @@ from wikipersona_data.stages import registry
 from wikipersona_data.stages.rows import RejectRow
 from wikipersona_data.verify.base import Filter, FilterStep
 from wikipersona_data.verify.config import FiltersConfig, filters_config
-from wikipersona_data.verify.report import length_bias, save_log, stage_log
+from wikipersona_data.verify.listing import Listing
+from wikipersona_data.verify.report import journal_call, length_bias, stage_log
 
 
-def stage_filters(stage: str, cfg: FiltersConfig) -> list[Filter]:
-    """The filters of a stage, in the order they run, as its registry entry lists them."""
-    return registry.get(stage).filter_list(cfg) if stage in registry.BY_NAME else []
+def stage_filters(stage: str, cfg: FiltersConfig, listing: Listing | None = None) -> list[Filter]:
+    """The filters of a stage, in the order they run: the recipe's ``[stage_filters]`` listing for it, else
+    its registry defaults."""
+    return registry.get(stage).filter_list(cfg, listing) if stage in registry.BY_NAME else []
+
+
+def recipe_listing(recipe: Any, stage: str) -> Listing | None:
+    """The recipe's ``[stage_filters]`` entry for ``stage`` (None: the defaults)."""
+    return (getattr(recipe, "stage_filters", None) or {}).get(stage)
 
 
 async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) -> tuple[list[Any], list[RejectRow]]:
     """Run the stage's filters; return the kept (possibly rewritten) rows and one reject per dropped row."""
     cfg = filters_config(context.get("recipe"))
-    filters = stage_filters(stage, cfg)
+    listing = recipe_listing(context.get("recipe"), stage)
+    filters = stage_filters(stage, cfg, listing)
     if not filters:
         return list(rows), []
     id_field = registry.get(stage).id_field
@@ -40,11 +48,13 @@ async def apply_filters(stage: str, rows: list[Any], context: dict[str, Any]) ->
     stage_dir = context.get("stage_dir")
     if stage_dir is not None:
         settings = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+        if listing is not None:  # a listed stage's log restarts when its list changes; unlisted logs keep their hash
+            settings += json.dumps(listing, sort_keys=True)
         digest = hashlib.sha256(settings.encode("utf-8")).hexdigest()
         log = stage_log(Path(stage_dir), digest, context.get("filter_logs"))
         retried = any(f.regenerate_on for f in filters)  # a stage that resamples: its log counts attempts per row
-        log.record(filters, list(rows), result, id_field, attempts=retried)
-        if stage == "split":
-            log.extras["length_bias_before"] = length_bias(list(rows))
-        save_log(Path(stage_dir), log)
+        extras = {"length_bias_before": length_bias(list(rows))} if stage == "split" else None
+        journal_call(
+            Path(stage_dir), log.record(filters, list(rows), result, id_field, attempts=retried, extras=extras)
+        )
     return result.kept, result.rejects

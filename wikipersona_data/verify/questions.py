@@ -69,6 +69,7 @@ def order_key(q: QuestionRow) -> tuple[str, str, int, int, str]:
 
 class QuestionLengthFilter(Filter):
     name = "question_length"
+    params = ("question_min_chars", "question_max_chars", "question_min_words", "question_max_words")
     reasons = ("question_too_short", "question_too_long")
 
     def __init__(self, cfg: FiltersConfig) -> None:
@@ -208,6 +209,7 @@ class CategoryLeakFilter(Filter):
     """Divergent questions are asked in common by people of every category: naming one gives it away."""
 
     name = "category_leak"
+    params = ("category_aliases",)
     reasons = ("names_category",)
 
     def __init__(self, cfg: FiltersConfig) -> None:
@@ -276,6 +278,7 @@ class QuestionDuplicateFilter(Filter):
     """Exact (normalised) and near duplicates, within a persona/axis and across them; the later one goes."""
 
     name = "question_duplicate"
+    params = ("shingle_size", "question_near_duplicate", "question_embed_dedupe", "question_embed_cosine")
     reasons = ("exact_duplicate", "near_duplicate", "cross_scope_duplicate", "embedding_duplicate")
 
     def __init__(self, cfg: FiltersConfig) -> None:

@@ -2,10 +2,13 @@
 
 Stages call the filters hook several times (questions after every top-up batch, describe and judge
 once per regeneration), and a resumed build replays finished units from the journal without calling
-it again. So the report is not a sum over calls: every call records each row's *latest* verdict in
-``<stage dir>/filters.json`` (written atomically), and the report aggregates the verdicts per row id.
-That file survives a resume, so a resumed build reports what a fresh one does, and equal inputs give
-an equal report (sorted keys, no timings).
+it again. So the report is not a sum over calls: every call records each row's *latest* verdict, and the
+report aggregates the verdicts per row id. A call appends only what it changed, one line of
+``<stage dir>/filters.journal.jsonl`` (flushed, so a killed build keeps the verdicts of its journaled
+units); the end of the stage (``BuildContext.finish_stage``) folds the log into ``<stage dir>/filters.json``
+(written atomically, once) and removes the journal. Rewriting the whole file after every call was quadratic:
+judge calls the hook once per judgment. The log survives a resume, so a resumed build reports what a fresh
+one does, and equal inputs give an equal report (sorted keys, no timings).
 
 For each filter, in order: ``dropped`` counts the rows it dropped by reason, ``kept`` the rows that
 reached it and passed. The describe stage adds ``grounding_claims``: the claims of every description
@@ -22,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wikipersona_data.fileio import write_atomic
+from wikipersona_data.fileio import canonical_json, iter_jsonl, write_atomic
 from wikipersona_data.stages.divergence import divergence
 from wikipersona_data.verify.base import Filter, StepResult
 
 LOG_NAME = "filters.json"
+JOURNAL_NAME = "filters.journal.jsonl"
 _NOT_DROPS = ("filtered", "regenerated", "rejudged")
 
 
@@ -50,39 +54,75 @@ class StageLog:
 
     @classmethod
     def load(cls, path: Path) -> StageLog:
+        """The folded log (``filters.json``), then the calls journaled beside it since (a stage not finished)."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return cls()
+            log = cls(**{k: data.get(k, v) for k, v in cls().__dict__.items()})
         except (OSError, ValueError):
-            return cls()  # a torn write of an earlier run: verdicts are recomputed as rows are filtered again
-        return cls(**{k: data.get(k, v) for k, v in cls().__dict__.items()})
+            log = cls()  # none yet, or a torn write of an earlier run: verdicts are recomputed as rows are refiltered
+        journal = path.parent / JOURNAL_NAME
+        if journal.is_file():
+            for delta in iter_jsonl(journal, skip_invalid=True):  # only a kill's torn last line is invalid
+                if isinstance(delta, dict):
+                    log.apply(delta)
+        return log
 
     def save(self, path: Path) -> None:
         write_atomic(path, json.dumps(self.__dict__, sort_keys=True, indent=1, ensure_ascii=False))
 
     def record(
-        self, filters: list[Filter], rows: list[Any], result: StepResult, id_field: str, *, attempts: bool = False
-    ) -> None:
-        self.filters = [f.name for f in filters]
-        self.reasons = {r: f.name for f in filters for r in f.reasons}
-        self.decisions.update(result.decisions)
-        for row_id in result.decisions:
-            self.flags.pop(row_id, None)
-        self.flags.update({k: sorted(v) for k, v in result.flags.items()})
+        self,
+        filters: list[Filter],
+        rows: list[Any],
+        result: StepResult,
+        id_field: str,
+        *,
+        attempts: bool = False,
+        extras: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Apply one filter call's verdicts; returns them as the delta :meth:`apply` replays from the journal."""
+        seen: dict[str, list[int]] = {}
         for row in rows if attempts else ():
             prov = getattr(row, "provenance", None)
-            row_id = str(getattr(row, id_field))
             if prov is not None:
-                seen = set(self.attempts.get(row_id, [])) | {prov.sample_idx}
-                self.attempts[row_id] = sorted(seen)
+                seen.setdefault(str(getattr(row, id_field)), []).append(prov.sample_idx)
+        claims: dict[str, dict[str, int]] = {}
         for f in filters:
-            self.claims.update(getattr(f, "claim_counts", {}))
+            claims.update(getattr(f, "claim_counts", {}))
+        delta = {
+            "config": self.config,
+            "filters": [f.name for f in filters],
+            "reasons": {r: f.name for f in filters for r in f.reasons},
+            "decisions": dict(result.decisions),
+            "flags": {k: sorted(v) for k, v in result.flags.items()},
+            "attempts": seen,
+            "claims": claims,
+            "extras": dict(extras or {}),
+        }
+        self.apply(delta)
+        return delta
+
+    def apply(self, delta: dict[str, Any]) -> None:
+        """One call's verdicts on top of the earlier ones: each row's latest verdict wins; a call made under
+        other filter settings starts the log afresh (as :func:`stage_log` does in memory)."""
+        if delta.get("config", self.config) != self.config:
+            self.__init__(config=delta["config"])  # type: ignore[misc]
+        self.filters = list(delta.get("filters", self.filters))
+        self.reasons = dict(delta.get("reasons", self.reasons))
+        decisions = delta.get("decisions", {})
+        self.decisions.update(decisions)
+        for row_id in decisions:
+            self.flags.pop(row_id, None)
+        self.flags.update(delta.get("flags", {}))
+        for row_id, indices in delta.get("attempts", {}).items():
+            self.attempts[row_id] = sorted(set(self.attempts.get(row_id, [])) | set(indices))
+        self.claims.update(delta.get("claims", {}))
+        self.extras.update(delta.get("extras", {}))
 
 
 def stage_log(stage_dir: Path, config: str | None = None, logs: dict[str, StageLog] | None = None) -> StageLog:
     """The filter log of a stage folder: from ``logs`` (the build's own, ``BuildContext.filter_logs``) or
-    else from its file, which ``save_log`` rewrites after every filter pass, so the file is always current.
+    else from its files (``filters.json`` and the journal of calls since), so a resumed build sees every verdict.
 
     With ``config`` (the settings' hash), a log made under other settings is discarded: its verdicts
     would otherwise linger for rows the new settings never see again.
@@ -98,8 +138,22 @@ def stage_log(stage_dir: Path, config: str | None = None, logs: dict[str, StageL
     return log
 
 
+def journal_call(stage_dir: Path, delta: dict[str, Any]) -> None:
+    """Append one filter call's verdicts to the stage's log journal and flush it (cost: the call's rows only)."""
+    path = Path(stage_dir) / JOURNAL_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as handle:
+        if handle.tell() > 0:
+            handle.seek(-1, 2)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")  # seal a killed run's torn line so it cannot swallow this one
+        handle.write((canonical_json(delta) + "\n").encode("utf-8"))
+
+
 def save_log(stage_dir: Path, log: StageLog) -> None:
+    """Fold the log into ``filters.json`` (atomically) and drop the journal it now contains."""
     log.save(Path(stage_dir) / LOG_NAME)
+    (Path(stage_dir) / JOURNAL_NAME).unlink(missing_ok=True)
 
 
 def filter_counts(log: StageLog) -> dict[str, dict[str, Any]]:
