@@ -126,7 +126,12 @@ def build_report(
     if "reward" in targets:
         target = targets["reward"]
         report["reward"] = {
-            "model": {"target": target.shown, "model": target.model, "route": options.reward_route},
+            "model": {
+                "target": target.shown,
+                "model": target.model,
+                "route": options.reward_route or "classify",
+                "score_index": options.reward_score_index,
+            },
             "scores": "chosen scored higher 1, equal 0.5, lower 0",
             "failures": failures.get("reward", {}),
             "by_mode": summaries.get("reward", {}),
