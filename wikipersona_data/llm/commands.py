@@ -50,6 +50,12 @@ from wikipersona_data.llm.sim.config import FAULT_KINDS, JSON_STYLES, SimConfig,
 @click.option(
     "--retry-after-s", default=0.05, show_default=True, type=float, help="Retry-After sent with simulated 429s."
 )
+@click.option("--batch-delay-s", default=0.0, show_default=True, type=float, help="Batch API: creation to completion.")
+@click.option("--batch-fail-rate", default=0.0, show_default=True, type=float, help="Batch API: share of 500 lines.")
+@click.option(
+    "--batch-expire-rate", default=0.0, show_default=True, type=float, help="Batch API: share of expired requests."
+)
+@click.option("--batch-fail", is_flag=True, help="Batch API: every batch fails as a whole.")
 @click.option("--allow-remote", is_flag=True, help="Permit a non-loopback --host (the simulator has no real auth).")
 def llm_sim(
     host: str,
@@ -66,6 +72,10 @@ def llm_sim(
     violation_rate: float,
     slow_s: float,
     retry_after_s: float,
+    batch_delay_s: float,
+    batch_fail_rate: float,
+    batch_expire_rate: float,
+    batch_fail: bool,
     allow_remote: bool,
 ) -> None:
     """Run the simulated OpenAI-compatible server until SIGINT/SIGTERM.
@@ -94,6 +104,10 @@ def llm_sim(
         port=port,
         allow_remote=allow_remote,
         slow_s=slow_s,
+        batch_delay_s=batch_delay_s,
+        batch_fail_rate=batch_fail_rate,
+        batch_expire_rate=batch_expire_rate,
+        batch_fail=batch_fail,
     )
     asyncio.run(_serve(cfg))
 
