@@ -369,6 +369,7 @@ def create_app(cfg: SimConfig) -> tuple[web.Application, SimState]:
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/classify", _reward_route("classify"))
     app.router.add_post("/pooling", _reward_route("pooling"))
+    app.router.add_post("/rerank", _reward_route("rerank"))
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
     batch_api.add_routes(app, _state)
