@@ -82,9 +82,8 @@ def _folds(text: str | None) -> frozenset[int] | None:
 @click.option(
     "--accuracy-reward-route",
     type=click.Choice(["classify", "pooling"]),
-    default="classify",
-    show_default=True,
-    help="vLLM route the reward model is served on.",
+    default=None,
+    help="vLLM route the reward model is served on (default: the recipe's reward band's, else classify).",
 )
 @click.option(
     "--recipe",
@@ -144,7 +143,7 @@ def evaluate(
     accuracy_reward_model: str | None,
     accuracy_reward_profile: str | None,
     accuracy_reward_key_env: str | None,
-    accuracy_reward_route: str,
+    accuracy_reward_route: str | None,
     recipe_path: Path | None,
     base_url: str | None,
     work: Path | None,
