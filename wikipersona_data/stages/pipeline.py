@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,13 +288,37 @@ async def _stages_in_order(ctx: BuildContext, scope: registry.Extension | None) 
     its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name."""
     up = registry.Upstream(scope=scope)
     stages = registry.active(ctx.recipe)
-    for stage in stages:
+    for i, stage in enumerate(stages):
         up.rows[stage.name] = await stage.run(ctx, up)
         ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in up.shared(stage)}
+        if scope is None:  # an extend's stages return the release's rows beside their own: those stay lists
+            _leave_on_disk(ctx, up, stages[: i + 1], needed={n for later in stages[i + 1 :] for n in later.inputs})
     out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in stages}  # a later stage's rows win
     out["personas"] = registry.described_personas(up)  # no grounded description, no data
     out["folds"] = up.folds
     return out
+
+
+def _leave_on_disk(
+    ctx: BuildContext, up: registry.Upstream, done: Sequence[registry.Stage[Any]], needed: set[str]
+) -> None:
+    """Rows of finished stages that no later stage reads (``inputs``) and the release does not hold
+    (``registry.RESIDENT``) are handed on as :class:`~wikipersona_data.stages.store.StoredRows`, read back one
+    row at a time from the stage's ``rows.jsonl`` by the end-of-build reports, instead of staying in memory
+    (about 10 candidates and 20 judgments per persona: most of a large build's rows)."""
+    from wikipersona_data.stages.store import StoredRows
+
+    for stage in done:
+        if stage.name in needed or stage.name in registry.RESIDENT or isinstance(up.rows[stage.name], StoredRows):
+            continue
+        up.rows[stage.name] = StoredRows(ctx.work_dir / stage.name / "rows.jsonl", stage.row)
+        if ctx.shared.get(stage.shared_as) is not None and _shared_by(stage, done) is stage:
+            ctx.shared.pop(stage.shared_as)  # the filters that read shared rows read resident stages only
+
+
+def _shared_by(stage: registry.Stage[Any], done: Sequence[registry.Stage[Any]]) -> registry.Stage[Any]:
+    """The stage whose rows ``ctx.shared`` holds under ``stage.shared_as`` (the last finished that shares it)."""
+    return [s for s in done if s.shared_as == stage.shared_as][-1]
 
 
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, started: float) -> Path:
@@ -359,11 +383,19 @@ def build_manifest(
         "grounding_method": grounding_method(descriptions),
         **filter_extras(ctx, pairs),
     }
-    band = reward_band_stats(pairs, list(ctx.shared.get("candidates", {}).values()), recipe.stages.reward)
+    band = reward_band_stats(pairs, list(stored_candidates(ctx)), recipe.stages.reward)
     if band:  # only a recipe with the reward band has this part: the manifest of others stays as it was
         extra["reward_band"] = band
     data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
     return mf.Manifest(data=data, run=run_info(ctx.stats, started))
+
+
+def stored_candidates(ctx: BuildContext) -> Iterable[Any]:
+    """The candidates later stages saw (the reward stage's when it ran, else respond's), read from its store."""
+    from wikipersona_data.stages.store import StoredRows
+
+    last = [s for s in registry.active(ctx.recipe) if s.shared_as == "candidates"][-1]
+    return StoredRows(ctx.work_dir / last.name / "rows.jsonl", last.row)
 
 
 def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
