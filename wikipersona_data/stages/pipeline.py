@@ -344,8 +344,8 @@ def build_manifest(
 ) -> Manifest:
     """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows).
 
-    ``extend`` builds its manifest from the same parts (``stage_models``, ``filter_report``, ``stage_ledger``,
-    ``run_info``) of its own run, merged into the release's."""
+    ``extend`` builds its manifest from the same parts (``stage_models``, ``filter_report``, ``stage_ledger``
+    over the build's and every extension's rows, ``run_info``) of its own run."""
     from wikipersona_data.release import manifest as mf
     from wikipersona_data.wiki.source import pages_read
 
@@ -412,9 +412,10 @@ def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
     return models
 
 
-def stage_ledger(ctx: BuildContext) -> dict[str, Any]:
-    """Calls, tokens and cost behind this run's rows (``stages/usage.py``)."""
-    return data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
+def stage_ledger(ctx: BuildContext, work_dirs: Sequence[Path] | None = None) -> dict[str, Any]:
+    """Calls, tokens and cost behind the rows of ``work_dirs`` (default: this build's), recomputed from the
+    call cache (``stages/usage.py``): the one usage sum of a build and of an extended release."""
+    return data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx, work_dirs))
 
 
 def run_info(stats: Mapping[str, StageStats], started: float) -> RunInfo:
@@ -480,17 +481,22 @@ def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
     return known
 
 
-def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
-    """Call keys cited by each stage's final rows and rejects (what the data cost)."""
+def stage_call_keys(ctx: BuildContext, work_dirs: Sequence[Path] | None = None) -> dict[str, set[str]]:
+    """Call keys cited by each stage's final rows and rejects (what the data cost), in ``work_dirs`` (default:
+    the build's; an extended release's rows live in the build's folder and one folder per extension)."""
     from wikipersona_data.stages.rows import RejectRow
     from wikipersona_data.stages.store import iter_rows
 
     out: dict[str, set[str]] = {}
     seen: set[str] = set()
+    folders = list(work_dirs or [ctx.work_dir])
     for stage in registry.active(ctx.recipe):
-        folder = ctx.work_dir / stage.name
-        rows = itertools.chain(
-            iter_rows(folder / "rows.jsonl", stage.row), iter_rows(folder / "rejects.jsonl", RejectRow)
+        rows = itertools.chain.from_iterable(
+            itertools.chain(
+                iter_rows(work / stage.name / "rows.jsonl", stage.row),
+                iter_rows(work / stage.name / "rejects.jsonl", RejectRow),
+            )
+            for work in folders
         )
         # a call is behind the data once, in the first stage that cites it (the reward stage's candidates
         # carry respond's call keys along with their own)
