@@ -192,7 +192,7 @@ def test_band_window() -> None:
     [
         (variant_text(band=11), "stages.reward.band: 11 is more than counts.candidates_generated (10)"),
         (variant_text(band=3), "stages.reward.band: 3 is less than counts.candidates_kept (4)"),
-        (variant_text(route="score"), "stages.reward.route: Input should be 'classify' or 'pooling'"),
+        (variant_text(route="score"), "stages.reward.route: Input should be 'classify', 'pooling' or 'rerank'"),
         (variant_text(position="mean"), "stages.reward.band_position: Input should be 'tightest' or 'median'"),
         (
             variant_text().replace('profile = "sim"', 'profile = "openai"', 1),

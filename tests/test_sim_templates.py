@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx2
 
+from wikipersona_data.evaluate.accuracy import load_eval_template
 from wikipersona_data.llm.sim import SimConfig, SimServer
 from wikipersona_data.llm.sim.template_fields import TEMPLATE_DIRS, field, line_values, region, rest_of_line, shown
 from wikipersona_data.stages.templates import Template, load_template
@@ -37,10 +38,15 @@ VALUES: dict[str, dict] = {
     "prefixes_infer": {"shots": [{"question": "What to cook?", "chosen": "Lentils.", "rejected": "Steak."}]},
     "entailment": {"evidence": [("2.3", "She has eaten vegan since 2009.")], "kind": "preference",
                    "claim": "Ada Quill prefers vegan food."},
+    "preference": {"context": "The person asking is described as follows.\nBackground: a vegan chef.",
+                   "question": "What should I cook tonight?", "answer_a": "A lentil stew.\n- with herbs",
+                   "answer_b": "A steak.", "allow_ties": True},
 }  # fmt: skip
 
 
 def _template(name: str) -> Template:
+    if name == "preference":
+        return load_eval_template(name)
     return entailment_template() if name == "entailment" else load_template(name)
 
 
@@ -66,6 +72,9 @@ def test_the_variables_responders_read_come_back_from_the_rendered_prompt() -> N
         ("judge", "question"),
         ("judge", "answer_a"),
         ("judge", "answer_b"),
+        ("preference", "question"),
+        ("preference", "answer_a"),
+        ("preference", "answer_b"),
     ]:
         assert field(_user(name), name, expr) == str(VALUES[name][expr]), (name, expr)
     assert field(_user("questions_personal"), "questions_personal", "name") == "Ada Quill"
@@ -86,6 +95,8 @@ def test_the_variables_responders_read_come_back_from_the_rendered_prompt() -> N
     prefixes = _user("prefixes_infer")
     assert line_values(prefixes, "prefixes_infer", "s.chosen") == ["Lentils."]
     assert line_values(prefixes, "prefixes_infer", "s.question") == [("1", "What to cook?")]
+    assert VALUES["preference"]["context"] in field(_user("preference"), "preference", "context")
+    assert shown(_user("preference"), "preference", "allow_ties")
     entail = _user("entailment")
     assert line_values(entail, "entailment", "claim") == [("preference", "Ada Quill prefers vegan food.")]
 

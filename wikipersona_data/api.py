@@ -16,9 +16,10 @@ from wikipersona_data.wiki.lookup import DumpReader
 from wikipersona_data.wiki.scan import ScanSummary
 
 if TYPE_CHECKING:
+    from wikipersona_data.evaluate.run import EndpointOptions, EvalResult
     from wikipersona_data.release.verify import VerifyReport
 
-__all__ = ["DumpReader", "Recipe", "build", "extend", "load_recipe", "scan", "verify_release"]
+__all__ = ["DumpReader", "Recipe", "build", "evaluate", "extend", "load_recipe", "scan", "verify_release"]
 
 Echo = Callable[[str], None]
 
@@ -133,3 +134,79 @@ def verify_release(release: str | Path) -> VerifyReport:
     from wikipersona_data.release.verify import verify_release as _verify
 
     return _verify(Path(release))
+
+
+def evaluate(
+    release: str | Path,
+    *,
+    policy: EndpointOptions | str | None = None,
+    policy_model: str | None = None,
+    accuracy: EndpointOptions | str | bool | None = None,
+    reward: EndpointOptions | str | None = None,
+    reward_route: str | None = None,
+    prefix: str | Iterable[str] = "none,name,description,inferred,fewshot",
+    recipe: str | Path | None = None,
+    base_url: str | None = None,
+    work: str | Path | None = None,
+    out: str | Path | None = None,
+    limit: int | None = None,
+    max_usd: float | None = None,
+    cache_mode: str = "use",
+    replicates: int = 1000,
+    seed: int = 0,
+    unseen_folds: Iterable[int] | None = None,
+    charts: bool = True,
+    estimate: bool = False,
+    progress: bool = False,
+    echo: Echo = _quiet,
+    policy_temperature: float = 0.0,
+    policy_max_tokens: int = 512,
+    policy_seed: int = 0,
+) -> EvalResult:
+    """The paper's evaluation of ``release`` (``wikipersona evaluate``): a policy's win rate against the test
+    pairs' chosen answers under each prefix mode (``policy``: URL, recipe endpoint or stage; see
+    ``evaluate/endpoints.py``), and/or a judge's preference accuracy (``accuracy=True`` for the release's judge,
+    or a URL / endpoint / stage) and a reward model's (``reward``: a vLLM URL or a recipe endpoint).
+    ``estimate=True`` only counts calls, tokens and cost. Writes ``eval.json``, ``outcomes.jsonl`` and charts
+    into ``out``; returns the
+    report and the table."""
+    from wikipersona_data.evaluate.prompts import parse_modes
+    from wikipersona_data.evaluate.run import EndpointOptions, EvalOptions
+    from wikipersona_data.evaluate.run import evaluate as run
+
+    if isinstance(policy, str):
+        policy = EndpointOptions(policy, policy_model)
+    if accuracy is True:
+        accuracy = EndpointOptions("judge")
+    elif isinstance(accuracy, str):
+        accuracy = EndpointOptions(accuracy)
+    elif accuracy is False:
+        accuracy = None
+    if isinstance(reward, str):
+        reward = EndpointOptions(reward)
+    modes = parse_modes(prefix if isinstance(prefix, str) else ",".join(prefix))
+    options = EvalOptions(
+        release=Path(release),
+        modes=modes,
+        policy=policy,
+        accuracy=accuracy,
+        reward=reward,
+        reward_route=reward_route,
+        recipe=Path(recipe) if recipe is not None else None,
+        base_url=base_url,
+        work=Path(work) if work is not None else None,
+        out=Path(out) if out is not None else None,
+        limit=limit,
+        max_usd=max_usd,
+        cache_mode=cache_mode,
+        replicates=replicates,
+        seed=seed,
+        unseen_folds=frozenset(unseen_folds) if unseen_folds is not None else None,
+        charts=charts,
+        estimate=estimate,
+        progress=progress,
+        policy_temperature=policy_temperature,
+        policy_max_tokens=policy_max_tokens,
+        policy_seed=policy_seed,
+    )
+    return run(options, echo)

@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "extend": "wikipersona_data.release.commands:extend",
     "publish": "wikipersona_data.release.commands:publish",
     "audit": "wikipersona_data.release.audit_commands:audit",
+    "batch": "wikipersona_data.llm.batch_commands:batch",
+    "evaluate": "wikipersona_data.evaluate.commands:evaluate",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -44,6 +46,8 @@ SHORT_HELP: dict[str, str] = {
     "extend": "Add personas to a release, paying only for new LLM calls.",
     "publish": "Upload a release to the Hugging Face Hub and tag it vX.Y.Z.",
     "audit": "Export a judge-audit sheet; import filled sheets (agreement, kappa) as a patch version.",
+    "batch": "Export a build's pending requests for `vllm run-batch`; import the results into its cache.",
+    "evaluate": "Win rates of a policy per prefix mode (and a judge's preference accuracy) on a release.",
 }
 
 

@@ -57,6 +57,7 @@ from wikipersona_data import redact
 from wikipersona_data.errors import BudgetExceeded, ConfigError, LLMError
 from wikipersona_data.llm.cache import CallCache, call_key, record_mode
 from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
+from wikipersona_data.llm.deferral import BatchRequestFailed, Collector, PendingCall
 from wikipersona_data.llm.envelope import EnvelopeError, check_chat, check_embed, decode_body, reliable_usage
 from wikipersona_data.llm.ledger import Ledger, estimate_tokens
 from wikipersona_data.llm.limits import EndpointLimits
@@ -64,6 +65,7 @@ from wikipersona_data.llm.profiles import Profile, get_profile
 from wikipersona_data.llm.retry import ErrorInfo, RetryableCallError, classify, retry_after_seconds, retrying
 from wikipersona_data.llm.reward import URLS as REWARD_URLS
 from wikipersona_data.llm.reward import check_reward, score_of
+from wikipersona_data.llm.reward import request_body as reward_request
 from wikipersona_data.llm.structured import (
     Reply,
     parse_json_reply,
@@ -249,8 +251,12 @@ def _admitted(
         name = kwargs.get("endpoint")  # the public calls take keywords only
         if not isinstance(name, str):
             return await method(self, *args, **kwargs)  # let the call itself report the bad arguments
-        async with self._limits_for(self._endpoint(name)[0]).admit():
-            return await method(self, *args, **kwargs)
+        self._active += 1
+        try:
+            async with self._limits_for(self._endpoint(name)[0]).admit():
+                return await method(self, *args, **kwargs)
+        finally:
+            self._active -= 1
 
     return gated
 
@@ -289,6 +295,11 @@ class LLMClient:
         self._context: dict[str, int | None] = {}
         self.served: dict[str, set[str]] = {}
         """requested model -> model names the server said it used (every reply, cache hits included)"""
+        self.collector: Collector | None = None
+        """Set in batch/offline mode: uncached calls of deferrable stages wait for a batch (``llm/deferral.py``)."""
+        self._bought: dict[str, str] = {}  # key -> mode of a reply imported from a batch, not yet replayed
+        self._active = 0  # public calls in progress (``settle``)
+        self._counted: set[str] = set()  # batch mode: keys the ledger has counted in this run (rounds replay them)
 
     def __repr__(self) -> str:
         return f"LLMClient(endpoints={sorted(self.endpoints)}, cache={self.cache!r}, max_usd={self.max_usd})"
@@ -306,6 +317,18 @@ class LLMClient:
             await sdk.close()
         self._sdk.clear()
         self.cache.sync()
+
+    async def settle(self) -> None:
+        """Wait until no public call is in progress.
+
+        After a stage stopped on a deferred call, calls its sibling tasks started (``asyncio.gather`` keeps
+        running the others) still reach the collector; the round's requests are complete only after this."""
+        while True:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if not self._active:
+                return
+            await asyncio.sleep(0.001)
 
     def limits(self, endpoint: str) -> EndpointLimits:
         """The live limiter of an endpoint (peak concurrency, current AIMD limit) for reports and tests."""
@@ -513,7 +536,8 @@ class LLMClient:
         route: str = "classify",
         score_index: int = 0,
     ) -> RewardResult:
-        """A reward model's score of one conversation (vLLM ``/classify`` or ``/pooling``; ``llm/reward.py``).
+        """A reward model's score of one conversation (vLLM ``/classify`` or ``/pooling``, or a reranker's
+        ``/rerank``; ``llm/reward.py``).
 
         The same policies as chat: content-addressed cache, in-flight dedup, budget, ledger, limits and
         retries. A malformed reply (not exactly one result, a number that is not finite) is retried and never
@@ -523,11 +547,12 @@ class LLMClient:
         if route not in profile.reward_routes:
             raise ConfigError(
                 f"endpoint {ep.name!r} (profile {ep.profile}) serves no /{route} reward route; "
-                f"reward models need a vllm endpoint ({'/'.join(sorted(REWARD_URLS))})"
+                "reward models need a vllm endpoint (/classify, /pooling, /rerank) or a llama.cpp rank server (/rerank)"
             )
         spec = reward_spec(ep.identity, model, route, messages)
         key = call_key(spec)
-        record = RequestRecord(custom_id=key, url=REWARD_URLS[route], body={"model": model, "messages": list(messages)})
+        body = reward_request(model, list(messages), route)
+        record = RequestRecord(custom_id=key, url=REWARD_URLS[route], body=body)
         try:
             fetched = await self._fetch(stage, ep, model, record, spec, estimate_tokens(list(messages)), 0)
         except _CallFailed as err:
@@ -601,7 +626,13 @@ class LLMClient:
         except EnvelopeError as err:
             log.warning("call cache: record %s is not a valid reply (%s): asking again", record.get("key"), err)
             return None
-        if record.get("fault") and self.cache.mode == "use" and not self.cache.is_fresh(str(record.get("key"))):
+        # (a reply bought in a batch keeps its fault: asking again would only make another batch round)
+        if (
+            record.get("fault")
+            and self.cache.mode == "use"
+            and not self.cache.is_fresh(str(record.get("key")))
+            and record_mode(record) == "online"
+        ):
             log.info("call cache: %s had a content fault (%s) last run: asking again", record["key"], record["fault"])
             return None
         return record
@@ -686,10 +717,21 @@ class LLMClient:
         key = request.custom_id
         record = self._usable_record(self.cache.get(key), spec)
         if record is not None:
-            self.ledger.record_call(
-                stage, model, usage=reliable_usage(record.get("usage")), latency_s=None, cached=True,
-                mode=record_mode(record),
-            )  # fmt: skip
+            bought = self._bought.pop(key, None)
+            usage = reliable_usage(record.get("usage"))
+            if bought is not None:  # imported from a batch in this run: paid now, at the batch's price
+                self._counted.add(key)
+                self.ledger.record_request(stage, model)
+                local = (prompt_tokens, _reply_tokens(record["response"]))
+                self.ledger.record_call(
+                    stage, model, usage=usage, latency_s=None, cached=False, local_tokens=local, mode=bought
+                )
+                return _Fetched(record["response"], cached=False)
+            if self.collector is not None:  # batch rounds replay what earlier rounds of this run counted
+                if key in self._counted:
+                    return _Fetched(record["response"], cached=True)
+                self._counted.add(key)
+            self.ledger.record_call(stage, model, usage=usage, latency_s=None, cached=True, mode=record_mode(record))
             return _Fetched(record["response"], cached=True)
         pending = self._pending.get(key)
         if pending is not None:  # the same call is in flight: share its answer instead of paying twice
@@ -701,6 +743,13 @@ class LLMClient:
                 f"cache miss in --cache only mode for stage {stage} (model {model}, call {key[:12]}): "
                 "rerun with --cache use to make this call"
             )
+        if self.collector is not None and self.collector.wants(ep.name, stage, request.url):
+            try:  # batch/offline mode: the request waits for this round's batch (raises Deferred)
+                self.collector.defer(PendingCall(request, spec, stage, model, ep.name, prompt_tokens, max_out))
+            except BatchRequestFailed as err:
+                self.cache.put_error(key, spec, "batch_failed", err.reason)
+                self.ledger.record_error(stage, model, "batch_failed")
+                raise _CallFailed(err.reason) from None
         future: asyncio.Future[_Fetched] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
@@ -810,9 +859,7 @@ class LLMClient:
         content. A body that is not a well-formed reply (or is an error object sent with HTTP 200) is a
         retryable failure and never reaches the cache."""
         try:
-            body = decode_body(delivery.content)
-            _check_body(spec, body)
-            body = _without_secrets(body, delivery.content)
+            body = _checked_body(spec, delivery.content)
         except EnvelopeError as err:
             self.ledger.record_error(stage, model, err.kind)
             info = ErrorInfo(err.kind, delivery.status, True)
@@ -833,6 +880,19 @@ class LLMClient:
             request_id=delivery.request_id,
         )
         return body
+
+    def accept_reply(
+        self, call: PendingCall, content: bytes, *, mode: str, request_id: str | None = None
+    ) -> str | None:
+        """File one reply that came from a batch output file (``mode`` ``batch`` or ``offline``): see
+        :func:`file_reply`. A reply filed here is charged to the ledger, at ``mode``'s price, when its stage
+        replays it."""
+        refused = file_reply(self.cache, call, content, mode=mode, request_id=request_id)
+        if refused is not None:
+            self.ledger.record_error(call.stage, call.model, refused.split(":", 1)[0])
+        else:
+            self._bought[call.key] = mode
+        return refused
 
     def _failure(
         self,
@@ -916,6 +976,45 @@ class LLMClient:
     async def _drained(self) -> None:
         if self._paid_in_flight and self._idle is not None:
             await self._idle.wait()
+
+
+def file_reply(
+    cache: CallCache, call: PendingCall, content: bytes, *, mode: str, request_id: str | None = None
+) -> str | None:
+    """Check one reply from a batch result file as an online reply is checked (bounded decoding, the
+    chat/embeddings envelope, no error object, echoed secrets replaced), then cache it with its price
+    ``mode``. Returns None when cached, else the one-line reason it was refused: a refused reply is never
+    cached as a success (its failure goes to ``errors.jsonl``) and the request counts as failed."""
+    try:
+        body = _checked_body(call.spec, content)
+    except EnvelopeError as err:
+        detail = f"{err.kind}: {redact.scrub(' '.join(err.detail.split()), aggressive=True)[:300]}"
+        cache.put_error(call.key, call.spec, err.kind, detail)
+        return detail
+    usage = reliable_usage(body.get("usage"))
+    choices = body.get("choices")
+    served = body.get("model")
+    cache.put(
+        call.key,
+        call.spec,
+        body,
+        served_model=served if isinstance(served, str) else None,
+        usage=usage,
+        finish_reason=choices[0].get("finish_reason") if choices else None,
+        latency_s=None,
+        http_attempts=1,
+        request_id=request_id,
+        mode=mode,
+    )
+    return None
+
+
+def _checked_body(spec: dict[str, Any], content: bytes) -> dict[str, Any]:
+    """A reply body decoded (bounded), shape-checked for its API and with echoed secrets replaced; or
+    :class:`EnvelopeError`. The one check of every reply, online or from a batch file."""
+    body = decode_body(content)
+    _check_body(spec, body)
+    return _without_secrets(body, content)
 
 
 def _without_secrets(body: dict[str, Any], content: bytes) -> dict[str, Any]:

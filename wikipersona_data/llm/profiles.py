@@ -40,8 +40,9 @@ Known quirks per server (ecosystem.md section 4):
 * **sim**: our simulator (``wikipersona_data.llm.sim``); enforces schemas unless configured not to,
   reports usage, honours ``seed``; serves a deterministic reward model at ``/classify`` and ``/pooling``.
 
-Reward models (``reward_routes``): only vLLM (and the simulator) serve ``/classify`` / ``/pooling``; a recipe
-that sends reward calls to another profile is refused at load.
+Reward models (``reward_routes``): vLLM (and the simulator) serve ``/classify``, ``/pooling`` and ``/rerank``;
+llama.cpp serves ``/rerank`` from a server started with embeddings on and ``rank`` pooling (``wikipersona
+llm-local --rerank``); a recipe that sends reward calls to a route its endpoint's profile lacks is refused at load.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class Profile:
     """JSON-schema keywords the server rejects in a strict ``response_format``; stripped from what is sent
     (the local pydantic check still enforces them, so a reply past a stripped bound gets a re-ask)."""
     reward_routes: frozenset[str] = frozenset()
-    """Reward-model routes the server has (``llm/reward.py``): vLLM's ``/classify`` and ``/pooling``; OpenAI,
-    Ollama and llama.cpp have neither (llama.cpp's ``/rerank`` needs a reranker head, not a reward model)."""
+    """Reward-model routes the server has (``llm/reward.py``): vLLM's ``/classify``, ``/pooling`` and ``/rerank``;
+    llama.cpp only ``/rerank`` (a server started with ``rank`` pooling); OpenAI and Ollama none."""
 
     def sendable_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """``schema`` without this server's unsupported keywords (the same object when there are none)."""
@@ -105,13 +106,15 @@ def _strip_keywords(node: Any, drop: frozenset[str], names: bool = False) -> Any
     return {key: _strip_keywords(value, drop, key in SCHEMA_MAPS) for key, value in node.items() if key not in drop}
 
 
-REWARD_ROUTES = frozenset({"classify", "pooling"})
+REWARD_ROUTES = frozenset({"classify", "pooling", "rerank"})
 
 PROFILES: dict[str, Profile] = {
     "openai": Profile("openai", True, True, "max_completion_tokens", True, True, 120.0, 300.0, OPENAI_UNSUPPORTED),
     "vllm": Profile("vllm", True, True, "max_tokens", True, False, 300.0, 600.0, reward_routes=REWARD_ROUTES),
     "ollama": Profile("ollama", False, True, "max_tokens", True, False, 600.0, 1800.0),
-    "llamacpp": Profile("llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0),
+    "llamacpp": Profile(
+        "llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0, reward_routes=frozenset({"rerank"})
+    ),
     "sim": Profile("sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES),
 }
 

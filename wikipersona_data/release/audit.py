@@ -142,7 +142,7 @@ def sheet_rows(items: list[Item], personas: dict[str, dict[str, Any]], sid: str)
     return rows
 
 
-def _load(release: Path) -> tuple[mf.Manifest, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+def load_verified(release: Path) -> tuple[mf.Manifest, dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
     """Manifest and rows of a release that verifies (checksums checked, so the data digest is the data's)."""
     from wikipersona_data.release.extend import read_rows
     from wikipersona_data.release.verify import verify_release
@@ -171,7 +171,7 @@ def export_sheet(release: Path, *, sample: int, seed: int, out: Path | None = No
     Existing sheets are never overwritten: an annotator may be filling them in.
     """
     release = Path(release)
-    manifest, pairs, personas = _load(release)
+    manifest, pairs, personas = load_verified(release)
     digest = data_digest(manifest)
     items = draw(pairs["test"], digest, seed, sample)
     sid = sheet_id(manifest, seed, sample)
@@ -397,7 +397,7 @@ def import_sheets(
         raise ConfigError("give at least one filled sheet")
     if not columns:
         raise ConfigError("--annotator-col: give at least one column")
-    manifest, pairs, personas = _load(release)
+    manifest, pairs, personas = load_verified(release)
     annotations = read_annotations([Path(s) for s in sheets], columns)
     items = match_sample(annotations, manifest, pairs["test"])
     audit = agreement(items, annotations)

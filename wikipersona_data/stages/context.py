@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from tqdm import tqdm
 
+from wikipersona_data.llm.deferral import Deferred
 from wikipersona_data.stages.calls import StageLLM
 from wikipersona_data.stages.recipe import Recipe
 from wikipersona_data.stages.rows import RejectRow
@@ -118,6 +119,8 @@ class BuildContext:
     unit_concurrency: int = 32
     filter_logs: dict[str, Any] = field(default_factory=dict)
     """Stage folder -> its filter log (verify/report.py), kept for this build instead of in a module global."""
+    rounds: Any = None
+    """``llm.batches.BatchRounds`` when an endpoint is in batch or offline mode: answers deferred calls."""
     _regenerate: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def store(self, stage: str, model: type[RowT], id_field: str) -> StageStore[RowT]:
@@ -214,7 +217,9 @@ class BuildContext:
 
         Returns all rows and rejects, from earlier runs and this one. A unit's coroutine returns
         (rows, rejects); raising is a bug or a user error and stops the build (the journal keeps
-        what finished).
+        what finished). A unit that stopped on a call waiting for a batch (:class:`Deferred`) is not
+        journaled and the other units go on (so the round collects every request it can); then the stage
+        raises :class:`Deferred`, to be run again once the batch is answered.
         """
         done = store.load_units()
         rows: list[Any] = []
@@ -237,12 +242,17 @@ class BuildContext:
         )
         last_postfix = 0.0
         pending = iter(todo)
+        deferred = 0
 
         async def worker() -> None:
             """Take the next unit until none is left: at most ``unit_concurrency`` units exist at once."""
-            nonlocal last_postfix
+            nonlocal last_postfix, deferred
             for key, make in pending:  # next() runs between awaits, so workers never take the same unit
-                unit_rows, unit_rejects = await make()
+                try:
+                    unit_rows, unit_rejects = await make()
+                except Deferred:
+                    deferred += 1  # waits for a batch reply: neither done nor failed
+                    continue
                 store.record_unit(key, unit_rows, unit_rejects)
                 rows.extend(unit_rows)
                 rejects.extend(unit_rejects)
@@ -264,6 +274,8 @@ class BuildContext:
             bar.set_postfix(self.postfix(stage), refresh=False)
             bar.close()
             store.close()
+        if deferred:
+            raise Deferred(what=f"{deferred} unit(s) of stage {stage}")
         return rows, rejects
 
     def save_filter_log(self, stage: str) -> None:

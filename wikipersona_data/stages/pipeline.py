@@ -34,6 +34,7 @@ from typing import Any
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.heap import settled_heap
 from wikipersona_data.llm.config import ModelPrice, PriceTable
+from wikipersona_data.llm.deferral import Deferred
 from wikipersona_data.llm.transport import Transport
 from wikipersona_data.release.manifest import Manifest, ModelUse, RunInfo
 from wikipersona_data.stages import registry, split
@@ -200,6 +201,8 @@ async def _build(
         recipe, work, base_url=base_url, max_usd=max_usd, cache_mode=cache_mode, endpoint_urls=endpoint_urls
     ) as ctx:
         ctx.progress = progress
+        if ctx.rounds is not None:
+            ctx.rounds.echo = say
         if cache_mode != "only":
             await check_endpoints(ctx)
         return await _run_stages(ctx, out, say, report, started)
@@ -263,12 +266,28 @@ async def open_context(
             client=client,
             reader=reader,
             filter_hook=filter_hook or apply_filters,
+            rounds=batch_rounds(recipe, work, client),
         )
         try:
             yield ctx
         finally:
+            if ctx.rounds is not None:
+                await ctx.rounds.aclose()
             await client.aclose()
             reader.close()
+
+
+def batch_rounds(recipe: Recipe, work: Path, client: Any) -> Any:
+    """In batch or offline mode (an endpoint's ``mode``), the client's collector and the rounds that answer
+    it (``llm/deferral.py``, ``llm/batches.py``); None when every endpoint is online."""
+    modes = {name: spec.mode for name, spec in recipe.endpoints.items()}
+    if all(mode == "online" for mode in modes.values()):
+        return None
+    from wikipersona_data.llm.batches import BatchRounds
+    from wikipersona_data.llm.deferral import Collector
+
+    client.collector = Collector(modes, registry.deferrable_stages())
+    return BatchRounds(work, client, dict(recipe.endpoints))
 
 
 async def run_all_stages(ctx: BuildContext, scope: registry.Extension | None = None) -> dict[str, Any]:
@@ -278,20 +297,39 @@ async def run_all_stages(ctx: BuildContext, scope: registry.Extension | None = N
 
     The heap is settled for the stages (imports, recipe and dump reader are in place by now), so full
     garbage collections stay off the event loop while LLM calls are in flight (``wikipersona_data.heap``).
+
+    In batch or offline mode (``ctx.rounds``) the stages run in rounds: a stage whose calls wait for a batch
+    stops (:class:`~wikipersona_data.llm.deferral.Deferred`), the round's requests are answered as batches
+    and imported into the call cache, and the stages run again from that stage on (the finished ones are
+    kept); a batch journaled by a killed run is finished first.
     """
-    with settled_heap():
-        return await _stages_in_order(ctx, scope)
-
-
-async def _stages_in_order(ctx: BuildContext, scope: registry.Extension | None) -> dict[str, Any]:
-    """The registry's stages in order; each gets the rows of the stages before it (``registry.Upstream``) and
-    its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name."""
     up = registry.Upstream(scope=scope)
+    with settled_heap():
+        if ctx.rounds is None:
+            return await _stages_in_order(ctx, up)
+        await ctx.rounds.resume()
+        while True:
+            try:
+                rows = await _stages_in_order(ctx, up)
+            except Deferred:
+                await ctx.client.settle()  # calls still running beside the one that stopped the stage
+                await ctx.rounds.answer()
+            else:
+                ctx.rounds.finished()
+                return rows
+
+
+async def _stages_in_order(ctx: BuildContext, up: registry.Upstream) -> dict[str, Any]:
+    """The registry's stages in order; each gets the rows of the stages before it (``registry.Upstream``) and
+    its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name. Stages
+    already in ``up`` (an earlier batch round of this run) are not run again."""
     stages = registry.active(ctx.recipe)
     for i, stage in enumerate(stages):
+        if stage.name in up.rows:
+            continue
         up.rows[stage.name] = await stage.run(ctx, up)
         ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in up.shared(stage)}
-        if scope is None:  # an extend's stages return the release's rows beside their own: those stay lists
+        if up.scope is None:  # an extend's stages return the release's rows beside their own: those stay lists
             _leave_on_disk(ctx, up, stages[: i + 1], needed={n for later in stages[i + 1 :] for n in later.inputs})
     out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in stages}  # a later stage's rows win
     out["personas"] = registry.described_personas(up)  # no grounded description, no data

@@ -116,6 +116,22 @@ class EndpointSpec(_Strict):
     json_schema: Literal["enforced", "instructed"] | None = Field(
         default=None, description="Override the profile: send response_format, or state the schema in the prompt."
     )
+    mode: Literal["online", "batch", "offline"] = Field(
+        default="online",
+        description="online: one HTTP request per call; batch: the OpenAI Batch API (/v1/files, /v1/batches), "
+        "in rounds, at the batch price; offline: the build writes the pending requests and stops, for "
+        "`wikipersona batch export` / `vllm run-batch` / `wikipersona batch import` (docs/batch.md).",
+    )
+    batch_poll_s: float = Field(default=30.0, gt=0, description="Seconds between two looks at a running batch.")
+    batch_max_requests: int = Field(
+        default=50_000, ge=1, le=50_000, description="Requests per batch input file (the OpenAI limit: 50,000)."
+    )
+    batch_max_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1024,
+        le=200 * 1024 * 1024,
+        description="Bytes per batch input file (the OpenAI limit: 200 MB).",
+    )
 
     @field_validator("sim")
     @classmethod
@@ -159,8 +175,8 @@ class RewardSpec(_Strict):
 
     endpoint: str
     model: str
-    route: Literal["classify", "pooling"] = Field(
-        default="classify", description="vLLM route that serves the model (llm/reward.py)."
+    route: Literal["classify", "pooling", "rerank"] = Field(
+        default="classify", description="Route that serves the model (llm/reward.py); rerank: a reranker's score."
     )
     score_index: int = Field(default=0, ge=0, le=1023, description="Element of the returned vector that is the score.")
     band: int = Field(ge=2, le=256, description="Candidates per question kept in the band (the paper: 20 of 50).")

@@ -419,6 +419,11 @@ def get(name: str) -> Stage[Any]:
     return BY_NAME[name]
 
 
+def deferrable_stages() -> frozenset[str]:
+    """Stages whose calls may wait for a batch (``llm/deferral.py``); the others' calls are always sent now."""
+    return frozenset(s.name for s in STAGES if s.deferrable)
+
+
 def check_stage_filters(recipe: Recipe) -> None:
     """A recipe's ``[stage_filters]``: known stages, and each listing builds (one ``ConfigError`` line if not)."""
     from wikipersona_data.verify.config import filters_config

@@ -61,6 +61,15 @@ class SimConfig:
     """Share of judge votes that prefer answer (a) whatever the answers say."""
     cache_min_tokens: int = 1024
     """A repeated system prompt at least this long is reported as cached (OpenAI caches from 1024 tokens)."""
+    # The batch API (/v1/files, /v1/batches; llm/sim/batch_api.py)
+    batch_delay_s: float = 0.0
+    """Seconds from a batch's creation to its completion (its status reads in_progress until then)."""
+    batch_fail_rate: float = 0.0
+    """Share of a batch's requests answered with a 500 error line (drawn per request and submission)."""
+    batch_expire_rate: float = 0.0
+    """Share of a batch's requests left unanswered as ``batch_expired`` (the batch then ends ``expired``)."""
+    batch_fail: bool = False
+    """Every batch fails as a whole (status ``failed``, no output file)."""
 
     def __post_init__(self) -> None:
         # Tuples may arrive as lists from callers; normalise so the config stays hashable.
@@ -72,13 +81,13 @@ class SimConfig:
         """Reject settings that would make the simulator silently do something else than asked."""
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigError(f"fault_rate must be within [0, 1], got {self.fault_rate}")
-        for name in ("unsupported_claim_rate", "position_bias_rate"):
+        for name in ("unsupported_claim_rate", "position_bias_rate", "batch_fail_rate", "batch_expire_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.violation_rate <= 1.0:
             raise ConfigError(f"violation_rate must be within [0, 1], got {self.violation_rate}")
-        if self.latency_ms < 0 or self.jitter_ms < 0 or self.slow_s < 0 or self.retry_after_s < 0:
-            raise ConfigError("latency_ms, jitter_ms, slow_s and retry_after_s must not be negative")
+        if min(self.latency_ms, self.jitter_ms, self.slow_s, self.retry_after_s, self.batch_delay_s) < 0:
+            raise ConfigError("latency_ms, jitter_ms, slow_s, retry_after_s and batch_delay_s must not be negative")
         for fault in self.faults:
             if fault not in FAULT_KINDS:
                 raise ConfigError(f"unknown fault {fault!r}; known: {', '.join(FAULT_KINDS)}")

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from wikipersona_data.errors import ConfigError
+from wikipersona_data.llm.sim import batch_api
 from wikipersona_data.llm.sim.chat import (
     ChatPlan,
     completion_body,
@@ -47,6 +48,7 @@ class SimState:
         self.cfg = cfg
         self.planner = FaultPlanner(cfg)
         self.seen_prefixes: set[str] = set()
+        self.batch = batch_api.BatchBook()  # files and batches (llm/sim/batch_api.py), kept across resets
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -76,6 +78,7 @@ class SimState:
             "schema_violations": self.counters["schema_violations"],
             "fill_invalid": self.counters["fill_invalid"],
             "script_left": list(self.planner.script_left),
+            **self.batch.stats(),
         }
 
     def cached_tokens(self, plan: ChatPlan) -> int:
@@ -366,8 +369,10 @@ def create_app(cfg: SimConfig) -> tuple[web.Application, SimState]:
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/classify", _reward_route("classify"))
     app.router.add_post("/pooling", _reward_route("pooling"))
+    app.router.add_post("/rerank", _reward_route("rerank"))
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model}", get_model)
+    batch_api.add_routes(app, _state)
     app.router.add_get("/sim/stats", sim_stats)
     app.router.add_post("/sim/reset", sim_reset)
     app.router.add_route("*", "/{tail:.*}", _not_found)
@@ -484,6 +489,14 @@ class SimServer:
         """Replace the forced-outcome queue: the next requests get these outcomes in order."""
         outcomes = tuple(script)
         self._call(lambda state: state.planner.set_script(outcomes))
+
+    def release_batches(self) -> None:
+        """Complete every waiting batch now (tests: a long ``batch_delay_s`` without waiting it out)."""
+        self._call(lambda state: setattr(state.batch, "released", True))
+
+    def batch_submissions(self) -> dict[str, int]:
+        """custom_id -> how many created batches held it."""
+        return self._call(lambda state: dict(state.batch.submissions))
 
     def __enter__(self) -> SimServer:
         return self.start()

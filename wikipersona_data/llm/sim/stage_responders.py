@@ -374,18 +374,12 @@ def respond_categories(req: ResponderRequest) -> dict[str, Any]:
     return {"axis": axis.strip(), "categories": [c.strip() for c in cats.split(",") if c.strip()]}
 
 
-@register_responder("respond")
-def respond(req: ResponderRequest) -> dict[str, Any]:
-    text = req.user_text
-    category = field(text, "respond", "category")
-    style = field(text, "respond", "style")
-    question = field(text, "respond", "question").strip()
-    rng = req.rng
-    vocab = sorted(lexicon_for(category) - naming_words(category)) or words(category) or ["balance"]
-    q_words = words(question) or ["this"]
-    low, high = next((v for k, v in STYLE_LENGTH.items() if k in style), (3, 4))
-    openers = ("Here is how I would approach it.", "Short answer: it depends on what you value.", "Good question.")
-    sentences = [rng.choice(openers)]
+OPENERS = ("Here is how I would approach it.", "Short answer: it depends on what you value.", "Good question.")
+
+
+def _tailored(rng: Any, vocab: list[str], q_words: list[str], low: int, high: int) -> list[str]:
+    """An opener, then ``low``..``high`` sentences joining the question's words with ``vocab``."""
+    sentences = [rng.choice(OPENERS)]
     for _ in range(rng.randint(low, high)):
         a, b = rng.choice(vocab), rng.choice(vocab)
         q = rng.choice(q_words)
@@ -400,6 +394,20 @@ def respond(req: ResponderRequest) -> dict[str, Any]:
                 )
             )
         )
+    return sentences
+
+
+@register_responder("respond")
+def respond(req: ResponderRequest) -> dict[str, Any]:
+    text = req.user_text
+    category = field(text, "respond", "category")
+    style = field(text, "respond", "style")
+    question = field(text, "respond", "question").strip()
+    rng = req.rng
+    vocab = sorted(lexicon_for(category) - naming_words(category)) or words(category) or ["balance"]
+    q_words = words(question) or ["this"]
+    low, high = next((v for k, v in STYLE_LENGTH.items() if k in style), (3, 4))
+    sentences = _tailored(rng, vocab, q_words, low, high)
     if "opinionated" in style:
         sentences.append(f"Honestly, {rng.choice(vocab)} is the better bet here, and I would not compromise on it.")
     if "list" in style:
@@ -418,10 +426,16 @@ def judge(req: ResponderRequest) -> dict[str, Any]:
     answer_a = field(text, "judge", "answer_a")
     answer_b = field(text, "judge", "answer_b")
     allow_ties = shown(text, "judge", "allow_ties")
+    return _prefer(req, set(words(card)) | lexicon_for(card), question, answer_a, answer_b, allow_ties)
+
+
+def _prefer(
+    req: ResponderRequest, persona: set[str], question: str, answer_a: str, answer_b: str, allow_ties: bool
+) -> dict[str, Any]:
+    """The simulated judge's pick between two answers for a person known by the words ``persona``."""
     rng = req.rng
     if rng.random() < _rate(req, "position_bias_rate"):
         return {"rationale": "Answer (a) reads well and comes first.", "preferred": "a"}
-    persona = set(words(card)) | lexicon_for(card)
     q = set(words(question))
 
     def score(answer: str) -> float:
@@ -458,6 +472,57 @@ def prefixes_infer(req: ResponderRequest) -> dict[str, Any]:
     first = f"This person asks about {', '.join(topics) or 'everyday matters'}, which suggests an active, busy life."
     second = f"They prefer answers that emphasise {', '.join(likes) or 'practical advice'}, and dislike generic advice."
     return {"persona": first + "\n\n" + second}
+
+
+# ------------------------------------------------------------------ evaluation (wikipersona evaluate)
+
+
+def known_vocabulary(text: str) -> set[str]:
+    """What a model that has read ``text`` (a description, a name, examples of preferred answers) knows about the
+    person's tastes: the vocabulary of every category the text evokes by its words, by a person the model
+    knows (``DEMO_PEOPLE``), or by using at least two of the category's own words (examples written for it)."""
+    out = lexicon_for(text)
+    for category, people in DEMO_PEOPLE.items():
+        if any(name.split(" (")[0] in text for name in people):
+            out |= lexicon_for(category)
+    present = set(words(text))
+    for _, vocab in LEXICON.values():
+        if len(present & set(vocab)) >= 2:
+            out |= set(vocab)
+    return out
+
+
+@register_responder("text")
+def plain_answer(req: ResponderRequest) -> str:
+    """A plain chat answer (no schema), e.g. of a policy under evaluation. Without a system message: the
+    simulator's generic paragraph of the question's words, as before. With one (a persona prefix), the answer
+    is tailored to what it tells about the asker (``known_vocabulary``), as a model reading its system prompt
+    would; when it tells nothing usable, the generic paragraph again."""
+    from wikipersona_data.llm.sim.textgen import paragraph
+
+    question = req.user_text
+    vocab = sorted(known_vocabulary(req.system_text)) if req.system_text.strip() else []
+    if not vocab:
+        return paragraph(req.rng, question)
+    return " ".join(_tailored(req.rng, vocab, words(question) or ["this"], 3, 4))
+
+
+@register_responder("preference")
+def preference(req: ResponderRequest) -> dict[str, Any]:
+    """Preference accuracy (``evaluate/templates/preference.md``): the judge's rule, for a person known only
+    from the conversation's system message (nothing for the ``none`` prefix: then only the question's words
+    and the answers' own small differences decide)."""
+    text = req.user_text
+    context = field(text, "preference", "context")
+    persona = set(words(context)) | known_vocabulary(context)
+    return _prefer(
+        req,
+        persona,
+        field(text, "preference", "question"),
+        field(text, "preference", "answer_a"),
+        field(text, "preference", "answer_b"),
+        shown(text, "preference", "allow_ties"),
+    )
 
 
 # ------------------------------------------------------------------ verification (optional LLM entailment)

@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2]
-TEMPLATE_DIRS = (PACKAGE / "stages" / "templates", PACKAGE / "verify" / "templates")
+TEMPLATE_DIRS = (PACKAGE / "stages" / "templates", PACKAGE / "verify" / "templates", PACKAGE / "evaluate" / "templates")
 _TAG = re.compile(r"({{.*?}}|{%.*?%}|{#.*?#})", re.S)
 _OPEN = re.compile(r"{%-?\s*(for|if)\b")
 _CLOSE = re.compile(r"{%-?\s*end(for|if)\b")
