@@ -43,7 +43,7 @@ from wikipersona_data.errors import ConfigError, InputError
 from wikipersona_data.release import manifest as mf
 from wikipersona_data.release.tables import SPLITS, split_glob, to_table
 from wikipersona_data.release.versions import bump, with_entry
-from wikipersona_data.stages.assemble import release_rows
+from wikipersona_data.stages.assemble import release_rows, reward_gap
 from wikipersona_data.stages.context import STAGE_REASONS, BuildContext
 from wikipersona_data.stages.divergence import divergence_rates
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
@@ -419,6 +419,7 @@ def extended_manifest(
             "online_pages": _merge_online_pages(old.data.online_pages, pages_read(ctx.reader)),
         }
     )
+    data = _with_reward_gap(data, result.pairs)
     names = ", ".join(result.new_names)
     data = with_entry(
         data,
@@ -429,6 +430,18 @@ def extended_manifest(
         filters=dict(sorted(dropped.items())),
     )
     return mf.Manifest(data=data, run=run_info(result.stats, started))
+
+
+def _with_reward_gap(data: mf.ManifestData, pairs: dict[str, list[dict[str, Any]]]) -> mf.ManifestData:
+    """A release built with the reward band: its reward gap recomputed over every released pair (the added ones
+    too); the band's spreads stay the build's (they are figures of its candidates)."""
+    build = data.ledger.get("build")
+    band = build.get("reward_band") if isinstance(build, dict) else None
+    if not isinstance(band, dict):
+        return data
+    scored = [(r["chosen_reward"], r["rejected_reward"]) for rows in pairs.values() for r in rows]
+    band = {**band, **reward_gap(scored)}
+    return data.model_copy(update={"ledger": {**data.ledger, "build": {**build, "reward_band": band}}})
 
 
 @dataclass

@@ -153,10 +153,9 @@ def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) ->
 
     A band makes chosen vs rejected about the person rather than about quality: the gap should be small
     next to the spread of all candidates' scores."""
-    scored = [p for p in pairs if p.chosen_reward is not None and p.rejected_reward is not None]
+    scored = [(p.chosen_reward, p.rejected_reward) for p in pairs if p.chosen_reward is not None]
     if spec is None or not scored:
         return {}
-    gaps = [p.chosen_reward - p.rejected_reward for p in scored]  # type: ignore[operator]
     by_q: dict[str, list[Any]] = {}
     for c in candidates:
         if c.reward_score is not None:
@@ -167,19 +166,30 @@ def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) ->
         for cs in by_q.values()
         if (band := [x for x in cs if x.in_band])
     ]
-    mean = lambda xs: round(sum(xs) / len(xs), 6) if xs else None  # noqa: E731
     return {
         "model": spec.model,
         "route": spec.route,
         "band": spec.band,
         "band_position": spec.band_position,
         "questions": len(by_q),
-        "mean_spread_all": mean(spread_all),
-        "mean_spread_band": mean(spread_band),
+        "mean_spread_all": _mean(spread_all),
+        "mean_spread_band": _mean(spread_band),
+        **reward_gap(scored),  # type: ignore[arg-type]
+    }
+
+
+def _mean(xs: list[float]) -> float | None:
+    return round(sum(xs) / len(xs), 6) if xs else None
+
+
+def reward_gap(scored: list[tuple[float, float]]) -> dict[str, Any]:
+    """The reward gap between chosen and rejected over (chosen_reward, rejected_reward) pairs (build, extend)."""
+    gaps = [c - r for c, r in scored]
+    return {
         "pairs": len(scored),
-        "mean_chosen": mean([p.chosen_reward for p in scored]),
-        "mean_rejected": mean([p.rejected_reward for p in scored]),
-        "mean_gap": mean(gaps),
-        "mean_abs_gap": mean([abs(g) for g in gaps]),
-        "chosen_higher_share": round(sum(g > 0 for g in gaps) / len(gaps), 6),
+        "mean_chosen": _mean([c for c, _ in scored]),
+        "mean_rejected": _mean([r for _, r in scored]),
+        "mean_gap": _mean(gaps),
+        "mean_abs_gap": _mean([abs(g) for g in gaps]),
+        "chosen_higher_share": round(sum(g > 0 for g in gaps) / len(gaps), 6) if gaps else None,
     }
