@@ -8,6 +8,7 @@ SIGKILL without repeating requests, and the both-orders judge catching a positio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import pytest
 
 from wikipersona_data.llm.cache import CallCache
 from wikipersona_data.llm.sim import SimConfig, SimServer
-from wikipersona_data.stages import judge
+from wikipersona_data.stages import judge, registry
 from wikipersona_data.stages.ids import judgment_id
 from wikipersona_data.stages.pipeline import build_recipe, open_context
 from wikipersona_data.stages.recipe import load_recipe
@@ -65,12 +66,28 @@ def manifest_data(work: Path) -> dict:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("demo-build")
-    with SimServer(SimConfig(**SIM)) as sim:
-        reported: list[str] = []
-        release = build_recipe(
-            DEMO, work_dir=work, base_url=sim.base_url, progress=False, echo=lambda _m: None, report=reported.append
-        )
-        requests = sim.stats()["requests"]
+    returned: dict[str, tuple[list, dict[str, str]]] = {}  # stage -> (rows it returned, what it was handed)
+
+    def spy(stage: registry.Stage) -> registry.Stage:
+        async def run(ctx, up):
+            handed = {name: type(rows).__name__ for name, rows in up.rows.items()}
+            out = await stage.run(ctx, up)
+            returned[stage.name] = (list(out), handed)
+            return out
+
+        return dataclasses.replace(stage, run=run)
+
+    stages = registry.STAGES
+    registry.STAGES = tuple(spy(s) for s in stages)
+    try:
+        with SimServer(SimConfig(**SIM)) as sim:
+            reported: list[str] = []
+            release = build_recipe(
+                DEMO, work_dir=work, base_url=sim.base_url, progress=False, echo=lambda _m: None, report=reported.append
+            )
+            requests = sim.stats()["requests"]
+    finally:
+        registry.STAGES = stages
     rows = {
         "personas": read_jsonl(work / "personas/rows.jsonl", PersonaRow),
         "describe": read_jsonl(work / "describe/rows.jsonl", DescriptionRow),
@@ -88,7 +105,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "rejects": rejects,
         "requests": requests,
         "reported": "\n".join(reported),
+        "returned": returned,
     }
+
+
+def test_rows_no_later_stage_reads_are_left_on_disk(demo: dict) -> None:
+    """Bounded memory (issue 12 item 6): once no later stage lists a stage in ``inputs``, the runner hands its rows
+    on as ``StoredRows`` (read from rows.jsonl); that is only sound if what a stage returns is what it wrote."""
+    returned = demo["returned"]
+    for stage, rows in demo["rows"].items():
+        assert returned[stage][0] == rows, stage
+    assert returned["judge"][1]["respond"] == "list"  # judge reads the candidates
+    on_disk = {name for name, kind in returned["prefixes"][1].items() if kind == "StoredRows"}
+    assert on_disk == {"questions", "respond", "judge"}  # prefixes reads personas, describe, split only
+    judge = manifest_data(demo["work"])["ledger"]["build"]["judge"]
+    assert judge["judgments"] == len(demo["rows"]["judge"])  # the manifest's judge figures read them back
+    assert judge["matches"] == sum(len(j.matches) for j in demo["rows"]["judge"])
 
 
 def test_personas_resolved_with_stable_ids(demo: dict) -> None:

@@ -225,18 +225,19 @@ def format_estimate(table: dict[str, Any]) -> str:
     """The estimate as a table, stages in pipeline order (as ``build`` and the card list them)."""
     from wikipersona_data.stages.order import pipeline_rank
 
-    header = f"{'stage':<10}{'model':<22}{'calls':>9}{'input tok':>13}{'max out tok':>13}{'cost $ (max)':>14}"
+    width = max([22, *(len(r["model"]) + 1 for r in table["by_stage_model"])])  # a long model name (the v1 RM)
+    header = f"{'stage':<10}{'model':<{width}}{'calls':>9}{'input tok':>13}{'max out tok':>13}{'cost $ (max)':>14}"
     lines = [header, "-" * len(header)]
     for row in sorted(table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"])):
         cost = "n/a" if row["cost_usd"] is None else f"{row['cost_usd']:.2f}"
         lines.append(
-            f"{row['stage']:<10}{row['model']:<22}{row['calls']:>9}{row['input_tokens']:>13}"
+            f"{row['stage']:<10}{row['model']:<{width}}{row['calls']:>9}{row['input_tokens']:>13}"
             f"{row['max_output_tokens']:>13}{cost:>14}"
         )
     t = table["totals"]
     cost = "n/a (a model has no price)" if t["cost_usd"] is None else f"{t['cost_usd']:.2f}"
     lines += [
         "-" * len(header),
-        f"{'total':<32}{t['calls']:>9}{t['input_tokens']:>13}{t['max_output_tokens']:>13}{cost:>14}",
+        f"{'total':<{10 + width}}{t['calls']:>9}{t['input_tokens']:>13}{t['max_output_tokens']:>13}{cost:>14}",
     ]
     return "\n".join(lines)
