@@ -27,7 +27,10 @@ def keys_of(rows: Iterable[Any]) -> set[str]:
 
 
 def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> dict[str, Any]:
-    """{"by_stage_model": [...], "totals": {...}} from cached calls, charged by the client's own ledger rule.
+    """{"by_stage_model": [...], "totals": {...}, "by_mode": [...]} from cached calls, charged by the client's
+    own ledger rule: per stage and model, per price mode (online / batch / offline), and how much of the input
+    the provider's prompt cache served (``cached_input_tokens``, ``cached_input_share``: billed at the
+    cached-input price).
 
     Each cited call is recorded into a fresh :class:`~wikipersona_data.llm.ledger.Ledger` as the client
     recorded it when it was paid (reported usage, our local count of prompt and reply as the floor of
@@ -63,6 +66,8 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
             "model": r["model"],
             "calls": r["calls"],
             "input_tokens": r["input_tokens"],
+            "cached_input_tokens": r["cached_tokens"],
+            "cached_input_share": cached_share(r["cached_tokens"], r["input_tokens"]),
             "output_tokens": r["output_tokens"],
             "unknown_usage": r["calls_without_usage"],
             "cost_usd": r["cost_usd"],
@@ -73,7 +78,14 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
     totals = {
         "calls": t["calls"],
         "input_tokens": t["input_tokens"],
+        "cached_input_tokens": t["cached_tokens"],
+        "cached_input_share": cached_share(t["cached_tokens"], t["input_tokens"]),
         "output_tokens": t["output_tokens"],
         "cost_usd": t["cost_usd"],
     }
     return {"by_stage_model": rows, "totals": totals, "by_mode": summary["by_mode"]}
+
+
+def cached_share(cached: int, total: int) -> float:
+    """Share of the input tokens the provider served from its prompt cache (billed at the cached-input price)."""
+    return round(cached / total, 4) if total else 0.0
