@@ -56,6 +56,12 @@ from wikipersona_data.llm.sim.config import FAULT_KINDS, JSON_STYLES, SimConfig,
     "--batch-expire-rate", default=0.0, show_default=True, type=float, help="Batch API: share of expired requests."
 )
 @click.option("--batch-fail", is_flag=True, help="Batch API: every batch fails as a whole.")
+@click.option(
+    "--cache-block-tokens", default=128, show_default=True, type=int, help="Prompt cache: block size (vLLM: 16)."
+)
+@click.option(
+    "--cache-min-tokens", default=1024, show_default=True, type=int, help="Prompt cache: smallest cached prefix."
+)
 @click.option("--allow-remote", is_flag=True, help="Permit a non-loopback --host (the simulator has no real auth).")
 def llm_sim(
     host: str,
@@ -76,6 +82,8 @@ def llm_sim(
     batch_fail_rate: float,
     batch_expire_rate: float,
     batch_fail: bool,
+    cache_block_tokens: int,
+    cache_min_tokens: int,
     allow_remote: bool,
 ) -> None:
     """Run the simulated OpenAI-compatible server until SIGINT/SIGTERM.
@@ -108,6 +116,8 @@ def llm_sim(
         batch_fail_rate=batch_fail_rate,
         batch_expire_rate=batch_expire_rate,
         batch_fail=batch_fail,
+        cache_block_tokens=cache_block_tokens,
+        cache_min_tokens=cache_min_tokens,
     )
     asyncio.run(_serve(cfg))
 
