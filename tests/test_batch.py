@@ -371,3 +371,13 @@ def test_import_refuses_bad_lines_in_one_line_and_imports_nothing(tmp_path: Path
     report = import_results(work, [path])
     assert report.imported == 0 and calls[0].key in report.failed and "invalid_envelope" in report.failed[calls[0].key]
     assert CallCache(work / "cache").keys() == set()
+
+
+def test_only_chat_and_embeddings_of_deferrable_stages_wait_for_a_batch(tmp_path: Path) -> None:
+    collector = Collector({"b": "batch", "o": "online"}, frozenset({"judge"}))
+    assert collector.wants("b", "judge", CHAT_URL) and collector.wants("b", "judge", "/v1/embeddings")
+    assert not collector.wants("o", "judge", CHAT_URL)  # an online endpoint
+    assert not collector.wants("b", "personas", CHAT_URL)  # a stage that needs its answers now
+    assert not collector.wants("b", "judge", "/classify")  # a reward model: no batch API serves it
+    with pytest.raises(ConfigError, match="need the call cache"):
+        build(_recipe(tmp_path, "batch"), work=tmp_path / "w", progress=False, cache_mode="off")

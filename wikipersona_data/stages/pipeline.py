@@ -281,8 +281,14 @@ def batch_rounds(recipe: Recipe, work: Path, client: Any) -> Any:
     """In batch or offline mode (an endpoint's ``mode``), the client's collector and the rounds that answer
     it (``llm/deferral.py``, ``llm/batches.py``); None when every endpoint is online."""
     modes = {name: spec.mode for name, spec in recipe.endpoints.items()}
-    if all(mode == "online" for mode in modes.values()):
-        return None
+    if all(mode == "online" for mode in modes.values()) or client.cache.mode == "only":
+        return None  # a replay makes no call, so nothing waits for a batch (and no provider is asked)
+    if client.cache.mode == "off":
+        batched = ", ".join(sorted(name for name, mode in modes.items() if mode != "online"))
+        raise ConfigError(
+            f"{recipe.source}: endpoint(s) {batched} in batch/offline mode need the call cache (batch replies "
+            "come back through it): use --cache use or refresh"
+        )
     from wikipersona_data.llm.batches import BatchRounds
     from wikipersona_data.llm.deferral import Collector
 
