@@ -1,6 +1,7 @@
-"""Shared fixtures. ``real_llm``: ONE real llama.cpp chat server (2 slots) + ONE embeddings server per session.
+"""Shared fixtures. ``real_llm``: ONE real llama.cpp chat server (2 slots) + ONE embeddings server + ONE /rerank
+server per session.
 
-They run as ``wikipersona llm-local --embeddings`` in a child process (so the command users run is the
+They run as ``wikipersona llm-local --embeddings --rerank`` in a child process (so the command users run is the
 one tested, and a hung server can be killed without taking pytest down), on 127.0.0.1 with ephemeral
 ports, serving SmolLM2-135M-Instruct from the model cache folder (``make model`` puts it there).
 
@@ -23,6 +24,7 @@ import pytest
 class RealLLM:
     chat_url: str  # OpenAI base URL (ends in /v1) of the chat server
     embed_url: str  # same, of the embeddings server
+    rerank_url: str  # same, of the /rerank server (rank pooling: the reward band's llama.cpp route)
     model: str  # the model id both servers report
     stderr_path: Path
 
@@ -50,9 +52,9 @@ def real_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealLLM]:
     if not model.is_file():
         _unavailable(f"{model} is missing; run: make model (or {FETCH_HINT})")
     stderr = tmp_path_factory.mktemp("real_llm") / "llm-local.stderr"
-    args = ["--embeddings", "--slots", "2", "--ctx", "2048", "--threads", "2", "--model", str(model)]
+    args = ["--embeddings", "--rerank", "--slots", "2", "--ctx", "2048", "--threads", "2", "--model", str(model)]
     try:
-        with llm_local_process(args, lines=2, stderr=stderr) as urls:
-            yield RealLLM(chat_url=urls[0], embed_url=urls[1], model=MODEL_NAME, stderr_path=stderr)
+        with llm_local_process(args, lines=3, stderr=stderr) as urls:
+            yield RealLLM(chat_url=urls[0], embed_url=urls[1], rerank_url=urls[2], model=MODEL_NAME, stderr_path=stderr)
     except LocalModelError as err:
         pytest.fail(str(err), pytrace=False)

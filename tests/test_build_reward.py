@@ -192,7 +192,7 @@ def test_band_window() -> None:
     [
         (variant_text(band=11), "stages.reward.band: 11 is more than counts.candidates_generated (10)"),
         (variant_text(band=3), "stages.reward.band: 3 is less than counts.candidates_kept (4)"),
-        (variant_text(route="score"), "stages.reward.route: Input should be 'classify' or 'pooling'"),
+        (variant_text(route="score"), "stages.reward.route: Input should be 'classify', 'pooling' or 'rerank'"),
         (variant_text(position="mean"), "stages.reward.band_position: Input should be 'tightest' or 'median'"),
         (
             variant_text().replace('profile = "sim"', 'profile = "openai"', 1),
@@ -209,3 +209,25 @@ def test_recipe_mistakes_are_one_line_naming_the_key(text: str, expected: str) -
 
 def test_the_demo_recipe_does_not_enable_the_band() -> None:
     assert load_recipe(DEMO).stages.reward is None
+
+
+def test_extend_scores_only_the_added_personas_candidates(built: dict, tmp_path: Path) -> None:
+    """An extend of a release with the band: the added persona's new candidates are scored and banded, the
+    release's divergent candidates are reused as they were, and the card's reward gap covers every pair."""
+    before = {c.candidate_id: c for c in built["reward"]}
+    out = tmp_path / "extended"
+    argv = ["extend", str(built["release"]), "--persona", "Mariana Teixeira Lopes", "--axis", "diet:pescatarian"]
+    assert main([*argv, "--work", str(built["work"]), "--out", str(out), "--no-progress"]) == 0
+    (ext_dir,) = (built["work"] / "extend").iterdir()
+    added = read_jsonl(ext_dir / "reward" / "rows.jsonl", CandidateRow)
+    assert added and all(c.reward_score is not None for c in added)
+    assert not any(c.candidate_id in before for c in added)  # nothing of the release is scored again
+    rows = [r for f in sorted((out / "data" / "pairs").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert all(r["chosen_reward"] is not None and r["rejected_reward"] is not None for r in rows)
+    mine = [r for r in rows if r["persona_id"] == "mariana-teixeira-lopes"]
+    divergent = [r for r in mine if r["question_type"] == "divergent"]
+    assert divergent and all(r["chosen_id"] in before for r in divergent)  # the release's banded candidates
+    for r in divergent:
+        assert r["chosen_reward"] == before[r["chosen_id"]].reward_score
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert f"Reward gap between chosen and rejected over {len(rows):,} pairs" in card

@@ -40,20 +40,22 @@ def test_both_routes_over_http_scored_and_cached(tmp_path: Path) -> None:
                 await client.reward(
                     stage="reward", endpoint="rm", model="sim-reward", messages=CONVERSATION, route=route
                 )
-                for route in ("classify", "pooling")
+                for route in ("classify", "pooling", "rerank")
             ]
 
     with SimServer(SimConfig()) as sim:
         first = asyncio.run(run(sim.base_url))
         again = asyncio.run(run(sim.base_url))
         routes = sim.stats()["requests_by_route"]
-    assert routes == {"/classify": 1, "/pooling": 1}  # root routes, as vLLM serves them; the rerun was cached
-    classify, pooling = first
+    # root routes, as vLLM serves them; the rerun was cached
+    assert routes == {"/classify": 1, "/pooling": 1, "/rerank": 1}
+    classify, pooling, rerank = first
     raw = reward_score(CONVERSATION[0]["content"], CONVERSATION[1]["content"])
     assert pooling.ok and pooling.score == pytest.approx(raw)  # /pooling: the raw score
     assert classify.ok and classify.score == pytest.approx(1 / (1 + 2.718281828459045 ** (-raw)))  # sigmoid
-    assert classify.call_keys != pooling.call_keys  # the route is part of the call
-    assert [r.cached for r in again] == [True, True] and [r.score for r in again] == [r.score for r in first]
+    assert rerank.ok and rerank.score == pytest.approx(classify.score)  # the sim's rerank: the same sigmoid
+    assert len({classify.call_keys, pooling.call_keys, rerank.call_keys}) == 3  # the route is part of the call
+    assert [r.cached for r in again] == [True] * 3 and [r.score for r in again] == [r.score for r in first]
     assert first[0].served_model == "sim-reward" + SimConfig().served_model_suffix
 
 
@@ -123,6 +125,19 @@ def test_a_bad_reply_then_a_good_one(tmp_path: Path) -> None:
     assert record.url == "/classify" and record.body == {"model": "rm", "messages": CONVERSATION}
 
 
+def test_rerank_request_and_reply(tmp_path: Path) -> None:
+    transport = Scripted([{"results": [{"index": 0, "relevance_score": 0.75}]}])
+    assert _score(transport, tmp_path / "a", "rerank").score == 0.75
+    sent = transport.records[0]
+    assert sent.url == "/rerank"
+    assert sent.body == {"model": "rm", "query": CONVERSATION[0]["content"], "documents": [CONVERSATION[1]["content"]]}
+    two = {"results": [{"index": 0, "relevance_score": 0.1}, {"index": 1, "relevance_score": 0.2}]}
+    nan = b'{"results": [{"index": 0, "relevance_score": NaN}]}'
+    for bad in (two, nan):
+        result = _score(Scripted([bad, bad]), tmp_path / "b", "rerank")
+        assert not result.ok and result.failure == "exhausted_retries: invalid_envelope"
+
+
 def test_pooling_shapes_and_score_index(tmp_path: Path) -> None:
     token_level = {"data": [{"index": 0, "object": "pooling", "data": [[0.1, 9.0], [0.2, 8.0], [0.7, -1.5]]}]}
     assert _score(Scripted([token_level]), tmp_path / "a", "pooling", 1).score == -1.5  # the last token's
@@ -134,7 +149,7 @@ def test_pooling_shapes_and_score_index(tmp_path: Path) -> None:
 
 
 def test_profiles_without_reward_routes_are_refused(tmp_path: Path) -> None:
-    for profile in ("openai", "ollama", "llamacpp"):
+    for profile in ("openai", "ollama", "llamacpp"):  # llama.cpp has /rerank only
         with pytest.raises(ConfigError, match="serves no /classify"):
             _score_profile(profile, tmp_path)
 

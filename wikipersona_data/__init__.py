@@ -1,8 +1,8 @@
 """wikipersona-data: build, verify, version and publish the WikiPersona dataset.
 
 The public API (see README "Use it from Python"): ``DumpReader``, ``scan``, ``build``, ``extend``,
-``load_recipe``, ``verify_release`` (defined in :mod:`wikipersona_data.api`). They are loaded on first use,
-so ``import wikipersona_data`` (and ``wikipersona --help``) stay fast.
+``load_recipe``, ``verify_release``, ``evaluate`` (defined in :mod:`wikipersona_data.api`). They are loaded on
+first use, so ``import wikipersona_data`` (and ``wikipersona --help``) stay fast.
 """
 
 from __future__ import annotations
@@ -11,10 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["DumpReader", "Recipe", "__version__", "build", "extend", "load_recipe", "scan", "verify_release"]
+__all__ = [
+    "DumpReader",
+    "Recipe",
+    "__version__",
+    "build",
+    "evaluate",
+    "extend",
+    "load_recipe",
+    "scan",
+    "verify_release",
+]
 
 if TYPE_CHECKING:
-    from wikipersona_data.api import DumpReader, Recipe, build, extend, load_recipe, scan, verify_release
+    from wikipersona_data.api import DumpReader, Recipe, build, evaluate, extend, load_recipe, scan, verify_release
 
 
 def __getattr__(name: str) -> Any:

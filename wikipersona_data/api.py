@@ -143,7 +143,7 @@ def evaluate(
     policy_model: str | None = None,
     accuracy: EndpointOptions | str | bool | None = None,
     reward: EndpointOptions | str | None = None,
-    reward_route: str = "classify",
+    reward_route: str | None = None,
     prefix: str | Iterable[str] = "none,name,description,inferred,fewshot",
     recipe: str | Path | None = None,
     base_url: str | None = None,

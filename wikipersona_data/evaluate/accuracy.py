@@ -86,14 +86,25 @@ async def prefers(
 
 
 async def reward_prefers(
-    client: Any, reward: Target, route: str, pair: dict[str, Any], persona: dict[str, Any], mode: str
+    client: Any,
+    reward: Target,
+    route: str,
+    score_index: int,
+    pair: dict[str, Any],
+    persona: dict[str, Any],
+    mode: str,
 ) -> Outcome:
     head = messages_for(pair, persona, mode)
     scores = []
     for side in ("chosen", "rejected"):
         messages = [*head, {"role": "assistant", "content": answer_text(pair[side])}]
         res = await client.reward(
-            stage=REWARD_STAGE, endpoint=reward.endpoint, model=reward.model, messages=messages, route=route
+            stage=REWARD_STAGE,
+            endpoint=reward.endpoint,
+            model=reward.model,
+            messages=messages,
+            route=route,
+            score_index=score_index,
         )
         if not res.ok:
             return Outcome(pair["pair_id"], mode, None, failure=f"reward model: {res.failure}")

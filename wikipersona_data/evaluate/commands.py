@@ -74,17 +74,16 @@ def _folds(text: str | None) -> frozenset[int] | None:
 @click.option("--accuracy-reward-model", default=None, help="Model name for --accuracy-reward.")
 @click.option(
     "--accuracy-reward-profile",
-    type=click.Choice(["vllm", "sim"]),
+    type=click.Choice(["vllm", "llamacpp", "sim"]),
     default=None,
-    help="Server kind of an --accuracy-reward URL (default vllm).",
+    help="Server kind of an --accuracy-reward URL (default vllm; llamacpp serves /rerank only).",
 )
 @click.option("--accuracy-reward-key-env", default=None, help="Environment variable with the key of its URL.")
 @click.option(
     "--accuracy-reward-route",
-    type=click.Choice(["classify", "pooling"]),
-    default="classify",
-    show_default=True,
-    help="vLLM route the reward model is served on.",
+    type=click.Choice(["classify", "pooling", "rerank"]),
+    default=None,
+    help="Route the reward model is served on (default: the recipe's reward band's, else classify).",
 )
 @click.option(
     "--recipe",
@@ -144,7 +143,7 @@ def evaluate(
     accuracy_reward_model: str | None,
     accuracy_reward_profile: str | None,
     accuracy_reward_key_env: str | None,
-    accuracy_reward_route: str,
+    accuracy_reward_route: str | None,
     recipe_path: Path | None,
     base_url: str | None,
     work: Path | None,

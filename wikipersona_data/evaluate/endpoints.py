@@ -7,7 +7,7 @@
   call time, never stored; a ``sim`` URL gets the cache alias ``sim``, as in a build;
 - the name of an endpoint of the recipe in use (``--recipe FILE``, else the demo's simulator): that endpoint,
   with ``--*-model`` (required);
-- the name of a stage of the recipe (``respond``, ``judge``, ...): that stage's endpoint and model
+- the name of a stage of the recipe (``respond``, ``judge``, ``reward``, ...): that stage's endpoint and model
   (``--*-model`` overrides the model).
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from wikipersona_data.errors import ConfigError
 from wikipersona_data.llm.config import EndpointConfig
 from wikipersona_data.redact import safe_url
-from wikipersona_data.stages.recipe import STAGE_NAMES, Recipe, StageSpec
+from wikipersona_data.stages.recipe import STAGE_NAMES, Recipe
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,14 @@ def resolve(
             raise ConfigError(f"{option} {value}: an endpoint of the recipe; give the model with {option}-model")
         return Target(role, value, model, None, value)
     spec = getattr(recipe.stages, value, None) if value in STAGE_NAMES else None
-    if isinstance(spec, StageSpec):
+    if _calls_a_model(spec):
         return Target(role, spec.endpoint, model or spec.model, None, f"stage {value}")
-    known = sorted(recipe.endpoints) + [s for s in STAGE_NAMES if isinstance(getattr(recipe.stages, s), StageSpec)]
+    known = sorted(recipe.endpoints) + [s for s in STAGE_NAMES if _calls_a_model(getattr(recipe.stages, s, None))]
     raise ConfigError(
         f"{option} {value!r}: not an http(s) URL, an endpoint or a stage of the recipe (known: {', '.join(known)})"
     )
+
+
+def _calls_a_model(spec: object) -> bool:
+    """A chat stage's or the reward band's spec (the embeddings stage serves no answers)."""
+    return spec is not None and (hasattr(spec, "temperature") or hasattr(spec, "band"))

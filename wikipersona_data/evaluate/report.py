@@ -37,11 +37,11 @@ def _ledger(summary: dict[str, Any]) -> dict[str, Any]:
             }
         )
     data = [r for r in lines if r["stage"] != "preflight"]
-    costs = [r["cost_usd"] for r in data]
     return {
         "new_calls": sum(r["new_calls"] for r in data),
         "cache_hits": sum(r["cache_hits"] for r in data),
-        "cost_usd": None if any(c is None for c in costs) else round(sum(costs), 6),
+        "cost_usd": round(sum(r["cost_usd"] for r in data if r["cost_usd"] is not None), 6),
+        "unpriced_models": sorted({r["model"] for r in data if r["cost_usd"] is None}),
         "preflight_calls": sum(r["calls"] for r in lines if r["stage"] == "preflight"),
         "by_stage_model": lines,
     }
@@ -126,7 +126,12 @@ def build_report(
     if "reward" in targets:
         target = targets["reward"]
         report["reward"] = {
-            "model": {"target": target.shown, "model": target.model, "route": options.reward_route},
+            "model": {
+                "target": target.shown,
+                "model": target.model,
+                "route": options.reward_route or "classify",
+                "score_index": options.reward_score_index,
+            },
             "scores": "chosen scored higher 1, equal 0.5, lower 0",
             "failures": failures.get("reward", {}),
             "by_mode": summaries.get("reward", {}),
@@ -206,8 +211,10 @@ def table_lines(report: dict[str, Any]) -> list[str]:
         if report[kind]:
             lines += _section(kind, report[kind])
     run = report["run"]
-    cost = "n/a" if run["cost_usd"] is None else f"${run['cost_usd']:.4f}"
-    lines.append(f"calls: {run['new_calls']} new, {run['cache_hits']} from the cache, cost {cost}")
+    unpriced = f" (no price for {', '.join(run['unpriced_models'])})" if run["unpriced_models"] else ""
+    lines.append(
+        f"calls: {run['new_calls']} new, {run['cache_hits']} from the cache, cost ${run['cost_usd']:.4f}{unpriced}"
+    )
     if not report["complete"]:
         lines.append("INCOMPLETE: some pairs were not scored (see above); the figures cover the scored pairs only")
     return lines

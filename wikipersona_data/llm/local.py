@@ -140,6 +140,9 @@ class LocalSettings:
     ctx: int = 2048
     threads: int = 2
     embeddings: bool = False
+    rerank: bool = False
+    """Serve ``/rerank`` (embeddings on, ``rank`` pooling): the reward band's llama.cpp route (llm/reward.py).
+    A model without a reranker head (SmolLM2) still answers with numbers; they check the plumbing only."""
     verbosity: int = 0
 
 
@@ -162,6 +165,9 @@ def start_server(settings: LocalSettings) -> tuple[Any, str]:
     if settings.embeddings:
         p.embedding = True
         p.pooling_type = type(p.pooling_type).LLAMA_POOLING_TYPE_MEAN  # one vector per input text
+    elif settings.rerank:
+        p.embedding = True
+        p.pooling_type = type(p.pooling_type).LLAMA_POOLING_TYPE_RANK  # one relevance score per document
     try:
         server = xl.Server(p)
     except Exception as err:  # the C++ side reports load/bind failures as a generic exception

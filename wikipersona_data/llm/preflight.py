@@ -30,6 +30,7 @@ from wikipersona_data.llm.client import LLMClient
 from wikipersona_data.llm.config import EndpointConfig, normalise_base_url
 from wikipersona_data.llm.envelope import EnvelopeError, decode_body, reliable_usage
 from wikipersona_data.llm.retry import classify
+from wikipersona_data.llm.reward import request_body as reward_request
 from wikipersona_data.llm.transport import ReplyTooLarge, read_capped
 
 PREFLIGHT_TIMEOUT_S = 30.0  # one tiny call; a cold local CPU server may need a few seconds for it
@@ -84,13 +85,12 @@ async def _check_endpoint(client: LLMClient, ep: EndpointConfig, wanted: list[tu
             body = await _request(
                 client, ep, "POST", "/embeddings", {"model": model, "input": ["ping"]}, f"embeddings ({model})"
             )
-        elif api.startswith("reward:"):  # vLLM serves /classify and /pooling at the server root, not under /v1
+        elif api.startswith("reward:"):  # /classify, /pooling, /rerank: routes of the server root, not under /v1
             route = api.removeprefix("reward:")
             url = normalise_base_url(ep.base_url).removesuffix("/v1") + f"/{route}"
             ping = [{"role": "user", "content": "Say OK."}, {"role": "assistant", "content": "OK."}]
-            body = await _request(
-                client, ep, "POST", url, {"model": model, "messages": ping}, f"a /{route} call ({model})"
-            )
+            request = reward_request(model, ping, route)
+            body = await _request(client, ep, "POST", url, request, f"a /{route} call ({model})")
         else:
             request = {"model": model, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 1}
             if ep.profile == "openai":

@@ -19,6 +19,10 @@ the endpoint's profile instead of guessing:
   a 700-token reply, a hosted API seconds.
 * ``requires_key``: local servers accept any bearer token, so a dummy is sent if the variable is unset;
   OpenAI needs the real key and the client says which variable to set.
+* ``prompt_cache``: ``(min_tokens, block_tokens)`` of the server's automatic prompt (prefix) cache, for the
+  cache share ``wikipersona estimate`` expects: OpenAI caches prompts from 1024 tokens in 128-token steps;
+  vLLM's automatic prefix caching reuses 16-token blocks; the simulator follows OpenAI's rule unless its
+  ``cache_*`` options say otherwise. ``None``: not modelled (ollama, llama.cpp's per-slot cache), expected 0.
 
 Known quirks per server (ecosystem.md section 4):
 
@@ -40,8 +44,9 @@ Known quirks per server (ecosystem.md section 4):
 * **sim**: our simulator (``wikipersona_data.llm.sim``); enforces schemas unless configured not to,
   reports usage, honours ``seed``; serves a deterministic reward model at ``/classify`` and ``/pooling``.
 
-Reward models (``reward_routes``): only vLLM (and the simulator) serve ``/classify`` / ``/pooling``; a recipe
-that sends reward calls to another profile is refused at load.
+Reward models (``reward_routes``): vLLM (and the simulator) serve ``/classify``, ``/pooling`` and ``/rerank``;
+llama.cpp serves ``/rerank`` from a server started with embeddings on and ``rank`` pooling (``wikipersona
+llm-local --rerank``); a recipe that sends reward calls to a route its endpoint's profile lacks is refused at load.
 """
 
 from __future__ import annotations
@@ -67,9 +72,11 @@ class Profile:
     unsupported_schema_keywords: frozenset[str] = frozenset()
     """JSON-schema keywords the server rejects in a strict ``response_format``; stripped from what is sent
     (the local pydantic check still enforces them, so a reply past a stripped bound gets a re-ask)."""
+    prompt_cache: tuple[int, int] | None = None
+    """``(min_tokens, block_tokens)`` of the server's prefix cache (see the module docstring)."""
     reward_routes: frozenset[str] = frozenset()
-    """Reward-model routes the server has (``llm/reward.py``): vLLM's ``/classify`` and ``/pooling``; OpenAI,
-    Ollama and llama.cpp have neither (llama.cpp's ``/rerank`` needs a reranker head, not a reward model)."""
+    """Reward-model routes the server has (``llm/reward.py``): vLLM's ``/classify``, ``/pooling`` and ``/rerank``;
+    llama.cpp only ``/rerank`` (a server started with ``rank`` pooling); OpenAI and Ollama none."""
 
     def sendable_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """``schema`` without this server's unsupported keywords (the same object when there are none)."""
@@ -105,14 +112,31 @@ def _strip_keywords(node: Any, drop: frozenset[str], names: bool = False) -> Any
     return {key: _strip_keywords(value, drop, key in SCHEMA_MAPS) for key, value in node.items() if key not in drop}
 
 
-REWARD_ROUTES = frozenset({"classify", "pooling"})
+REWARD_ROUTES = frozenset({"classify", "pooling", "rerank"})
 
 PROFILES: dict[str, Profile] = {
-    "openai": Profile("openai", True, True, "max_completion_tokens", True, True, 120.0, 300.0, OPENAI_UNSUPPORTED),
-    "vllm": Profile("vllm", True, True, "max_tokens", True, False, 300.0, 600.0, reward_routes=REWARD_ROUTES),
+    "openai": Profile(
+        "openai",
+        True,
+        True,
+        "max_completion_tokens",
+        True,
+        True,
+        120.0,
+        300.0,
+        OPENAI_UNSUPPORTED,
+        prompt_cache=(1024, 128),
+    ),
+    "vllm": Profile(
+        "vllm", True, True, "max_tokens", True, False, 300.0, 600.0, reward_routes=REWARD_ROUTES, prompt_cache=(0, 16)
+    ),
     "ollama": Profile("ollama", False, True, "max_tokens", True, False, 600.0, 1800.0),
-    "llamacpp": Profile("llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0),
-    "sim": Profile("sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES),
+    "llamacpp": Profile(
+        "llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0, reward_routes=frozenset({"rerank"})
+    ),
+    "sim": Profile(
+        "sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES, prompt_cache=(1024, 128)
+    ),
 }
 
 

@@ -11,6 +11,12 @@ server applies the model's chat template, which a reward model needs):
   the pooled output, raw; a token-level reward model (``ALL`` pooling) sends one row per token, and the
   reward is the last token's.
 
+A third route serves servers that have no reward head but a reranker: ``POST /rerank`` (vLLM's Jina/Cohere-style
+rerank API, and llama.cpp's server started with embeddings on and ``rank`` pooling), asked with the question as
+``query`` and the answer as the one ``documents`` entry -> ``{"results": [{"index": 0, "relevance_score": s}]}``.
+A reranker scores relevance, not preference: a weaker stand-in for a reward model, there for servers that have
+nothing better (llama.cpp) and for checking the plumbing on a real model.
+
 The score is element ``index`` of that vector (recipe ``[stages.reward] score_index``; 0 for a one-label
 model, the "good" class of a two-class classifier). A reply is trusted only if it holds exactly one result,
 for index 0, whose numbers are all finite: anything else is a malformed reply (retried, never cached).
@@ -23,9 +29,9 @@ from typing import Any, Literal
 
 from wikipersona_data.llm.envelope import EnvelopeError
 
-RewardRoute = Literal["classify", "pooling"]
-ROUTES: tuple[str, ...] = ("classify", "pooling")
-URLS: dict[str, str] = {"classify": "/classify", "pooling": "/pooling"}
+RewardRoute = Literal["classify", "pooling", "rerank"]
+ROUTES: tuple[str, ...] = ("classify", "pooling", "rerank")
+URLS: dict[str, str] = {"classify": "/classify", "pooling": "/pooling", "rerank": "/rerank"}
 """Request-record URLs: paths of the server root (the transport resolves them against it, not ``/v1``)."""
 CLASSIFY_KEYS = ("probs", "probabilities", "logits")
 """Where a ``/classify`` item carries its vector, by vLLM version (the first non-empty one is read)."""
@@ -33,9 +39,13 @@ MAX_VECTOR = 1 << 20
 """Numbers a pooling reply may carry in all (a hostile server's giant vector is a malformed reply)."""
 
 
-def request_body(model: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The request of one conversation (same shape for both routes)."""
-    return {"model": model, "messages": messages}
+def request_body(model: str, messages: list[dict[str, Any]], route: str) -> dict[str, Any]:
+    """The request of one conversation: the chat form for ``/classify`` and ``/pooling``; for ``/rerank``
+    the last user turn as the query and the last assistant turn as the one document."""
+    if route != "rerank":
+        return {"model": model, "messages": messages}
+    last = {str(m.get("role")): str(m.get("content") or "") for m in messages}
+    return {"model": model, "query": last.get("user", ""), "documents": [last.get("assistant", "")]}
 
 
 def _number(value: Any) -> bool:
@@ -74,6 +84,8 @@ def _finite(values: list[Any], where: str) -> list[float]:
 
 def check_reward(body: dict[str, Any], route: str) -> list[float]:
     """The one result's vector, or :class:`EnvelopeError`: exactly one item, index 0, finite numbers."""
+    if route == "rerank":
+        return _check_rerank(body)
     data = body.get("data")
     if not isinstance(data, list):
         raise EnvelopeError("invalid_envelope", "data: not a list")
@@ -86,6 +98,18 @@ def check_reward(body: dict[str, Any], route: str) -> list[float]:
     if model is not None and not isinstance(model, str):
         raise EnvelopeError("invalid_envelope", "model: not a string")
     return _vector(item, route)
+
+
+def _check_rerank(body: dict[str, Any]) -> list[float]:
+    results = body.get("results")
+    if not isinstance(results, list):
+        raise EnvelopeError("invalid_envelope", "results: not a list")
+    if len(results) != 1:
+        raise EnvelopeError("invalid_envelope", f"results: {len(results)} results for 1 document")
+    item = results[0]
+    if not isinstance(item, dict) or type(item.get("index")) is not int or item["index"] != 0:
+        raise EnvelopeError("invalid_envelope", "results.0.index: not 0")
+    return _finite([item.get("relevance_score")], "results.0.relevance_score")
 
 
 def score_of(body: dict[str, Any], route: str, index: int) -> tuple[float | None, str | None]:

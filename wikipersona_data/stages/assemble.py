@@ -8,6 +8,7 @@ structural check done at describe time (every cited sentence id exists), and the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from wikipersona_data.stages.divergence import divergence_rates
@@ -113,7 +114,7 @@ def release_rows(
     return split_rows, persona_rows
 
 
-def divergence_by_axis(judgments: list[JudgmentRow], pairs: list[PairRow]) -> dict[str, float]:
+def divergence_by_axis(judgments: Iterable[JudgmentRow], pairs: list[PairRow]) -> dict[str, float]:
     """Per axis: share of divergent questions on which the axis members (>= 2 judged) did not all choose
     the same candidate, over the judgments that made a released pair. 0 means the 'divergent' questions did
     not divide anyone (``stages/divergence.py``)."""
@@ -121,19 +122,28 @@ def divergence_by_axis(judgments: list[JudgmentRow], pairs: list[PairRow]) -> di
     return divergence_rates(j for j in judgments if (j.persona_id, j.question_id) in released)
 
 
-def judge_stats(judgments: list[JudgmentRow]) -> dict[str, float]:
-    matches = [m for j in judgments for m in j.matches]
-    votes = [v for m in matches for v in m.votes]
-    if not judgments:
+def judge_stats(judgments: Iterable[JudgmentRow]) -> dict[str, float]:
+    """One pass over the judgments (they may be read from disk: ``store.StoredRows``), holding only counts."""
+    n = matches = votes = biased = tiebreaks = 0
+    agreement = 0
+    for j in judgments:
+        n += 1
+        agreement += j.judge_agreement
+        for m in j.matches:
+            matches += 1
+            votes += len(m.votes)
+            biased += m.position_biased
+            tiebreaks += m.decided_by == "tiebreak"
+    if not n:
         return {}
     return {
-        "judgments": len(judgments),
-        "matches": len(matches),
-        "votes": len(votes),
-        "position_biased_matches": sum(m.position_biased for m in matches),
-        "position_biased_share": round(sum(m.position_biased for m in matches) / max(1, len(matches)), 6),
-        "tiebreak_share": round(sum(m.decided_by == "tiebreak" for m in matches) / max(1, len(matches)), 6),
-        "mean_judge_agreement": round(sum(j.judge_agreement for j in judgments) / len(judgments), 6),
+        "judgments": n,
+        "matches": matches,
+        "votes": votes,
+        "position_biased_matches": biased,
+        "position_biased_share": round(biased / max(1, matches), 6),
+        "tiebreak_share": round(tiebreaks / max(1, matches), 6),
+        "mean_judge_agreement": round(agreement / n, 6),
     }
 
 
@@ -143,10 +153,9 @@ def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) ->
 
     A band makes chosen vs rejected about the person rather than about quality: the gap should be small
     next to the spread of all candidates' scores."""
-    scored = [p for p in pairs if p.chosen_reward is not None and p.rejected_reward is not None]
+    scored = [(p.chosen_reward, p.rejected_reward) for p in pairs if p.chosen_reward is not None]
     if spec is None or not scored:
         return {}
-    gaps = [p.chosen_reward - p.rejected_reward for p in scored]  # type: ignore[operator]
     by_q: dict[str, list[Any]] = {}
     for c in candidates:
         if c.reward_score is not None:
@@ -157,19 +166,30 @@ def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) ->
         for cs in by_q.values()
         if (band := [x for x in cs if x.in_band])
     ]
-    mean = lambda xs: round(sum(xs) / len(xs), 6) if xs else None  # noqa: E731
     return {
         "model": spec.model,
         "route": spec.route,
         "band": spec.band,
         "band_position": spec.band_position,
         "questions": len(by_q),
-        "mean_spread_all": mean(spread_all),
-        "mean_spread_band": mean(spread_band),
+        "mean_spread_all": _mean(spread_all),
+        "mean_spread_band": _mean(spread_band),
+        **reward_gap(scored),  # type: ignore[arg-type]
+    }
+
+
+def _mean(xs: list[float]) -> float | None:
+    return round(sum(xs) / len(xs), 6) if xs else None
+
+
+def reward_gap(scored: list[tuple[float, float]]) -> dict[str, Any]:
+    """The reward gap between chosen and rejected over (chosen_reward, rejected_reward) pairs (build, extend)."""
+    gaps = [c - r for c, r in scored]
+    return {
         "pairs": len(scored),
-        "mean_chosen": mean([p.chosen_reward for p in scored]),
-        "mean_rejected": mean([p.rejected_reward for p in scored]),
-        "mean_gap": mean(gaps),
-        "mean_abs_gap": mean([abs(g) for g in gaps]),
-        "chosen_higher_share": round(sum(g > 0 for g in gaps) / len(gaps), 6),
+        "mean_chosen": _mean([c for c, _ in scored]),
+        "mean_rejected": _mean([r for _, r in scored]),
+        "mean_gap": _mean(gaps),
+        "mean_abs_gap": _mean([abs(g) for g in gaps]),
+        "chosen_higher_share": round(sum(g > 0 for g in gaps) / len(gaps), 6) if gaps else None,
     }

@@ -175,8 +175,8 @@ class RewardSpec(_Strict):
 
     endpoint: str
     model: str
-    route: Literal["classify", "pooling"] = Field(
-        default="classify", description="vLLM route that serves the model (llm/reward.py)."
+    route: Literal["classify", "pooling", "rerank"] = Field(
+        default="classify", description="Route that serves the model (llm/reward.py); rerank: a reranker's score."
     )
     score_index: int = Field(default=0, ge=0, le=1023, description="Element of the returned vector that is the score.")
     band: int = Field(ge=2, le=256, description="Candidates per question kept in the band (the paper: 20 of 50).")

@@ -1,6 +1,6 @@
 """A reward model without a model: a deterministic quality score of (question, answer) from plain features.
 
-Served at ``/classify`` and ``/pooling`` in vLLM's shapes (``llm/reward.py``) so the reward band can be
+Served at ``/classify``, ``/pooling`` and ``/rerank`` in vLLM's shapes (``llm/reward.py``) so the reward band can be
 built and tested offline. The score is no hash: it reads the text, so answers of different quality get
 different scores and a band by score means something in the demo:
 
@@ -62,12 +62,28 @@ def _conversation(body: dict[str, Any]) -> tuple[str, str, int]:
     return texts.get("user", ""), texts["assistant"], tokens
 
 
+def _rerank_pair(body: dict[str, Any]) -> tuple[str, str, int]:
+    query, documents = body.get("query"), body.get("documents")
+    if not isinstance(query, str) or not isinstance(documents, list) or len(documents) != 1:
+        raise RequestError(400, "rerank needs a string 'query' and one 'documents' entry", "invalid_value")
+    document = documents[0] if isinstance(documents[0], str) else None
+    if document is None:
+        raise RequestError(400, "'documents' entries must be strings", "invalid_value", "documents")
+    return query, document, count_tokens(query) + count_tokens(document)
+
+
 def reward_body(body: Any, cfg: SimConfig, route: str) -> dict[str, Any]:
-    """Validate a /classify or /pooling body (chat form, as a reward model is called) and build the reply."""
+    """Validate a /classify or /pooling body (chat form, as a reward model is called) or a /rerank body (query
+    and one document) and build the reply."""
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object", "invalid_json")
     model = check_model(body.get("model"), cfg)
-    question, answer, tokens = _conversation(body)
+    question, answer, tokens = _rerank_pair(body) if route == "rerank" else _conversation(body)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
+    if route == "rerank":
+        score = reward_score(question, answer)
+        results = [{"index": 0, "relevance_score": 1.0 / (1.0 + math.exp(-score))}]
+        return {"id": "rerank-sim", "model": model + cfg.served_model_suffix, "results": results, "usage": usage}
     score = reward_score(question, answer)
     if route == "classify":
         item: dict[str, Any] = {"index": 0, "label": "LABEL_0", "probs": [1.0 / (1.0 + math.exp(-score))]}
@@ -82,5 +98,5 @@ def reward_body(body: Any, cfg: SimConfig, route: str) -> dict[str, Any]:
         "created": 0,
         "model": model + cfg.served_model_suffix,
         "data": [item],
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
+        "usage": usage,
     }
