@@ -102,10 +102,15 @@ def test_killed_batch_build_resumes_its_batch_and_gives_the_golden_bytes_at_the_
     (paid,) = ledger["by_mode"]
     assert paid["mode"] == "batch" and paid["calls"] == ledger["totals"]["calls"] == len(submissions)
     prices = load_recipe(DEMO).prices
-    listed = sum(
-        (row["input_tokens"] * prices[row["model"]].input + row["output_tokens"] * prices[row["model"]].output) / 1e6
-        for row in ledger["by_stage_model"]
-    )
+
+    def listed_cost(row: dict) -> float:  # prompt-cache hits (a regenerated description's article): cached price
+        price, cached = prices[row["model"]], row["cached_input_tokens"]
+        cached_rate = price.input if price.cached_input is None else price.cached_input
+        return (
+            (row["input_tokens"] - cached) * price.input + cached * cached_rate + row["output_tokens"] * price.output
+        ) / 1e6
+
+    listed = sum(listed_cost(row) for row in ledger["by_stage_model"])
     assert paid["cost_usd"] == pytest.approx(listed / 2, abs=1e-5)  # the batch discount, on the same tokens
     assert ledger["totals"]["cost_usd"] == pytest.approx(paid["cost_usd"])
 

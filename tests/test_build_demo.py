@@ -8,6 +8,7 @@ SIGKILL without repeating requests, and the both-orders judge catching a positio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import pytest
 
 from wikipersona_data.llm.cache import CallCache
 from wikipersona_data.llm.sim import SimConfig, SimServer
-from wikipersona_data.stages import judge
+from wikipersona_data.stages import judge, registry
 from wikipersona_data.stages.ids import judgment_id
 from wikipersona_data.stages.pipeline import build_recipe, open_context
 from wikipersona_data.stages.recipe import load_recipe
@@ -65,12 +66,28 @@ def manifest_data(work: Path) -> dict:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("demo-build")
-    with SimServer(SimConfig(**SIM)) as sim:
-        reported: list[str] = []
-        release = build_recipe(
-            DEMO, work_dir=work, base_url=sim.base_url, progress=False, echo=lambda _m: None, report=reported.append
-        )
-        requests = sim.stats()["requests"]
+    returned: dict[str, tuple[list, dict[str, str]]] = {}  # stage -> (rows it returned, what it was handed)
+
+    def spy(stage: registry.Stage) -> registry.Stage:
+        async def run(ctx, up):
+            handed = {name: type(rows).__name__ for name, rows in up.rows.items()}
+            out = await stage.run(ctx, up)
+            returned[stage.name] = (list(out), handed)
+            return out
+
+        return dataclasses.replace(stage, run=run)
+
+    stages = registry.STAGES
+    registry.STAGES = tuple(spy(s) for s in stages)
+    try:
+        with SimServer(SimConfig(**SIM)) as sim:
+            reported: list[str] = []
+            release = build_recipe(
+                DEMO, work_dir=work, base_url=sim.base_url, progress=False, echo=lambda _m: None, report=reported.append
+            )
+            requests = sim.stats()["requests"]
+    finally:
+        registry.STAGES = stages
     rows = {
         "personas": read_jsonl(work / "personas/rows.jsonl", PersonaRow),
         "describe": read_jsonl(work / "describe/rows.jsonl", DescriptionRow),
@@ -88,7 +105,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "rejects": rejects,
         "requests": requests,
         "reported": "\n".join(reported),
+        "returned": returned,
     }
+
+
+def test_rows_no_later_stage_reads_are_left_on_disk(demo: dict) -> None:
+    """Bounded memory (issue 12 item 6): once no later stage lists a stage in ``inputs``, the runner hands its rows
+    on as ``StoredRows`` (read from rows.jsonl); that is only sound if what a stage returns is what it wrote."""
+    returned = demo["returned"]
+    for stage, rows in demo["rows"].items():
+        assert returned[stage][0] == rows, stage
+    assert returned["judge"][1]["respond"] == "list"  # judge reads the candidates
+    on_disk = {name for name, kind in returned["prefixes"][1].items() if kind == "StoredRows"}
+    assert on_disk == {"questions", "respond", "judge"}  # prefixes reads personas, describe, split only
+    judge = manifest_data(demo["work"])["ledger"]["build"]["judge"]
+    assert judge["judgments"] == len(demo["rows"]["judge"])  # the manifest's judge figures read them back
+    assert judge["matches"] == sum(len(j.matches) for j in demo["rows"]["judge"])
 
 
 def test_personas_resolved_with_stable_ids(demo: dict) -> None:
@@ -359,24 +391,24 @@ def test_one_ledger_summary_manifest_and_card_agree(demo: dict) -> None:
 # every one of them unchanged; a change meant to alter demo data (a template, a filter, a seed) updates these pins
 # in the same commit and says why. `wikipersona demo` writes the same parquet bytes (docs/lifecycle.md quotes them).
 GOLDEN_PARQUET = {
-    "pairs/test-00000-of-00001.parquet": "ab6e86117e4432b4c453f9e31b0edde21437dc029d2b64155c6a227277f00fed",
-    "pairs/train-00000-of-00001.parquet": "764255b43f19d258ba2b6d8e5b779bd6b9c36d3dfd3d5fc2b25a8427ea8a65f6",
-    "personas/train-00000-of-00001.parquet": "f83d3701ec3304e54e7ee1bc681a4d52a0dcf2dccb7b4546436468c659f18dd5",
+    "pairs/test-00000-of-00001.parquet": "c4f118f2c28153f2de9fd89940a61c002f3ba6744c78831d3b727527ece229a8",
+    "pairs/train-00000-of-00001.parquet": "093c5caa813e15846017ece68bdce772f6af429bef20d80718ea4764ca3b34e2",
+    "personas/train-00000-of-00001.parquet": "3b1a11f2a10b898617bb294069e0ae2f9505369f93e9dcf3919861c25b694ca1",
 }
 _EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 GOLDEN_STAGE_FILES = {
     "personas/rows.jsonl": "75e1d8e4fbd8be738bfd712d7b3ee02710052446d6d9815daa744bdff8e0aa7e",
-    "describe/rows.jsonl": "57be0cd6340c806c3c89e3f1a69dce5446c20cfa607394cacb724bde67d7051e",
-    "questions/rows.jsonl": "fc21090a05832544f63309c22096f1dc4297b72d9ff5c22bb83d07ae6b379545",
-    "respond/rows.jsonl": "7ee04fdd7fe0cffa5adf46952a9b8c66d217900e4afb1226bed65e5d53451bff",
-    "judge/rows.jsonl": "c449d4af4132ffce13a0451c3a4e2763de3c71a0a0b486440363bc2eb8ed55c8",
-    "split/rows.jsonl": "def7706403abc243700dae4e73eb684324c4a04a68c6febede99babf1b740d3f",
-    "prefixes/rows.jsonl": "68e3205d53e0a68cd66c863d9278d5e48787a0600f630a2bfe8e9f44f28167ce",
+    "describe/rows.jsonl": "c83f20a9af5d277e3a968621022fe8e54c0f8249a033b9c045af106c9f8cf67e",
+    "questions/rows.jsonl": "356a39016a1ce4ebf80a1e2d54e25325f1a6fc8078ca9da41b1e95496ac064ee",
+    "respond/rows.jsonl": "2df8137cdfb58ac752630e5e99b1a0b0696ea0dbd076445beed735aa20bee328",
+    "judge/rows.jsonl": "8d9999984ffba710443887af984b09b9f47f193ce7c6f49e4a8716faa7ebb9f1",
+    "split/rows.jsonl": "4e65f08d2216ca34d8c0945ad5888fbee47e0b51fda373d7a72bcebe30cea330",
+    "prefixes/rows.jsonl": "4b9d235e88cadfc7cbc98eb9fb86e19d99a2a317aca3f1918582040b27cc6971",
     "personas/rejects.jsonl": _EMPTY,
-    "describe/rejects.jsonl": "53ffe362829b259740979e1c5de0d339cb01dabdaf2278ba75a7dd81841a85e3",
+    "describe/rejects.jsonl": "7c104d7587a3e4acb6ff66b9afcd9f6413fcefff666903307d8f398a35ac8037",
     "questions/rejects.jsonl": _EMPTY,
     "respond/rejects.jsonl": _EMPTY,
-    "judge/rejects.jsonl": "fb686e6a7396d302f372d03901ea1646b181d91d611feb2d5f1506d2bfc69151",
+    "judge/rejects.jsonl": "51882b38b3a2fccc667da9224dfb9043bc48a458995a77ad59c5c6e5d360f307",
     "split/rejects.jsonl": _EMPTY,
     "prefixes/rejects.jsonl": _EMPTY,
 }
@@ -390,16 +422,16 @@ GOLDEN_PERSONA_IDS = [
     "ravi-sundaresan",
     "rupert-ashdown",
 ]
-GOLDEN_FIRST_PAIR_IDS = ["p-03f952a55e59f3d9", "p-0489f64921897625", "p-068e0a95c99fac98"]
+GOLDEN_FIRST_PAIR_IDS = ["p-0109403045ae1930", "p-020adfe3e9dc598b", "p-03f952a55e59f3d9"]
 GOLDEN_PAIRS = 192
-GOLDEN_CACHE_KEYS = 2307  # one per paid call (chat and embeddings), all distinct
+GOLDEN_CACHE_KEYS = 2317  # one per paid call (chat and embeddings), all distinct
 GOLDEN_CACHE_KEYS_SHA256 = (
-    "ba942aed7c1d3515503bf5539212f98be2d803cc22ec3ebd19ed68ca4a9a1ef7"  # of sorted keys, \n-joined
+    "9aa6d995135c53af93d28051d9e9da737ffa440e401da1922d36d4cddee551f1"  # of sorted keys, \n-joined
 )
 GOLDEN_SOME_KEYS = {  # key -> schema name of the call (a template or request-spec change moves these)
-    "00672bf58feba2308a4585648b17b2b5a616febf7cdedcf26493fa2d8a9c1362": "respond",
-    "008be0e232d5402f9c3a80141d443b7da5cce6a3bfd6e8a5eb38e8eda41ce869": "respond",
-    "00b68bbdb5621db069a8948ecbe2c7893b5ca9b3674fc54ce5f1c3a021c273e7": "judge",
+    "00554ae504c9f03d2ba50e3fb6b49e1d0686f7ce331931631c709f99c0daf752": "judge",
+    "00d778bb49b942ac078c95e1c4da4f71a8cd088ceacc16506917664d75b39a17": "respond",
+    "00d79df30149f17352c5e9071da334e73580e920e0ce6e72485c78a02f33f1c0": "respond",
 }
 
 
@@ -439,3 +471,56 @@ def test_golden_cache_keys(demo: dict) -> None:
     assert len(schema_of) == GOLDEN_CACHE_KEYS
     assert hashlib.sha256("\n".join(sorted(schema_of)).encode()).hexdigest() == GOLDEN_CACHE_KEYS_SHA256
     assert {k: schema_of.get(k) for k in GOLDEN_SOME_KEYS} == GOLDEN_SOME_KEYS
+
+
+def test_prompts_put_what_calls_share_first(demo: dict) -> None:
+    """Issue 13 item 5: two units of one persona (or one question) send identical leading messages and differ
+    only in the last, so a provider's prompt cache or vLLM's prefix cache can serve the shared part; two
+    personas differ from the persona card on. Read from the requests the demo build really sent."""
+    cache = CallCache(demo["work"] / "cache", mode="use")
+
+    def messages(key: str) -> list[dict]:
+        record = cache.peek(key)
+        assert record is not None
+        return record["spec"]["messages"]
+
+    def check_shared(a: list[dict], b: list[dict], n_shared: int) -> None:
+        assert len(a) == len(b) == n_shared + 1
+        assert a[:n_shared] == b[:n_shared]  # system text, then the shared part
+        assert a[-1] != b[-1]  # the per-call part comes last
+
+    try:
+        by_persona: dict[str, list[JudgmentRow]] = defaultdict(list)
+        for j in demo["rows"]["judge"]:
+            by_persona[j.persona_id].append(j)
+        (_, (j1, j2, *_)), (_, (j3, *_)) = list(by_persona.items())[:2]
+        first, second, other = (messages(j.provenance.call_keys[0]) for j in (j1, j2, j3))
+        check_shared(first, second, 2)
+        assert first[1]["content"].startswith("The person:") and other[0] == first[0] and other[1] != first[1]
+        check_shared(first, messages(j1.provenance.call_keys[1]), 2)  # the (b, a) vote of the same match
+
+        batches: dict[tuple[str | None, int], str] = {}
+        for q in demo["rows"]["questions"]:
+            if q.question_type == "personal":
+                batches.setdefault((q.persona_id, q.batch), q.provenance.call_keys[-1])
+        persona = next(pid for pid, b in batches if b == 1)
+        check_shared(messages(batches[(persona, 0)]), messages(batches[(persona, 1)]), 3)  # examples, then card
+
+        by_question: dict[str, list[CandidateRow]] = defaultdict(list)
+        for c in demo["rows"]["respond"]:
+            by_question[c.question_id].append(c)
+        c1, c2, *_ = next(iter(by_question.values()))
+
+        def answer_call(c: CandidateRow) -> list[dict]:  # a candidate also cites its categories and embedding calls
+            keys = [
+                k
+                for k in c.provenance.call_keys
+                if (cache.peek(k) or {})["spec"].get("schema", {}).get("name") == "respond"
+            ]
+            return messages(keys[0])
+
+        answer1, answer2 = answer_call(c1), answer_call(c2)
+        check_shared(answer1, answer2, 2)
+        assert answer1[1]["content"].startswith("Question:")
+    finally:
+        cache.close()

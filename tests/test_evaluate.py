@@ -306,3 +306,20 @@ def test_estimate_counts_calls_and_sends_nothing(
     calls = {ln.split()[0]: int(ln.split()[2]) for ln in table.splitlines() if ln.startswith("evaluate-")}
     assert calls == {"evaluate-policy": 2 * n, "evaluate-judge": 2 * 2 * n, "evaluate-accuracy": 2 * 2 * n}
     assert not (tmp_path / "w").exists() and not (tmp_path / "o").exists()
+
+
+def test_budget_stop_keeps_paid_calls_and_resumes(
+    demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [str(demo["release"]), "--policy", "respond", "--prefix", "name", "--limit", "24", "--no-charts",
+            "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")]  # fmt: skip
+    code, stdout, err = _run([*args, "--max-usd", "0.02"], capsys)
+    assert code == 2 and stdout == "" and "spending cap $0.0200 reached" in err
+    assert not (tmp_path / "o").exists()  # no figures from a run that did not finish
+    assert _run(args, capsys)[0] == 0
+    resumed = json.loads((tmp_path / "o" / "eval.json").read_text())["run"]
+    assert _run([*args[:-4], "--work", str(tmp_path / "w2"), "--out", str(tmp_path / "o2")], capsys)[0] == 0
+    fresh = json.loads((tmp_path / "o2" / "eval.json").read_text())["run"]
+    # the calls paid before the cap were replayed, not paid again: together they are one fresh run's calls
+    assert resumed["cache_hits"] > 0 and resumed["new_calls"] < fresh["new_calls"]
+    assert resumed["new_calls"] + resumed["cache_hits"] == fresh["new_calls"] + fresh["cache_hits"]

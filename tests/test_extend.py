@@ -22,6 +22,8 @@ from wikipersona_data.llm.cache import CallCache
 from wikipersona_data.llm.sim import SimConfig, SimServer
 from wikipersona_data.release.extend import Addition, extend_release, read_rows
 from wikipersona_data.release.verify import verify_release
+from wikipersona_data.stages import registry
+from wikipersona_data.stages.recipe import load_recipe
 from wikipersona_data.stages.rows import DescriptionRow, JudgmentRow, PairRow, QuestionRow
 from wikipersona_data.stages.store import read_jsonl
 
@@ -200,6 +202,52 @@ def test_minor_bump_changelog_and_manifest(ext: dict) -> None:
     assert "**v0.2.0**" in changelog and "**v0.1.0**" in changelog
     assert "personas added: Mariana Teixeira Lopes" in changelog
     assert 'revision="v0.2.0"' in card
+
+
+def test_extended_ledger_is_one_sum_over_every_rows_cited_calls(ext: dict) -> None:
+    """The ledger behind an extended release is summed again from the call cache over the build's rows and the
+    extension's (issue 12 item 2: one usage sum for build and extend), not the old ledger plus a new one."""
+    from wikipersona_data.stages.pipeline import price_table
+    from wikipersona_data.stages.rows import RejectRow
+    from wikipersona_data.stages.usage import data_ledger, keys_of
+
+    recipe = load_recipe(ROOT / "builders" / "demo.toml")
+    keys: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    for stage in registry.active(recipe):
+        rows = [
+            row
+            for work in (ext["work"], ext["ext_dir"])
+            for row in [
+                *read_jsonl(work / stage.name / "rows.jsonl", stage.row),
+                *read_jsonl(work / stage.name / "rejects.jsonl", RejectRow),
+            ]
+        ]
+        keys[stage.name] = keys_of(rows) - seen
+        seen |= keys[stage.name]
+    cache = CallCache(ext["work"] / "cache", mode="use")
+    try:
+        want = data_ledger(cache, price_table(recipe), keys)
+    finally:
+        cache.close()
+    got = json.loads((ext["out"] / "manifest.json").read_text())["data"]["ledger"]
+    old = json.loads((ext["release"] / "manifest.json").read_text())["data"]["ledger"]
+    assert {k: got[k] for k in want} == want
+    assert got["build"] == old["build"]  # the build's own figures stay the release's
+    assert sum(m["calls"] for m in got["by_mode"]) == got["totals"]["calls"] > old["totals"]["calls"]
+
+
+def test_extending_an_extension_needs_the_earlier_extensions_rows(
+    ext: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    title, category = extension_person("religion")
+    argv = ["extend", str(ext["out"]), "--persona", title, "--axis", f"religion:{category}"]
+    code = main([*argv, "--out", str(tmp_path / "never"), "--work", str(tmp_path / "work"), "--cache", "only"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the note on the recipe
+    assert code == 2 and err.startswith("error: "), err
+    # the folder named is the one the first extend made (its name is rebuilt from the manifest's extensions)
+    assert f"{tmp_path / 'work' / 'extend' / ext['ext_dir'].name}: missing (the rows of an earlier" in err, err
+    assert not (tmp_path / "never").exists()
 
 
 def test_extended_release_verifies_and_loads(ext: dict, tmp_path: Path) -> None:

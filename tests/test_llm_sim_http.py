@@ -75,9 +75,32 @@ def test_repeated_long_system_prompt_reports_cached_tokens() -> None:
         client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
         first = client.chat.completions.create(model="sim-small", messages=[system, {"role": "user", "content": "a"}])
         second = client.chat.completions.create(model="sim-small", messages=[system, {"role": "user", "content": "b"}])
+        other = client.chat.completions.create(model="sim-large", messages=[system, {"role": "user", "content": "b"}])
     assert first.usage.prompt_tokens_details.cached_tokens == 0
     cached = second.usage.prompt_tokens_details.cached_tokens
     assert cached > 1024 and cached % 128 == 0 and cached <= second.usage.prompt_tokens
+    assert second.usage.prompt_tokens - cached < 128 + 8  # everything up to the differing user message
+    assert other.usage.prompt_tokens_details.cached_tokens == 0  # a cache is per model
+
+
+def test_shared_prefix_is_cached_in_blocks_and_a_changed_head_is_not() -> None:
+    """vLLM-like rule (16-token blocks, no minimum): the shared leading messages are counted, not the rest;
+    a request that differs in its first message shares nothing, even if its tail was seen."""
+    system = {"role": "system", "content": "You judge answers. " * 10}
+    card = {"role": "user", "content": "The person: a retired marine biologist who loves tide pools. " * 6}
+    with SimServer(SimConfig(cache_block_tokens=16, cache_min_tokens=0)) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+
+        def ask(*messages: dict) -> openai.types.CompletionUsage:
+            return client.chat.completions.create(model="sim-large", messages=list(messages)).usage
+
+        first = ask(system, card, {"role": "user", "content": "Question one?"})
+        second = ask(system, card, {"role": "user", "content": "Question two, a different one?"})
+        changed_head = ask({"role": "system", "content": "Other."}, card, {"role": "user", "content": "Question one?"})
+    shared = (4 + 40) + (4 + 72)  # framing + tokens of the system and card messages
+    assert first.prompt_tokens_details.cached_tokens == 0
+    assert second.prompt_tokens_details.cached_tokens == shared // 16 * 16
+    assert changed_head.prompt_tokens_details.cached_tokens == 0
 
 
 def _non_loopback_address() -> str | None:

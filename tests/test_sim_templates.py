@@ -12,6 +12,7 @@ import httpx2
 from wikipersona_data.evaluate.accuracy import load_eval_template
 from wikipersona_data.llm.sim import SimConfig, SimServer
 from wikipersona_data.llm.sim.template_fields import TEMPLATE_DIRS, field, line_values, region, rest_of_line, shown
+from wikipersona_data.llm.sim.textgen import user_text
 from wikipersona_data.stages.templates import Template, load_template
 from wikipersona_data.verify.grounding import entailment_template
 
@@ -51,7 +52,8 @@ def _template(name: str) -> Template:
 
 
 def _user(name: str) -> str:
-    return _template(name).render(**VALUES[name])[-1]["content"]
+    """The user messages as the simulator's responders read them (a prompt may have several)."""
+    return user_text(_template(name).render(**VALUES[name]))
 
 
 def test_every_template_has_sample_values() -> None:

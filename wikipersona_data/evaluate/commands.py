@@ -74,16 +74,16 @@ def _folds(text: str | None) -> frozenset[int] | None:
 @click.option("--accuracy-reward-model", default=None, help="Model name for --accuracy-reward.")
 @click.option(
     "--accuracy-reward-profile",
-    type=click.Choice(["vllm", "sim"]),
+    type=click.Choice(["vllm", "llamacpp", "sim"]),
     default=None,
-    help="Server kind of an --accuracy-reward URL (default vllm).",
+    help="Server kind of an --accuracy-reward URL (default vllm; llamacpp serves /rerank only).",
 )
 @click.option("--accuracy-reward-key-env", default=None, help="Environment variable with the key of its URL.")
 @click.option(
     "--accuracy-reward-route",
-    type=click.Choice(["classify", "pooling"]),
+    type=click.Choice(["classify", "pooling", "rerank"]),
     default=None,
-    help="vLLM route the reward model is served on (default: the recipe's reward band's, else classify).",
+    help="Route the reward model is served on (default: the recipe's reward band's, else classify).",
 )
 @click.option(
     "--recipe",

@@ -1,8 +1,8 @@
 """One evaluate run: the client (cache, ledger, budget, limits) over every (test pair, prefix mode).
 
 Resumable and cached like a build: every call goes through the content-addressed cache of the work dir
-(default ``work/<recipe name>`` beside the release, as for ``extend``, so a judge comparison the build already
-paid for is a cache hit), under the work dir's lock; a killed or over-budget run keeps every call it paid
+(default ``work/<recipe name>`` beside the release, as for ``extend``: a request identical to one already paid
+for is a cache hit), under the work dir's lock; a killed or over-budget run keeps every call it paid
 for, and running it again replays them and pays only for the rest. ``--cache only`` replays without sending
 anything (no preflight either).
 """

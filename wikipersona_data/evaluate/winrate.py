@@ -4,7 +4,7 @@ with the pair's chosen answer.
 The judge is the build's own: ``stages/judge.py``'s ``Judge.match`` with the persona card ``persona_card``
 builds from the release's claims (refuted ones left out, the recipe's ``persona_view``), the recipe's judge
 stage settings (model, temperature, max_tokens, seed), every match in both orders and ties allowed, through
-the same client, cache and ledger. So a comparison the build already made is the same cached call. As in the
+the same client, cache and ledger (a request identical to one already paid for is a cache hit). As in the
 build, the two orders must agree for a win or a loss; a tie or two orders that disagree (including a
 position-biased pair of votes) count as a tie: win = 1, tie = 0.5, loss = 0.
 """

@@ -19,6 +19,10 @@ the endpoint's profile instead of guessing:
   a 700-token reply, a hosted API seconds.
 * ``requires_key``: local servers accept any bearer token, so a dummy is sent if the variable is unset;
   OpenAI needs the real key and the client says which variable to set.
+* ``prompt_cache``: ``(min_tokens, block_tokens)`` of the server's automatic prompt (prefix) cache, for the
+  cache share ``wikipersona estimate`` expects: OpenAI caches prompts from 1024 tokens in 128-token steps;
+  vLLM's automatic prefix caching reuses 16-token blocks; the simulator follows OpenAI's rule unless its
+  ``cache_*`` options say otherwise. ``None``: not modelled (ollama, llama.cpp's per-slot cache), expected 0.
 
 Known quirks per server (ecosystem.md section 4):
 
@@ -68,6 +72,8 @@ class Profile:
     unsupported_schema_keywords: frozenset[str] = frozenset()
     """JSON-schema keywords the server rejects in a strict ``response_format``; stripped from what is sent
     (the local pydantic check still enforces them, so a reply past a stripped bound gets a re-ask)."""
+    prompt_cache: tuple[int, int] | None = None
+    """``(min_tokens, block_tokens)`` of the server's prefix cache (see the module docstring)."""
     reward_routes: frozenset[str] = frozenset()
     """Reward-model routes the server has (``llm/reward.py``): vLLM's ``/classify``, ``/pooling`` and ``/rerank``;
     llama.cpp only ``/rerank`` (a server started with ``rank`` pooling); OpenAI and Ollama none."""
@@ -109,13 +115,28 @@ def _strip_keywords(node: Any, drop: frozenset[str], names: bool = False) -> Any
 REWARD_ROUTES = frozenset({"classify", "pooling", "rerank"})
 
 PROFILES: dict[str, Profile] = {
-    "openai": Profile("openai", True, True, "max_completion_tokens", True, True, 120.0, 300.0, OPENAI_UNSUPPORTED),
-    "vllm": Profile("vllm", True, True, "max_tokens", True, False, 300.0, 600.0, reward_routes=REWARD_ROUTES),
+    "openai": Profile(
+        "openai",
+        True,
+        True,
+        "max_completion_tokens",
+        True,
+        True,
+        120.0,
+        300.0,
+        OPENAI_UNSUPPORTED,
+        prompt_cache=(1024, 128),
+    ),
+    "vllm": Profile(
+        "vllm", True, True, "max_tokens", True, False, 300.0, 600.0, reward_routes=REWARD_ROUTES, prompt_cache=(0, 16)
+    ),
     "ollama": Profile("ollama", False, True, "max_tokens", True, False, 600.0, 1800.0),
     "llamacpp": Profile(
         "llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0, reward_routes=frozenset({"rerank"})
     ),
-    "sim": Profile("sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES),
+    "sim": Profile(
+        "sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES, prompt_cache=(1024, 128)
+    ),
 }
 
 

@@ -209,6 +209,7 @@ def text_safety(report: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
 _SECTION_TITLES = {
     "by_stage_model": "Calls, tokens and cost per stage and model",
     "totals": "Totals",
+    "by_mode": "Paid calls by mode (online, batch API, offline files)",
     "cache": "Cache",
     "build": "Build facts",
 }
@@ -229,9 +230,24 @@ def _ledger_summary(ledger: dict[str, Any]) -> str:
     else:
         return ""
     parts = [f"{_num(totals[k])} {label}" for k, label in _SUMMARY_FIELDS if isinstance(totals.get(k), (int, float))]
+    cached, given_input = totals.get("cached_input_tokens"), totals.get("input_tokens")
+    if isinstance(cached, int) and isinstance(given_input, int) and given_input:
+        parts.append(f"{cached / given_input:.1%} of the input served from the provider's prompt cache")
     if isinstance(totals.get("cost_usd"), (int, float)):
-        parts.append(f"${totals['cost_usd']:,.4f} at the recipe's prices")
+        parts.append(f"${totals['cost_usd']:,.4f} at the recipe's prices{_by_mode(ledger.get('by_mode'))}")
     return ", ".join(parts)
+
+
+def _by_mode(modes: Any) -> str:
+    """`` (batch: 40 calls $0.01; online: 2 calls $0.02)``: what was paid how, or "" without a mode table."""
+    if not isinstance(modes, list) or not modes or not all(isinstance(m, dict) for m in modes):
+        return ""
+    shown = [
+        f"{m.get('mode')}: {_num(m.get('calls', 0))} calls"
+        + (f" ${m['cost_usd']:,.4f}" if isinstance(m.get("cost_usd"), (int, float)) else "")
+        for m in modes
+    ]
+    return f" ({'; '.join(shown)})"
 
 
 _SUMMARY_FIELDS = (("calls", "LLM calls"), ("input_tokens", "input tokens"), ("output_tokens", "output tokens"))

@@ -32,7 +32,7 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,6 @@ from wikipersona_data.stages.pipeline import run_all_stages
 from wikipersona_data.stages.recipe import AxisSpec, CategorySpec, Recipe, parse_recipe
 from wikipersona_data.stages.registry import Extension
 from wikipersona_data.stages.rows import PersonaRow
-from wikipersona_data.stages.usage import merge_data_ledgers
 from wikipersona_data.wiki.source import PageReader
 
 GROUP_FILTERS = ("drop_non_divergent", "balance_length")
@@ -370,8 +369,17 @@ def _counts(pairs: dict[str, list[dict[str, Any]]], personas_: list[dict[str, An
 
 
 def extended_manifest(
-    old: mf.Manifest, recipe: Recipe, version: str, additions: list[Addition], result: Extended, started: float
+    old: mf.Manifest,
+    recipe: Recipe,
+    version: str,
+    additions: list[Addition],
+    result: Extended,
+    started: float,
+    row_dirs: Sequence[Path],
 ) -> mf.Manifest:
+    """The release's manifest with this extension's facts; the ledger is recomputed from the call cache over
+    the rows of ``row_dirs`` (the build's work dir and every extension's folder, this one's included), the
+    same sum a build makes (``pipeline.stage_ledger``), not the old ledger plus the new one."""
     from wikipersona_data.stages.pipeline import filter_report, run_info, stage_ledger, stage_models
     from wikipersona_data.wiki.source import pages_read
 
@@ -404,7 +412,7 @@ def extended_manifest(
             "files": {},
             "models": models,
             "filter_report": _merge_reports(old.data.filter_report, filter_report(ctx)),
-            "ledger": merge_data_ledgers(old.data.ledger, stage_ledger(ctx)),
+            "ledger": {**old.data.ledger, **stage_ledger(ctx, row_dirs)},
             "divergence": divergence_of(result.pairs),
             "grounding": {},
             "extensions": [*old.data.extensions, extension],
@@ -503,7 +511,6 @@ def extend_release(
     work = Path(work)
     if hasattr(reader, "keep_in"):  # pages read from the live wiki: the stages use the very revisions checked
         reader.keep_in(work / "sources")
-    tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
     job = Job(
         release=release,
         old=old,
@@ -513,7 +520,7 @@ def extend_release(
         old_pairs=old_pairs,
         old_personas=old_personas,
         work=work,
-        ext_dir=work / "extend" / f"v{version}-{tag}",
+        ext_dir=extension_dir(work, version, additions),
     )
     result, manifest = asyncio.run(_run(job, base_url, cache_mode, progress, report or echo))
     path = write_release(out, pairs=result.pairs, personas=result.personas, manifest=manifest)
@@ -533,6 +540,7 @@ async def _run(
 
     started = time.monotonic()
     extension_ids = {p.persona_id for e in job.old.data.extensions for p in e.personas}
+    dirs = row_dirs(job)  # before any work: an earlier extension's rows must be there to sum the ledger
     async with open_context(job.recipe, job.work, base_url=base_url, cache_mode=cache_mode) as ctx:
         ctx.progress = progress
         if cache_mode != "only":
@@ -543,8 +551,35 @@ async def _run(
         ctx.client.ledger = Ledger(ctx.client.ledger.prices)
         result = await _extend_stages(ctx, job.ext_dir, job.additions, base, job.old_pairs, job.old_personas)
         echo(summary_table(result.stats, ctx.client))
-        manifest = extended_manifest(job.old, job.recipe, job.version, job.additions, result, started)
+        manifest = extended_manifest(job.old, job.recipe, job.version, job.additions, result, started, dirs)
     return result, manifest
+
+
+def extension_dir(work: Path, version: str, additions: Sequence[Addition]) -> Path:
+    """The folder of one extension's stages: ``<work>/extend/v<version>-<tag of its additions>``."""
+    tag = content_id(*(f"{a.title}={a.axes}" for a in additions), length=10)
+    return work / "extend" / f"v{version}-{tag}"
+
+
+def row_dirs(job: Job) -> list[Path]:
+    """Where the extended release's rows were made: the build's work dir, each earlier extension's folder (from
+    the manifest's ``extensions``), this one's. A missing earlier folder is one line: without its rows the
+    calls behind the data cannot be summed again."""
+    earlier = [
+        extension_dir(
+            job.work,
+            e.version,
+            [Addition(p.title, tuple(tuple(a.split(":", 1)) for a in p.axes)) for p in e.personas],  # type: ignore[misc]
+        )
+        for e in job.old.data.extensions
+    ]
+    for folder in earlier:
+        if not folder.is_dir():
+            raise InputError(
+                f"{folder}: missing (the rows of an earlier extension; the ledger behind the data is summed from "
+                "every run's rows); give --work of the build that made the release"
+            )
+    return [job.work, *earlier, job.ext_dir]
 
 
 def _merge_online_pages(old: list[mf.OnlinePage] | None, new: list[dict[str, Any]] | None) -> Any:

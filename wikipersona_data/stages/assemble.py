@@ -8,6 +8,7 @@ structural check done at describe time (every cited sentence id exists), and the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from wikipersona_data.stages.divergence import divergence_rates
@@ -113,7 +114,7 @@ def release_rows(
     return split_rows, persona_rows
 
 
-def divergence_by_axis(judgments: list[JudgmentRow], pairs: list[PairRow]) -> dict[str, float]:
+def divergence_by_axis(judgments: Iterable[JudgmentRow], pairs: list[PairRow]) -> dict[str, float]:
     """Per axis: share of divergent questions on which the axis members (>= 2 judged) did not all choose
     the same candidate, over the judgments that made a released pair. 0 means the 'divergent' questions did
     not divide anyone (``stages/divergence.py``)."""
@@ -121,19 +122,28 @@ def divergence_by_axis(judgments: list[JudgmentRow], pairs: list[PairRow]) -> di
     return divergence_rates(j for j in judgments if (j.persona_id, j.question_id) in released)
 
 
-def judge_stats(judgments: list[JudgmentRow]) -> dict[str, float]:
-    matches = [m for j in judgments for m in j.matches]
-    votes = [v for m in matches for v in m.votes]
-    if not judgments:
+def judge_stats(judgments: Iterable[JudgmentRow]) -> dict[str, float]:
+    """One pass over the judgments (they may be read from disk: ``store.StoredRows``), holding only counts."""
+    n = matches = votes = biased = tiebreaks = 0
+    agreement = 0
+    for j in judgments:
+        n += 1
+        agreement += j.judge_agreement
+        for m in j.matches:
+            matches += 1
+            votes += len(m.votes)
+            biased += m.position_biased
+            tiebreaks += m.decided_by == "tiebreak"
+    if not n:
         return {}
     return {
-        "judgments": len(judgments),
-        "matches": len(matches),
-        "votes": len(votes),
-        "position_biased_matches": sum(m.position_biased for m in matches),
-        "position_biased_share": round(sum(m.position_biased for m in matches) / max(1, len(matches)), 6),
-        "tiebreak_share": round(sum(m.decided_by == "tiebreak" for m in matches) / max(1, len(matches)), 6),
-        "mean_judge_agreement": round(sum(j.judge_agreement for j in judgments) / len(judgments), 6),
+        "judgments": n,
+        "matches": matches,
+        "votes": votes,
+        "position_biased_matches": biased,
+        "position_biased_share": round(biased / max(1, matches), 6),
+        "tiebreak_share": round(tiebreaks / max(1, matches), 6),
+        "mean_judge_agreement": round(agreement / n, 6),
     }
 
 

@@ -6,6 +6,13 @@ template with stand-in values of typical size (an article of ``description_max_s
 of ~25 words, answers of about half the respond stage's ``max_tokens``) and the ledger's
 chars/4 heuristic; output is costed at each stage's ``max_tokens`` (the most a call can cost). So
 the figure is an upper bound for a loss-free build; re-asks and top-up batches come on top.
+
+Each figure is given three ways: online at list prices, through a batch API (``BATCH_PRICE_FACTOR`` of
+it), and through a batch API with the expected prompt-cache hits. The cache share is arithmetic, not a
+constant: every stage names its prompt's shared leading messages (rendered from the real templates, e.g.
+system text + persona card for the judge) and how many calls share each; the endpoint profile's cache
+rule (``Profile.prompt_cache``: OpenAI caches from 1024 tokens in 128-token steps, vLLM 16-token blocks)
+turns that into cached tokens, the first call of every group paying in full (:func:`expected_cached`).
 """
 
 from __future__ import annotations
@@ -31,8 +38,21 @@ def _prompt_tokens(template: str, **values: Any) -> int:
     return estimate_tokens(load_template(template).render(**values))
 
 
-CallGroup = tuple[str, str, int, int, int]
-"""``(stage, model, prompt_tokens, max_output_tokens, calls)``: equal calls a loss-free build makes."""
+def _leading_tokens(template: str, **values: Any) -> list[int]:
+    """Prompt tokens of the first 1, 2, ... messages of the rendered template (the last one: the whole prompt)."""
+    from wikipersona_data.llm.ledger import estimate_tokens
+
+    messages = load_template(template).render(**values)
+    return [estimate_tokens(messages[: i + 1]) for i in range(len(messages))]
+
+
+CacheLevel = tuple[int, int]
+"""``(leading prompt tokens, calls sharing them)``: one shared prefix of a call group, e.g. the judge's system
+message and persona card (tokens) shared by all judge calls of one persona (calls)."""
+
+CallGroup = tuple[Any, ...]
+"""``(stage, model, prompt_tokens, max_output_tokens, calls[, levels])``: equal calls a loss-free build makes;
+``levels`` (a tuple of :data:`CacheLevel`, widest first) is what their prompts share."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +76,15 @@ class LossFree:
     def q_divergent(self) -> int:
         return len(self.divergent_axes) * self.recipe.counts.divergent_questions
 
-    def group(self, stage: str, n: int, tokens: int) -> list[CallGroup]:
+    def group(self, stage: str, n: int, tokens: int, levels: tuple[CacheLevel, ...] = ()) -> list[CallGroup]:
         spec = self.recipe.stage(stage)
-        return [(stage, spec.model, tokens, spec.max_tokens, n)] if n else []
+        return [(stage, spec.model, tokens, spec.max_tokens, n, levels)] if n else []
+
+
+def shared(leading: list[int], calls_sharing: list[float]) -> tuple[CacheLevel, ...]:
+    """Cache levels of a prompt whose first ``k+1`` messages (``leading[k]`` tokens) are shared by
+    ``calls_sharing[k]`` calls; the last message is the per-call part and is never shared."""
+    return tuple((leading[k], max(1, round(n))) for k, n in enumerate(calls_sharing) if k < len(leading) - 1)
 
 
 def loss_free(recipe: Recipe) -> LossFree:
@@ -102,18 +128,20 @@ def personas_calls(sizes: LossFree) -> list[CallGroup]:
         if axis.auto_select is None:
             continue
         sel = axis.auto_select
-        tokens = _prompt_tokens("personas_candidates", axis=axis.name, category="x", n=sel.candidates)
-        out += sizes.group("personas", len(axis.categories), tokens)
+        lead = _leading_tokens("personas_candidates", axis=axis.name, category="x", n=sel.candidates)
+        n = len(axis.categories)
+        out += sizes.group("personas", n, lead[-1], shared(lead, [n]))
         sentences = [{"id": f"{i}.0", "text": _text(WORDS_PER_SENTENCE)} for i in range(60)]
-        evidence = _prompt_tokens("personas_evidence", title="x", name="x", axis="x", category="x", sentences=sentences)
-        out += sizes.group("personas", len(axis.categories) * sel.candidates, evidence)
+        lead = _leading_tokens("personas_evidence", title="x", name="x", axis="x", category="x", sentences=sentences)
+        n = len(axis.categories) * sel.candidates  # one article per candidate: only the system text is shared
+        out += sizes.group("personas", n, lead[-1], shared(lead, [n]))
     return out
 
 
 def describe_calls(sizes: LossFree) -> list[CallGroup]:
     n = sizes.recipe.counts.description_max_sentences
     sentences = [{"id": f"{i}.0", "text": _text(WORDS_PER_SENTENCE)} for i in range(n)]
-    tokens = _prompt_tokens(
+    lead = _leading_tokens(
         "describe",
         title="x",
         name="x",
@@ -123,13 +151,14 @@ def describe_calls(sizes: LossFree) -> list[CallGroup]:
         max_claims=16,
         claim_words=30,
     )
-    return sizes.group("describe", sizes.n_personas, tokens)
+    n = sizes.n_personas  # one call per article (a regenerated description would share the article)
+    return sizes.group("describe", n, lead[-1], shared(lead, [n, 1]))
 
 
 def questions_calls(sizes: LossFree) -> list[CallGroup]:
     counts = sizes.recipe.counts
     batches = math.ceil(counts.personal_questions / counts.question_batch)
-    personal = _prompt_tokens(
+    lead = _leading_tokens(
         "questions_personal",
         name="x",
         claims=sizes.claims,
@@ -139,10 +168,11 @@ def questions_calls(sizes: LossFree) -> list[CallGroup]:
         focus="x",
         question_words=30,
     )
-    out = sizes.group("questions", sizes.n_personas * batches, personal)
+    n = sizes.n_personas * batches  # system + examples shared by all, the card by one persona's batches
+    out = sizes.group("questions", n, lead[-1], shared(lead, [n, n, batches]))
     div_batches = math.ceil(counts.divergent_questions / counts.question_batch)
     for axis in sizes.divergent_axes:
-        tokens = _prompt_tokens(
+        lead = _leading_tokens(
             "questions_divergent",
             axis=axis.name,
             members=[{"name": "x", "category": "x"}] * sizes.members[axis.name],
@@ -152,17 +182,19 @@ def questions_calls(sizes: LossFree) -> list[CallGroup]:
             focus="x",
             question_words=30,
         )
-        out += sizes.group("questions", div_batches, tokens)
+        out += sizes.group("questions", div_batches, lead[-1], shared(lead, [div_batches, div_batches]))
     return out
 
 
 def respond_calls(sizes: LossFree) -> list[CallGroup]:
     recipe, counts = sizes.recipe, sizes.recipe.counts
     axes_view = [{"name": a.name, "categories": [c.name for c in a.categories]} for a in recipe.axes]
-    categories = _prompt_tokens("respond_categories", question=sizes.question, axes=axes_view, n_min=2, n_max=8)
-    out = sizes.group("respond", sizes.q_personal, categories)
-    answer = _prompt_tokens("respond", question=sizes.question, axis="x", category="x", variant=1, style="x")
-    out += sizes.group("respond", (sizes.q_personal + sizes.q_divergent) * counts.candidates_generated, answer)
+    lead = _leading_tokens("respond_categories", question=sizes.question, axes=axes_view, n_min=2, n_max=8)
+    n = sizes.q_personal  # system + the recipe's axes shared by all
+    out = sizes.group("respond", n, lead[-1], shared(lead, [n, n]))
+    lead = _leading_tokens("respond", question=sizes.question, axis="x", category="x", variant=1, style="x")
+    n = (sizes.q_personal + sizes.q_divergent) * counts.candidates_generated  # the question: by its candidates
+    out += sizes.group("respond", n, lead[-1], shared(lead, [n, counts.candidates_generated]))
     # one embedding call per question for the diversity selection (with a reward band, the reward stage embeds
     # the band instead)
     if recipe.stages.reward is None and sizes.q_personal + sizes.q_divergent:
@@ -194,7 +226,7 @@ def judge_calls(sizes: LossFree) -> list[CallGroup]:
     recipe, counts = sizes.recipe, sizes.recipe.counts
     judgments = sizes.q_personal + sum(sizes.members[a.name] * counts.divergent_questions for a in sizes.divergent_axes)
     votes_per = (counts.candidates_kept - 1) * (2 if recipe.judge.both_orders else 1)
-    tokens = _prompt_tokens(
+    lead = _leading_tokens(
         "judge",
         name="x",
         background=sizes.claims[:6],
@@ -204,40 +236,126 @@ def judge_calls(sizes: LossFree) -> list[CallGroup]:
         answer_b=_text(sizes.answer_words),
         allow_ties=True,
     )
-    return sizes.group("judge", judgments * votes_per, tokens)
+    n = judgments * votes_per  # the persona card: shared by all of one persona's votes (units run persona-major)
+    return sizes.group("judge", n, lead[-1], shared(lead, [n, n / max(1, sizes.n_personas)]))
 
 
 def prefixes_calls(sizes: LossFree) -> list[CallGroup]:
     shot = {"question": sizes.question, "chosen": _text(sizes.answer_words), "rejected": _text(sizes.answer_words)}
-    tokens = _prompt_tokens("prefixes_infer", shots=[shot] * sizes.recipe.counts.inference_shots)
-    return sizes.group("prefixes", sizes.n_personas, tokens)
+    lead = _leading_tokens("prefixes_infer", shots=[shot] * sizes.recipe.counts.inference_shots)
+    return sizes.group("prefixes", sizes.n_personas, lead[-1], shared(lead, [sizes.n_personas]))
+
+
+def cached_tokens(prefix_tokens: int, rule: tuple[int, int] | None) -> int:
+    """What a server with ``rule = (min_tokens, block_tokens)`` serves from its cache for a prompt whose first
+    ``prefix_tokens`` it has seen: whole blocks, nothing below the minimum (``None``: no cache modelled)."""
+    if rule is None:
+        return 0
+    min_tokens, block = rule
+    cached = prefix_tokens // block * block
+    return cached if cached >= min_tokens else 0
+
+
+def expected_cached(calls: int, levels: tuple[CacheLevel, ...], rule: tuple[int, int] | None) -> float:
+    """Cached prompt tokens over ``calls`` equal calls whose prompts share ``levels`` (widest first).
+
+    Of the calls sharing a level's prefix, the first one pays for it and the others hit, so the calls whose
+    deepest cached level is ``k`` number ``calls/g[k+1] - calls/g[k]`` (``g``: calls per group of the level,
+    the deepest level's followers being ``calls - calls/g[K]``). Issuing calls grouped by prefix (what the
+    stages do) is what lets a provider's cache keep a group's prefix between its calls."""
+    total = 0.0
+    for k, (tokens, group) in enumerate(levels):
+        narrower = levels[k + 1][1] if k + 1 < len(levels) else 1
+        hits = calls / narrower - calls / group if group > 1 else 0.0
+        total += max(0.0, hits) * cached_tokens(tokens, rule)
+    return total
+
+
+def cache_rule(recipe: Recipe, stage: str) -> tuple[int, int] | None:
+    """The prompt-cache rule of the endpoint serving ``stage`` (an embedded simulator's own settings win)."""
+    from wikipersona_data.llm.profiles import get_profile
+
+    endpoint = recipe.endpoints.get(recipe.stage(stage).endpoint)
+    if endpoint is None:
+        return None
+    rule = get_profile(endpoint.profile).prompt_cache
+    if endpoint.profile == "sim" and rule is not None:
+        sim = endpoint.sim
+        rule = (int(sim.get("cache_min_tokens", rule[0])), int(sim.get("cache_block_tokens", rule[1])))
+    return rule
 
 
 def estimate(recipe: Recipe) -> dict[str, Any]:
-    """The ledger's estimate table (per stage and model, plus totals) for :func:`plan`."""
+    """The ledger's estimate table (per stage and model, plus totals) for :func:`plan`, with each row's cost
+    online (``cost_usd``), through a batch API (``batch_cost_usd``), the expected prompt-cache hits
+    (``cached_input_tokens``, ``cache_share`` of the input) and both with them (``online_cached_cost_usd``,
+    ``batch_cached_cost_usd``)."""
     from wikipersona_data.llm.ledger import Ledger
     from wikipersona_data.stages.pipeline import price_table
 
-    return Ledger(price_table(recipe)).estimate(plan(recipe))
+    groups = plan(recipe)
+    ledger = Ledger(price_table(recipe))
+    table = ledger.estimate(groups)
+    cached: dict[tuple[str, str], float] = {}
+    for group in groups:
+        stage, model, calls = group[0], group[1], int(group[4])
+        levels = group[5] if len(group) > 5 else ()
+        hits = expected_cached(calls, levels, cache_rule(recipe, stage)) if levels else 0.0
+        cached[(stage, model)] = cached.get((stage, model), 0.0) + hits
+    totals = {"batch_cost_usd": 0.0, "online_cached_cost_usd": 0.0, "batch_cached_cost_usd": 0.0, "cached": 0}
+    for row in table["by_stage_model"]:
+        hit = round(cached.get((row["stage"], row["model"]), 0.0))
+        row["cached_input_tokens"] = hit
+        row["cache_share"] = round(hit / row["input_tokens"], 4) if row["input_tokens"] else 0.0
+        prices = {
+            "batch_cost_usd": (0, "batch"),
+            "online_cached_cost_usd": (hit, "online"),
+            "batch_cached_cost_usd": (hit, "batch"),
+        }
+        for name, (hits, mode) in prices.items():
+            cost = ledger.cost(row["model"], row["input_tokens"], row["max_output_tokens"], hits, mode=mode)
+            row[name] = None if cost is None else round(cost, 6)
+            totals[name] = None if cost is None or totals[name] is None else totals[name] + cost
+        totals["cached"] += hit
+    t = table["totals"]
+    t["cached_input_tokens"] = totals.pop("cached")
+    t["cache_share"] = round(t["cached_input_tokens"] / t["input_tokens"], 4) if t["input_tokens"] else 0.0
+    for name, value in totals.items():
+        t[name] = None if value is None else round(value, 6)
+    return table
+
+
+def _usd(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def format_estimate(table: dict[str, Any]) -> str:
-    """The estimate as a table, stages in pipeline order (as ``build`` and the card list them)."""
+    """The estimate as a table, stages in pipeline order (as ``build`` and the card list them): upper-bound
+    cost online and through a batch API, the expected prompt-cache share and the batch cost with it."""
     from wikipersona_data.stages.order import pipeline_rank
 
-    width = max([22, *(len(r["model"]) + 1 for r in table["by_stage_model"])])  # a long model name (the v1 RM)
-    header = f"{'stage':<10}{'model':<{width}}{'calls':>9}{'input tok':>13}{'max out tok':>13}{'cost $ (max)':>14}"
+    rows = sorted(table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"]))
+    width = max([22, *(len(r["model"]) + 2 for r in rows)])  # a long model name must not shift the columns
+    header = (
+        f"{'stage':<10}{'model':<{width}}{'calls':>9}{'input tok':>12}{'max out tok':>12}"
+        f"{'online $':>10}{'batch $':>10}{'cache':>7}{'batch+cache $':>15}"
+    )
     lines = [header, "-" * len(header)]
-    for row in sorted(table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"])):
-        cost = "n/a" if row["cost_usd"] is None else f"{row['cost_usd']:.2f}"
+    for row in rows:
         lines.append(
-            f"{row['stage']:<10}{row['model']:<{width}}{row['calls']:>9}{row['input_tokens']:>13}"
-            f"{row['max_output_tokens']:>13}{cost:>14}"
+            f"{row['stage']:<10}{row['model']:<{width}}{row['calls']:>9}{row['input_tokens']:>12}"
+            f"{row['max_output_tokens']:>12}{_usd(row['cost_usd']):>10}{_usd(row['batch_cost_usd']):>10}"
+            f"{row['cache_share']:>7.0%}{_usd(row['batch_cached_cost_usd']):>15}"
         )
     t = table["totals"]
-    cost = "n/a (a model has no price)" if t["cost_usd"] is None else f"{t['cost_usd']:.2f}"
     lines += [
         "-" * len(header),
-        f"{'total':<{10 + width}}{t['calls']:>9}{t['input_tokens']:>13}{t['max_output_tokens']:>13}{cost:>14}",
+        f"{'total':<{10 + width}}{t['calls']:>9}{t['input_tokens']:>12}{t['max_output_tokens']:>12}"
+        f"{_usd(t['cost_usd']):>10}{_usd(t['batch_cost_usd']):>10}{t['cache_share']:>7.0%}"
+        f"{_usd(t['batch_cached_cost_usd']):>15}",
+        "cost: upper bound (output at max_tokens); batch: a batch API at 50 % of list prices; cache: share of input "
+        "tokens the endpoint's prompt cache is expected to serve (at the cached-input price)",
     ]
+    if t["cost_usd"] is None:
+        lines.append("n/a: a model has no price in the recipe")
     return "\n".join(lines)

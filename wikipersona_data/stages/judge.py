@@ -241,9 +241,13 @@ async def judge_agreed(
 
 
 def assignments(personas: list[PersonaRow], questions: list[QuestionRow]) -> list[tuple[PersonaRow, QuestionRow]]:
-    """(persona, question) pairs to judge: own personal questions, and every divergent one of each axis."""
+    """(persona, question) pairs to judge: own personal questions, and every divergent one of each axis.
+
+    Persona-major: a judge prompt begins with the persona's card (``judge.md``), so issuing one persona's
+    judgments together lets the provider's prompt cache (or vLLM's prefix cache) serve the card to all but
+    the first of them (docs/llm.md, "Prompt caching")."""
     out = []
-    for p in personas:
+    for p in sorted(personas, key=lambda p: p.persona_id):
         axes = {m.axis for m in p.axes}
         for q in questions:
             if (q.question_type == "personal" and q.persona_id == p.persona_id) or (

@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -324,15 +324,39 @@ async def _stages_in_order(ctx: BuildContext, up: registry.Upstream) -> dict[str
     its rows, by id, are shared with later stages' filters under the stage's ``shared_as`` name. Stages
     already in ``up`` (an earlier batch round of this run) are not run again."""
     stages = registry.active(ctx.recipe)
-    for stage in stages:
+    for i, stage in enumerate(stages):
         if stage.name in up.rows:
             continue
         up.rows[stage.name] = await stage.run(ctx, up)
         ctx.shared[stage.shared_as] = {getattr(r, stage.id_field): r for r in up.shared(stage)}
+        if up.scope is None:  # an extend's stages return the release's rows beside their own: those stay lists
+            _leave_on_disk(ctx, up, stages[: i + 1], needed={n for later in stages[i + 1 :] for n in later.inputs})
     out: dict[str, Any] = {stage.shared_as: up.rows[stage.name] for stage in stages}  # a later stage's rows win
     out["personas"] = registry.described_personas(up)  # no grounded description, no data
     out["folds"] = up.folds
     return out
+
+
+def _leave_on_disk(
+    ctx: BuildContext, up: registry.Upstream, done: Sequence[registry.Stage[Any]], needed: set[str]
+) -> None:
+    """Rows of finished stages that no later stage reads (``inputs``) and the release does not hold
+    (``registry.RESIDENT``) are handed on as :class:`~wikipersona_data.stages.store.StoredRows`, read back one
+    row at a time from the stage's ``rows.jsonl`` by the end-of-build reports, instead of staying in memory
+    (about 10 candidates and 20 judgments per persona: most of a large build's rows)."""
+    from wikipersona_data.stages.store import StoredRows
+
+    for stage in done:
+        if stage.name in needed or stage.name in registry.RESIDENT or isinstance(up.rows[stage.name], StoredRows):
+            continue
+        up.rows[stage.name] = StoredRows(ctx.work_dir / stage.name / "rows.jsonl", stage.row)
+        if ctx.shared.get(stage.shared_as) is not None and _shared_by(stage, done) is stage:
+            ctx.shared.pop(stage.shared_as)  # the filters that read shared rows read resident stages only
+
+
+def _shared_by(stage: registry.Stage[Any], done: Sequence[registry.Stage[Any]]) -> registry.Stage[Any]:
+    """The stage whose rows ``ctx.shared`` holds under ``stage.shared_as`` (the last finished that shares it)."""
+    return [s for s in done if s.shared_as == stage.shared_as][-1]
 
 
 async def _run_stages(ctx: BuildContext, out: Path, say: Any, report: Any, started: float) -> Path:
@@ -358,8 +382,8 @@ def build_manifest(
 ) -> Manifest:
     """The manifest facts only the build knows (the writer adds counts, files and grounding from the rows).
 
-    ``extend`` builds its manifest from the same parts (``stage_models``, ``filter_report``, ``stage_ledger``,
-    ``run_info``) of its own run, merged into the release's."""
+    ``extend`` builds its manifest from the same parts (``stage_models``, ``filter_report``, ``stage_ledger``
+    over the build's and every extension's rows, ``run_info``) of its own run."""
     from wikipersona_data.release import manifest as mf
     from wikipersona_data.wiki.source import pages_read
 
@@ -397,11 +421,19 @@ def build_manifest(
         "grounding_method": grounding_method(descriptions),
         **filter_extras(ctx, pairs),
     }
-    band = reward_band_stats(pairs, list(ctx.shared.get("candidates", {}).values()), recipe.stages.reward)
+    band = reward_band_stats(pairs, list(stored_candidates(ctx)), recipe.stages.reward)
     if band:  # only a recipe with the reward band has this part: the manifest of others stays as it was
         extra["reward_band"] = band
     data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
     return mf.Manifest(data=data, run=run_info(ctx.stats, started))
+
+
+def stored_candidates(ctx: BuildContext) -> Iterable[Any]:
+    """The candidates later stages saw (the reward stage's when it ran, else respond's), read from its store."""
+    from wikipersona_data.stages.store import StoredRows
+
+    last = [s for s in registry.active(ctx.recipe) if s.shared_as == "candidates"][-1]
+    return StoredRows(ctx.work_dir / last.name / "rows.jsonl", last.row)
 
 
 def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
@@ -418,9 +450,10 @@ def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
     return models
 
 
-def stage_ledger(ctx: BuildContext) -> dict[str, Any]:
-    """Calls, tokens and cost behind this run's rows (``stages/usage.py``)."""
-    return data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx))
+def stage_ledger(ctx: BuildContext, work_dirs: Sequence[Path] | None = None) -> dict[str, Any]:
+    """Calls, tokens and cost behind the rows of ``work_dirs`` (default: this build's), recomputed from the
+    call cache (``stages/usage.py``): the one usage sum of a build and of an extended release."""
+    return data_ledger(ctx.client.cache, ctx.client.ledger.prices, stage_call_keys(ctx, work_dirs))
 
 
 def run_info(stats: Mapping[str, StageStats], started: float) -> RunInfo:
@@ -486,17 +519,22 @@ def embed_served(ctx: BuildContext) -> dict[str, set[str]]:
     return known
 
 
-def stage_call_keys(ctx: BuildContext) -> dict[str, set[str]]:
-    """Call keys cited by each stage's final rows and rejects (what the data cost)."""
+def stage_call_keys(ctx: BuildContext, work_dirs: Sequence[Path] | None = None) -> dict[str, set[str]]:
+    """Call keys cited by each stage's final rows and rejects (what the data cost), in ``work_dirs`` (default:
+    the build's; an extended release's rows live in the build's folder and one folder per extension)."""
     from wikipersona_data.stages.rows import RejectRow
     from wikipersona_data.stages.store import iter_rows
 
     out: dict[str, set[str]] = {}
     seen: set[str] = set()
+    folders = list(work_dirs or [ctx.work_dir])
     for stage in registry.active(ctx.recipe):
-        folder = ctx.work_dir / stage.name
-        rows = itertools.chain(
-            iter_rows(folder / "rows.jsonl", stage.row), iter_rows(folder / "rejects.jsonl", RejectRow)
+        rows = itertools.chain.from_iterable(
+            itertools.chain(
+                iter_rows(work / stage.name / "rows.jsonl", stage.row),
+                iter_rows(work / stage.name / "rejects.jsonl", RejectRow),
+            )
+            for work in folders
         )
         # a call is behind the data once, in the first stage that cites it (the reward stage's candidates
         # carry respond's call keys along with their own)

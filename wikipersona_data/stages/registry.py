@@ -408,6 +408,10 @@ PREFIXES: Stage[PrefixRow] = Stage(
 
 STAGES: tuple[Stage[Any], ...] = (PERSONAS, DESCRIBE, QUESTIONS, RESPOND, REWARD, JUDGE, SPLIT, PREFIXES)
 ORDER: tuple[str, ...] = tuple(s.name for s in STAGES)
+RESIDENT: frozenset[str] = frozenset({"personas", "describe", "split", "prefixes"})
+"""Stages whose rows stay in memory for the whole build: the release is made of them and the filters read
+them by id (``personas``, ``descriptions``, ``pairs``); one or a few rows per persona. Every other stage's rows
+are left on disk once no later stage lists it in ``inputs`` (``pipeline._leave_on_disk``)."""
 BY_NAME: dict[str, Stage[Any]] = {s.name: s for s in STAGES}
 
 

@@ -53,6 +53,29 @@ def iter_rows(path: Path, model: type[RowT]) -> Iterator[RowT]:
             yield model.model_validate_json(line)
 
 
+class StoredRows(Generic[RowT]):
+    """A finished stage's rows, left on disk: iterated (as often as needed) one row at a time from its
+    ``rows.jsonl``, in the order the stage returned them (sorted by id). What the runner hands on instead of
+    the list once no later stage reads the rows (issue 12 item 6: memory bounded by the largest stage in use,
+    not by the whole build)."""
+
+    def __init__(self, path: Path, model: type[RowT]) -> None:
+        self.path = path
+        self.model = model
+        self._len: int | None = None
+
+    def __iter__(self) -> Iterator[RowT]:
+        return iter_rows(self.path, self.model)
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = sum(1 for _ in iter_jsonl_lines(self.path)) if self.path.is_file() else 0
+        return self._len
+
+    def __repr__(self) -> str:
+        return f"StoredRows({str(self.path)!r}, {self.model.__name__})"
+
+
 class StageStore(Generic[RowT]):
     """Journal + output files of one stage; ``id_field`` names the row id used for sorting."""
 

@@ -2,8 +2,14 @@
 
 Prompts live in files (not in code) so a reviewer can read them as prose and so the manifest can
 record exactly which text produced the data: the sha256 of each template file goes into every row's
-provenance and into the release manifest. A template has a ``<<<system>>>`` part and a ``<<<user>>>``
-part; both become chat messages.
+provenance and into the release manifest. A template has a ``<<<system>>>`` part and one or more
+``<<<user>>>`` parts; each becomes a chat message, in order.
+
+Prompt caching (docs/llm.md, "Prompt caching"): providers and vLLM reuse the work for a prompt's leading
+tokens when an earlier request began the same way. So a template puts what many calls share first (the
+system text, then the persona card or the article's sentences, each in a user message of its own) and the
+per-call part (the question, the candidate answers, the batch number) in its last message; the stages issue
+calls grouped by that shared part. ``tests/test_prompt_prefixes.py`` checks the order on rendered prompts.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ class Template:
     sha256: str
 
     def render(self, **values: Any) -> list[dict[str, str]]:
-        """Chat messages (system, user) of the template filled with ``values``."""
+        """Chat messages (system, then one user message per ``<<<user>>>`` part) filled with ``values``."""
         rendered = _compiled(self.text).render(**values)
-        system, _, user = rendered.partition("<<<user>>>")
+        system, *users = rendered.split("<<<user>>>")
         system = system.replace("<<<system>>>", "").strip()
         messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": user.strip()})
+        parts = [part for part in (u.strip() for u in users) if part]  # a part may render empty (no card)
+        messages += [{"role": "user", "content": part} for part in parts or [""]]
         return messages
 
 

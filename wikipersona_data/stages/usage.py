@@ -27,7 +27,10 @@ def keys_of(rows: Iterable[Any]) -> set[str]:
 
 
 def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> dict[str, Any]:
-    """{"by_stage_model": [...], "totals": {...}} from cached calls, charged by the client's own ledger rule.
+    """{"by_stage_model": [...], "totals": {...}, "by_mode": [...]} from cached calls, charged by the client's
+    own ledger rule: per stage and model, per price mode (online / batch / offline), and how much of the input
+    the provider's prompt cache served (``cached_input_tokens``, ``cached_input_share``: billed at the
+    cached-input price).
 
     Each cited call is recorded into a fresh :class:`~wikipersona_data.llm.ledger.Ledger` as the client
     recorded it when it was paid (reported usage, our local count of prompt and reply as the floor of
@@ -63,6 +66,8 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
             "model": r["model"],
             "calls": r["calls"],
             "input_tokens": r["input_tokens"],
+            "cached_input_tokens": r["cached_tokens"],
+            "cached_input_share": cached_share(r["cached_tokens"], r["input_tokens"]),
             "output_tokens": r["output_tokens"],
             "unknown_usage": r["calls_without_usage"],
             "cost_usd": r["cost_usd"],
@@ -73,52 +78,14 @@ def data_ledger(cache: Any, prices: Any, keys_by_stage: dict[str, set[str]]) -> 
     totals = {
         "calls": t["calls"],
         "input_tokens": t["input_tokens"],
+        "cached_input_tokens": t["cached_tokens"],
+        "cached_input_share": cached_share(t["cached_tokens"], t["input_tokens"]),
         "output_tokens": t["output_tokens"],
         "cost_usd": t["cost_usd"],
     }
     return {"by_stage_model": rows, "totals": totals, "by_mode": summary["by_mode"]}
 
 
-def _merge_lines(
-    old: list[dict[str, Any]], new: list[dict[str, Any]], lead: tuple[str, ...], fields: tuple[str, ...]
-) -> list[dict[str, Any]]:
-    """Two lists of ledger records summed line by line (lines keyed by their ``lead`` columns); a cost is
-    unknown (None) as soon as one side's is."""
-    lines: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in [*old, *new]:
-        key = tuple(row.get(name) for name in lead)
-        have = lines.get(key)
-        if have is None:
-            lines[key] = dict(row)
-            continue
-        for field in fields:
-            have[field] = have.get(field, 0) + row.get(field, 0)
-        costs = (have.get("cost_usd"), row.get("cost_usd"))
-        have["cost_usd"] = None if None in costs else round(costs[0] + costs[1], 6)
-    return [lines[k] for k in sorted(lines)]
-
-
-def merge_data_ledgers(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Calls, tokens and cost behind the rows of two runs (a release and its extension), line by line."""
-    rows = _merge_lines(
-        old.get("by_stage_model") or [],
-        new.get("by_stage_model") or [],
-        ("stage", "model"),
-        ("calls", "input_tokens", "output_tokens", "unknown_usage"),
-    )
-    costs = [r.get("cost_usd") for r in rows]
-    totals = {
-        "calls": sum(r["calls"] for r in rows),
-        "input_tokens": sum(r["input_tokens"] for r in rows),
-        "output_tokens": sum(r["output_tokens"] for r in rows),
-        "cost_usd": None if None in costs else round(sum(costs), 6),
-    }
-    merged = {**old, "by_stage_model": rows, "totals": totals}
-    if "by_mode" in old or "by_mode" in new:  # a release made before the modes were counted has none
-        merged["by_mode"] = _merge_lines(
-            old.get("by_mode") or [],
-            new.get("by_mode") or [],
-            ("mode",),
-            ("calls", "input_tokens", "output_tokens", "cached_tokens"),
-        )
-    return merged
+def cached_share(cached: int, total: int) -> float:
+    """Share of the input tokens the provider served from its prompt cache (billed at the cached-input price)."""
+    return round(cached / total, 4) if total else 0.0

@@ -11,8 +11,9 @@ Decisions clients can rely on:
   line ``Respond with JSON for schema "<name>"``, optionally followed by the schema as JSON; such replies are
   wrapped per ``json_style`` (plain / fenced / preamble), as is ``json_object`` mode.
 * Tokens are words plus punctuation marks; ``max_tokens``/``max_completion_tokens`` cut at exactly that many
-  and set ``finish_reason="length"``. A system message of >= ``cache_min_tokens`` seen before for the same
-  model is reported in ``usage.prompt_tokens_details.cached_tokens`` (128-token blocks).
+  and set ``finish_reason="length"``. The leading prompt tokens already seen for the same model are reported in
+  ``usage.prompt_tokens_details.cached_tokens``: whole ``cache_block_tokens`` blocks, from ``cache_min_tokens``
+  (OpenAI's rule by default; ``prefix_cache.py``).
 * Faults: ``drop`` aborts the connection; ``slow`` stalls ``slow_s`` seconds, then answers; ``malformed`` cuts
   the JSON content of a JSON request, or the HTTP body itself otherwise (openai raises ``json.JSONDecodeError``
   then, not an ``APIError``); ``length`` halves the content; ``refusal`` sets ``message.refusal``. Embeddings

@@ -24,6 +24,7 @@ from wikipersona_data.llm.sim.textgen import (
     message_text,
     paragraph,
     truncate_tokens,
+    user_text,
     words_of,
 )
 
@@ -182,7 +183,7 @@ def _responder_request(plan: ChatPlan, cfg: SimConfig, rng: random.Random, index
 
 
 def _json_text(plan: ChatPlan, cfg: SimConfig, rng: random.Random, index: int, counters: Counter[str]) -> str:
-    vocabulary = words_of(last_user_text(plan.messages))
+    vocabulary = words_of(user_text(plan.messages))
     responder = get_responder(plan.schema_name)
     value: Any
     if responder is not None:

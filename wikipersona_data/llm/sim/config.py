@@ -60,7 +60,10 @@ class SimConfig:
     position_bias_rate: float = 0.0
     """Share of judge votes that prefer answer (a) whatever the answers say."""
     cache_min_tokens: int = 1024
-    """A repeated system prompt at least this long is reported as cached (OpenAI caches from 1024 tokens)."""
+    """A repeated prompt prefix shorter than this is not reported as cached (OpenAI caches from 1024 tokens)."""
+    cache_block_tokens: int = 128
+    """Cached prefixes are counted in blocks of this many tokens (OpenAI: 128; vLLM's default block: 16).
+    The rule is in ``llm/sim/prefix_cache.py``."""
     # The batch API (/v1/files, /v1/batches; llm/sim/batch_api.py)
     batch_delay_s: float = 0.0
     """Seconds from a batch's creation to its completion (its status reads in_progress until then)."""
@@ -100,6 +103,8 @@ class SimConfig:
             raise ConfigError(f"unknown json_style {self.json_style!r}; known: {', '.join(JSON_STYLES)}")
         if not self.models:
             raise ConfigError("models must name at least one model")
+        if self.cache_block_tokens < 1 or self.cache_min_tokens < 0:
+            raise ConfigError("cache_block_tokens must be >= 1 and cache_min_tokens >= 0")
         if not 8 <= self.embedding_dim <= 4096:
             raise ConfigError(f"embedding_dim must be within [8, 4096], got {self.embedding_dim}")
         if not 0 <= self.port <= 65535:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wikipersona_data.llm.sim.textgen import last_user_text, message_text
+from wikipersona_data.llm.sim.textgen import message_text, user_text
 
 SCHEMA_MARKER = re.compile(r'^\s*Respond with JSON for schema "([^"]+)"', re.MULTILINE)
 """The line a client puts in its system message when the endpoint has no ``response_format``."""
@@ -35,8 +35,8 @@ class ResponderRequest:
 
     @property
     def user_text(self) -> str:
-        """The last user message's text, where the task usually is."""
-        return last_user_text(self.messages)
+        """The user messages' text (blank-line separated), where the task is."""
+        return user_text(self.messages)
 
     @property
     def system_text(self) -> str:

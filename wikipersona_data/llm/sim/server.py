@@ -7,7 +7,6 @@ thread only; other threads read or change it by scheduling a coroutine on that l
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import socket
 import threading
@@ -24,15 +23,15 @@ from wikipersona_data.llm.sim.chat import (
     completion_body,
     generate_choice,
     parse_chat,
-    prompt_tokens,
 )
 from wikipersona_data.llm.sim.config import FAULT_KINDS, SimConfig, is_loopback_host
 from wikipersona_data.llm.sim.embeddings import embeddings_body
 from wikipersona_data.llm.sim.faults import EMBEDDING_FAULTS, FaultPlanner
+from wikipersona_data.llm.sim.prefix_cache import PrefixCache, prompt_sequence
 from wikipersona_data.llm.sim.protocol import RequestError, request_hash
 from wikipersona_data.llm.sim.responders import load_stage_responders
 from wikipersona_data.llm.sim.reward import reward_body
-from wikipersona_data.llm.sim.textgen import count_tokens, message_text
+from wikipersona_data.llm.sim.schema_fill import canonical
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE_KEY = web.AppKey("sim_state", object)
@@ -47,7 +46,7 @@ class SimState:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
         self.planner = FaultPlanner(cfg)
-        self.seen_prefixes: set[str] = set()
+        self.prefix_cache = PrefixCache(cfg.cache_block_tokens, cfg.cache_min_tokens)
         self.batch = batch_api.BatchBook()  # files and batches (llm/sim/batch_api.py), kept across resets
         self.reset_stats()
 
@@ -82,18 +81,9 @@ class SimState:
         }
 
     def cached_tokens(self, plan: ChatPlan) -> int:
-        """Tokens of a long system prompt already seen for this model, in 128-token blocks like OpenAI."""
-        first = plan.messages[0]
-        if first.get("role") not in ("system", "developer"):
-            return 0
-        prefix_tokens = 4 + count_tokens(message_text(first))
-        if prefix_tokens < self.cfg.cache_min_tokens:
-            return 0
-        key = hashlib.sha256(f"{plan.model}\0{message_text(first)}".encode()).hexdigest()
-        if key not in self.seen_prefixes:
-            self.seen_prefixes.add(key)
-            return 0
-        return min(prefix_tokens, prompt_tokens(plan)) // 128 * 128
+        """Leading prompt tokens already seen by this server (``prefix_cache.py`` states the rule)."""
+        schema = canonical(plan.schema) if plan.schema is not None and plan.schema_enforced else None
+        return self.prefix_cache.lookup_and_add(plan.model, prompt_sequence(plan.messages, schema))
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:

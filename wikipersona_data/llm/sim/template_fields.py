@@ -47,7 +47,8 @@ def _pieces(template: str) -> tuple[str, ...]:
         path = folder / f"{template}.md"
         if path.is_file():
             text = path.read_text(encoding="utf-8")
-            return tuple(_TAG.split(text.partition("<<<user>>>")[2] or text))
+            user = text.partition("<<<user>>>")[2] or text
+            return tuple(_TAG.split(user.replace("<<<user>>>", "")))  # several user messages read as one text
     raise KeyError(f"no template named {template!r}")
 
 

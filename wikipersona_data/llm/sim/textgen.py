@@ -58,6 +58,19 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def user_text(messages: list[dict[str, Any]]) -> str:
+    """The user messages of the current turn (after the last assistant message), in order, blank-line
+    separated: a prompt may put its shared part (a persona card, an article) and its per-call part (the
+    question) in separate user messages; a re-ask's turn is its correction message alone."""
+    turn: list[str] = []
+    for message in messages:
+        if message.get("role") == "assistant":
+            turn = []
+        elif message.get("role") == "user":
+            turn.append(message_text(message))
+    return "\n\n".join(turn)
+
+
 def words_of(text: str) -> list[str]:
     """Distinct content words in first-seen order (deterministic, case-folded)."""
     seen: dict[str, None] = {}
