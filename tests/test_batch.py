@@ -376,3 +376,24 @@ def test_import_refuses_bad_lines_in_one_line_and_imports_nothing(tmp_path: Path
     report = import_results(work, [path])
     assert report.imported == 0 and calls[0].key in report.failed and "invalid_envelope" in report.failed[calls[0].key]
     assert CallCache(work / "cache").keys() == set()
+
+
+def test_only_chat_and_embeddings_of_deferrable_stages_wait_for_a_batch(tmp_path: Path) -> None:
+    collector = Collector({"b": "batch", "o": "online"}, frozenset({"judge"}))
+    assert collector.wants("b", "judge", CHAT_URL) and collector.wants("b", "judge", "/v1/embeddings")
+    assert not collector.wants("o", "judge", CHAT_URL)  # an online endpoint
+    assert not collector.wants("b", "personas", CHAT_URL)  # a stage that needs its answers now
+    assert not collector.wants("b", "judge", "/classify")  # a reward model: no batch API serves it
+    with pytest.raises(ConfigError, match="need the call cache"):
+        build(_recipe(tmp_path, "batch"), work=tmp_path / "w", progress=False, cache_mode="off")
+
+
+def test_an_offline_endpoint_needs_no_server_and_gets_no_preflight(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    recipe = _recipe(tmp_path, "offline")
+    text = recipe.read_text(encoding="utf-8").replace('profile = "sim"', 'profile = "vllm"', 1)
+    recipe.write_text(text.replace("sim = { unsupported_claim_rate = 0.1, position_bias_rate = 0.1 }\n", ""))
+    with pytest.raises(RepliesPending, match=r"8 requests \(stage describe\)"):
+        build(recipe, work=tmp_path / "w", progress=False)  # nothing listens anywhere: no request was sent
+    calls = batch_files.read_pending(pending_path(tmp_path / "w")).values()
+    assert {c.spec["endpoint"] for c in calls} == {"sim"}  # the cache identity is the endpoint's name

@@ -173,9 +173,9 @@ def test_replay_from_the_cache_gives_the_same_bytes(built: dict, tmp_path: Path)
 def test_estimate_counts_the_reward_calls() -> None:
     recipe = parse_recipe(variant_text(), DEMO)
     questions = 8 * 3 + 4 * 3  # personal per persona + divergent per axis
-    groups = [(g[1], g[4]) for g in plan(recipe) if g[0] == "reward"]  # (stage, model, tokens, out, n[, levels])
+    groups = [(g[1], g[4]) for g in plan(recipe) if g[0] == "reward"]  # (stage, model, tokens, max out, calls, ...)
     assert groups == [("sim-reward", questions * GENERATED), ("sim-embed", questions)]
-    respond_models = {model for stage, model, *_ in plan(recipe) if stage == "respond"}
+    respond_models = {g[1] for g in plan(recipe) if g[0] == "respond"}
     assert respond_models == {"sim-small"}  # no embedding call left in respond
 
 

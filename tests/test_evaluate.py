@@ -323,3 +323,19 @@ def test_budget_stop_keeps_paid_calls_and_resumes(
     # the calls paid before the cap were replayed, not paid again: together they are one fresh run's calls
     assert resumed["cache_hits"] > 0 and resumed["new_calls"] < fresh["new_calls"]
     assert resumed["new_calls"] + resumed["cache_hits"] == fresh["new_calls"] + fresh["cache_hits"]
+
+
+def test_answers_cut_at_the_token_limit_are_judged_and_counted(
+    demo: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, table, err = _run(
+        [str(demo["release"]), "--policy", "respond", "--prefix", "name", "--limit", "6", "--policy-max-tokens", "5",
+         "--no-charts", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o")],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads((tmp_path / "o" / "eval.json").read_text())
+    assert report["complete"] and report["win_rate"]["failures"]["name"] == {"failed": 0, "first": None, "truncated": 6}
+    rows = [json.loads(line) for line in (tmp_path / "o" / "outcomes.jsonl").read_text().splitlines()]
+    assert all(r["truncated"] and r["score"] is not None and len(r["answer"].split()) <= 5 for r in rows)
+    assert "name: 6 answer(s) cut at --policy-max-tokens, judged as cut" in table

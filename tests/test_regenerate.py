@@ -16,7 +16,10 @@ from lifecycle_fixtures import DEMO, SIM, build, demo_build
 from wikipersona_data.llm.sim import SimConfig, SimServer
 from wikipersona_data.stages.fingerprint import stage_fingerprints
 from wikipersona_data.stages.recipe import load_recipe, parse_recipe
-from wikipersona_data.stages.registry import ORDER
+from wikipersona_data.stages.registry import active
+
+ORDER = tuple(s.name for s in active(load_recipe(DEMO)))
+"""The demo's stages in order (the optional reward band is not among them)."""
 
 
 def data_files(release: Path) -> dict[str, bytes]:

@@ -49,7 +49,11 @@ def _ledger(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _failures(rows: list[Outcome]) -> dict[str, Any]:
     failed = [o for o in rows if o.score is None]
-    return {"failed": len(failed), "first": failed[0].failure if failed else None}
+    return {
+        "failed": len(failed),
+        "first": failed[0].failure if failed else None,
+        "truncated": sum(o.truncated for o in rows),
+    }
 
 
 def build_report(
@@ -188,6 +192,8 @@ def _section(kind: str, part: dict[str, Any]) -> list[str]:
     for mode, f in part["failures"].items():
         if f["failed"]:
             lines.append(f"{mode}: {f['failed']} pair(s) not scored (first: {f['first']})")
+        if f.get("truncated"):
+            lines.append(f"{mode}: {f['truncated']} answer(s) cut at --policy-max-tokens, judged as cut")
     return lines
 
 

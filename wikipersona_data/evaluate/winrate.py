@@ -69,6 +69,8 @@ class Outcome:
     answer: str | None = None
     votes: list[dict[str, Any]] = field(default_factory=list)
     position_biased: bool = False
+    truncated: bool = False
+    """The policy's answer was cut at its max_tokens (judged as it is)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class Outcome:
             "failure": self.failure,
             "answer": self.answer,
             "position_biased": self.position_biased,
+            "truncated": self.truncated,
             "votes": self.votes,
         }
 
@@ -102,12 +105,12 @@ async def evaluate_pair(
         model=policy.model,
         messages=messages_for(pair, persona, mode),
         params=params,
+        keep_truncated=True,  # an answer at the token limit is the policy's answer: judged, and counted
     )
     if not reply.ok:
         return Outcome(pair["pair_id"], mode, None, failure=f"policy: {reply.failure}")
     answer = reply.text.strip()
-    if not answer:
-        return Outcome(pair["pair_id"], mode, None, failure="policy: empty answer")
+    truncated = reply.finish_reason == "length"
     card = persona_card(ctx, release.card_persona(pair["persona_id"]), release.description(pair["persona_id"]))  # type: ignore[arg-type]
     judge = Judge(
         ctx, release.card_persona(pair["persona_id"]), Question(pair["question_id"], question_text(pair)), card
@@ -115,7 +118,10 @@ async def evaluate_pair(
     try:
         match = await judge.match(0, Answer(POLICY, answer), Answer(CHOSEN, answer_text(pair["chosen"])))  # type: ignore[arg-type]
     except JudgeFailure as err:
-        return Outcome(pair["pair_id"], mode, None, failure=f"judge: {err}", answer=answer)
+        return Outcome(pair["pair_id"], mode, None, failure=f"judge: {err}", answer=answer, truncated=truncated)
     score = 1.0 if match.outcome == POLICY else 0.0 if match.outcome == CHOSEN else 0.5
     votes = [{"order": v.order, "winner": v.winner, "rationale": v.rationale} for v in match.votes]
-    return Outcome(pair["pair_id"], mode, score, answer=answer, votes=votes, position_biased=match.position_biased)
+    return Outcome(
+        pair["pair_id"], mode, score, answer=answer, votes=votes, position_biased=match.position_biased,
+        truncated=truncated,
+    )  # fmt: skip

@@ -131,6 +131,15 @@ class BatchRounds:
         """Finish the batches an earlier (killed) run journaled: poll the same batches, import their replies."""
         journal = Journal.load(self.dir / "journal.json")
         entries = journal.open_entries()
+        unsent = [e for e in entries if e.state == "prepared"]  # never reached the provider: not paid yet
+        if unsent:
+            self._check_budget(
+                [
+                    c
+                    for e in unsent
+                    for c in batch_files.read_pending(self.dir / "inputs" / f"{e.id}.calls.jsonl").values()
+                ]
+            )
         if entries:
             self.echo(f"batch: resuming {len(entries)} journaled batch(es) of an earlier run")
             await self._run(journal, entries)

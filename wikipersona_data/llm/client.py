@@ -398,11 +398,17 @@ class LLMClient:
         params: Mapping[str, Any] | None = None,
         sample_idx: int = 0,
         max_reasks: int = 0,
+        keep_truncated: bool = False,
     ) -> TextResult:
-        """Free text; truncated (``length``), refused or empty replies are failures, re-asked if allowed."""
+        """Free text; truncated (``length``), refused or empty replies are failures, re-asked if allowed.
+
+        ``keep_truncated``: a reply cut at ``max_tokens`` is the answer (``finish_reason`` says ``length``), as
+        when a policy under evaluation answers at its token limit."""
 
         def accept(reply: Reply) -> tuple[str | None, str | None]:
             why = reply_failure(reply)
+            if why == "length" and keep_truncated and reply.content and reply.content.strip():
+                why = None
             return (reply.content, None) if why is None else (None, why)
 
         run = await self._attempts(

@@ -61,6 +61,10 @@ Echo = Callable[[str], None]  # takes one line of log or report text
 STAGES = registry.ORDER
 
 
+OFFLINE_URL = "http://offline.invalid/v1"
+"""The URL of an offline endpoint without one: nothing is sent there (its calls wait for files)."""
+
+
 def check_endpoint_urls(recipe: Recipe, endpoint_urls: Mapping[str, str] | None) -> dict[str, str]:
     """``--endpoint-url`` names must be recipe endpoints (a typo would silently use another URL)."""
     urls = dict(endpoint_urls or {})
@@ -86,11 +90,13 @@ def endpoint_configs(
             url = base_url or spec.base_url or sim_url
         else:
             url = base_url or os.environ.get("OPENAI_BASE_URL") or spec.base_url
+        if not url and spec.mode == "offline":
+            url = OFFLINE_URL  # answered by files (docs/batch.md); the cache identity is the alias
         if not url:
             raise ConfigError(
                 f"{recipe.source}: endpoints.{name}.base_url: empty; give --base-url or set OPENAI_BASE_URL"
             )
-        alias = spec.alias or ("sim" if spec.profile == "sim" else None)
+        alias = spec.alias or ("sim" if spec.profile == "sim" else name if url == OFFLINE_URL else None)
         configs[name] = EndpointConfig(
             name=name,
             base_url=url,
@@ -216,7 +222,7 @@ async def check_endpoints(ctx: BuildContext) -> None:
     uses = []
     for stage in registry.call_specs():
         spec = getattr(ctx.recipe.stages, stage)
-        if spec is not None:
+        if spec is not None and ctx.recipe.endpoints[spec.endpoint].mode != "offline":  # no server to ask
             api = {"embed": "embed", "reward": f"reward:{getattr(spec, 'route', '')}"}.get(stage, "chat")
             uses.append((spec.endpoint, spec.model, api))
     await preflight(ctx.client, uses)
@@ -281,8 +287,14 @@ def batch_rounds(recipe: Recipe, work: Path, client: Any) -> Any:
     """In batch or offline mode (an endpoint's ``mode``), the client's collector and the rounds that answer
     it (``llm/deferral.py``, ``llm/batches.py``); None when every endpoint is online."""
     modes = {name: spec.mode for name, spec in recipe.endpoints.items()}
-    if all(mode == "online" for mode in modes.values()):
-        return None
+    if all(mode == "online" for mode in modes.values()) or client.cache.mode == "only":
+        return None  # a replay makes no call, so nothing waits for a batch (and no provider is asked)
+    if client.cache.mode == "off":
+        batched = ", ".join(sorted(name for name, mode in modes.items() if mode != "online"))
+        raise ConfigError(
+            f"{recipe.source}: endpoint(s) {batched} in batch/offline mode need the call cache (batch replies "
+            "come back through it): use --cache use or refresh"
+        )
     from wikipersona_data.llm.batches import BatchRounds
     from wikipersona_data.llm.deferral import Collector
 
