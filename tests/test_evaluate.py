@@ -128,10 +128,11 @@ def test_rerun_costs_no_new_calls(full_run: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ oracle policies
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def oracle(demo: dict[str, Any]) -> Iterator[str]:
     """A simulator whose plain answers are the pair's chosen (model oracle-chosen) or rejected (oracle-rejected)
-    answer, looked up by (system prefix, question)."""
+    answer, looked up by (system prefix, question). Per test: the override is the process's 'text' responder
+    while it lasts, so it must not outlive the test that wants it."""
     pairs, personas = read_rows(demo["release"])
     by_id = {p["persona_id"]: p for p in personas}
     answers: dict[tuple[str, str, str], str] = {}
