@@ -74,3 +74,36 @@ def test_a_record_is_a_batch_file_line() -> None:
     record = RequestRecord(custom_id="k" * 64, url=CHAT_URL, body={"model": "m", "messages": []})
     line = json.loads(json.dumps(record.batch_line()))
     assert line == {"custom_id": "k" * 64, "method": "POST", "url": "/v1/chat/completions", "body": record.body}
+
+
+def test_open_model_servers_get_alternating_roles_and_the_same_cache_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A prompt split into two user messages (shared part first, for prompt caching) reaches llama.cpp, vLLM and
+    Ollama as one user message, since open models' chat templates refuse two in a row; OpenAI and the
+    simulator get it as written. The cache key is the same either way (it is computed on the prompt)."""
+    from wikipersona_data.llm.client import LLMClient, alternating
+
+    messages = [
+        {"role": "system", "content": "You answer."},
+        {"role": "user", "content": "Card: likes tea."},
+        {"role": "user", "content": "Question: what to drink?"},
+    ]
+    sent: dict[str, RequestRecord] = {}
+    monkeypatch.setenv("WIKIPERSONA_TEST_NO_KEY", "sk-test")  # OpenAI's profile needs a key to send
+    for profile in ("sim", "llamacpp", "vllm", "ollama", "openai"):
+        transport = InProcessTransport(SimConfig(**SIM))
+        ep = EndpointConfig(name="local", base_url=NOWHERE, profile=profile, api_key_env="WIKIPERSONA_TEST_NO_KEY")
+
+        async def ask(client_transport: InProcessTransport = transport, endpoint: EndpointConfig = ep) -> None:
+            async with LLMClient({"local": endpoint}, transport=client_transport) as client:
+                await client.chat_text(stage="respond", endpoint="local", model="sim-large", messages=messages)
+
+        asyncio.run(ask())
+        (sent[profile],) = transport.records
+    assert sent["sim"].body["messages"] == sent["openai"].body["messages"] == messages
+    joined = [messages[0], {"role": "user", "content": "Card: likes tea.\n\nQuestion: what to drink?"}]
+    for profile in ("llamacpp", "vllm", "ollama"):
+        assert sent[profile].body["messages"] == joined == alternating(messages)
+    assert len({record.custom_id for record in sent.values()}) == 1
+    # an assistant turn in between (a re-ask) is kept: roles already alternate
+    reask = [*messages, {"role": "assistant", "content": "{"}, {"role": "user", "content": "JSON please."}]
+    assert alternating(reask) == [*joined, *reask[3:]]

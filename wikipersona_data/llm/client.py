@@ -704,7 +704,8 @@ class LLMClient:
         sem: dict[str, Any],
         extra: dict[str, Any],
     ) -> _Fetched:
-        request = {"model": model, "messages": messages, **profile.request_params(sem), **extra}
+        sent = alternating(messages) if profile.alternates_roles else messages
+        request = {"model": model, "messages": sent, **profile.request_params(sem), **extra}
         record = RequestRecord(custom_id=key, url=CHAT_URL, body=request)
         max_out = int(sem.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
         return await self._fetch(stage, ep, model, record, spec, estimate_tokens(messages), max_out)
@@ -1069,6 +1070,32 @@ def _reask_params(
         if context is not None:
             grown = min(grown, context - prompt - CONTEXT_MARGIN_TOKENS)
         out["max_tokens"] = max(int(last["max_tokens"]), grown)
+    return out
+
+
+def alternating(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as sent: consecutive text messages of one role joined into one, blank-line separated.
+
+    A template may split its user part in two (the shared card or article first, the per-call question last:
+    docs/llm.md, "Prompt caching"), but the chat templates of many open models (Gemma, Mistral, Llama 2, as
+    served by vLLM, llama.cpp or Ollama) refuse two user messages in a row ("roles must alternate"). Joining
+    keeps the shared text leading, which is all a prefix cache needs. Done for the profiles that serve open
+    models (``Profile.alternates_roles``); OpenAI and the simulator take the messages as they are. The cache key
+    is computed on the template's messages, so it does not depend on this.
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.get("role") == message.get("role")
+            and set(last) == set(message) == {"role", "content"}
+            and isinstance(last["content"], str)
+            and isinstance(message["content"], str)
+        ):
+            out[-1] = {"role": last["role"], "content": f"{last['content']}\n\n{message['content']}"}
+        else:
+            out.append(message)
     return out
 
 

@@ -24,6 +24,11 @@ the endpoint's profile instead of guessing:
   vLLM's automatic prefix caching reuses 16-token blocks; the simulator follows OpenAI's rule unless its
   ``cache_*`` options say otherwise. ``None``: not modelled (ollama, llama.cpp's per-slot cache), expected 0.
 
+* ``alternates_roles``: the server applies the model's own chat template, and many (Gemma, Mistral, Llama 2)
+  refuse two messages of one role in a row ("Conversation roles must alternate"). A template may split its
+  user part for prompt caching (shared part first), so for these servers the client joins consecutive user
+  messages into one before sending (``client.alternating``); the shared text still leads.
+
 Known quirks per server (ecosystem.md section 4):
 
 * **openai**: ``seed`` is best-effort (same seed does not guarantee the same output; check
@@ -77,6 +82,8 @@ class Profile:
     reward_routes: frozenset[str] = frozenset()
     """Reward-model routes the server has (``llm/reward.py``): vLLM's ``/classify``, ``/pooling`` and ``/rerank``;
     llama.cpp only ``/rerank`` (a server started with ``rank`` pooling); OpenAI and Ollama none."""
+    alternates_roles: bool = False
+    """Join consecutive same-role messages before sending (servers that apply open models' chat templates)."""
 
     def sendable_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """``schema`` without this server's unsupported keywords (the same object when there are none)."""
@@ -128,11 +135,30 @@ PROFILES: dict[str, Profile] = {
         prompt_cache=(1024, 128),
     ),
     "vllm": Profile(
-        "vllm", True, True, "max_tokens", True, False, 300.0, 600.0, reward_routes=REWARD_ROUTES, prompt_cache=(0, 16)
+        "vllm",
+        True,
+        True,
+        "max_tokens",
+        True,
+        False,
+        300.0,
+        600.0,
+        reward_routes=REWARD_ROUTES,
+        prompt_cache=(0, 16),
+        alternates_roles=True,
     ),
-    "ollama": Profile("ollama", False, True, "max_tokens", True, False, 600.0, 1800.0),
+    "ollama": Profile("ollama", False, True, "max_tokens", True, False, 600.0, 1800.0, alternates_roles=True),
     "llamacpp": Profile(
-        "llamacpp", True, True, "max_tokens", True, False, 600.0, 1800.0, reward_routes=frozenset({"rerank"})
+        "llamacpp",
+        True,
+        True,
+        "max_tokens",
+        True,
+        False,
+        600.0,
+        1800.0,
+        reward_routes=frozenset({"rerank"}),
+        alternates_roles=True,
     ),
     "sim": Profile(
         "sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES, prompt_cache=(1024, 128)
