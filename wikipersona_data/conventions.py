@@ -19,6 +19,20 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def release_endpoint_options(func: F) -> F:
+    """``--recipe`` and ``--base-url`` of the commands that make calls for an existing release (extend,
+    evaluate): a release never says where calls go, so the endpoints come from the user's recipe only."""
+    func = click.option("--base-url", default=None, help="OpenAI-compatible endpoint for every recipe endpoint.")(func)
+    return click.option(
+        "--recipe",
+        "recipe_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Your recipe: its [endpoints] and [prices] are used (a release never says where calls go); without "
+        "it, only the demo's simulator.",
+    )(func)
+
+
 def progress_option(func: F) -> F:
     """``--progress/--no-progress``; the default (None) means: bars only when stderr is a terminal."""
     return click.option(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from wikipersona_data.conventions import progress_option, quiet_library_bars, want_progress
+from wikipersona_data.conventions import progress_option, quiet_library_bars, release_endpoint_options, want_progress
 from wikipersona_data.errors import ConfigError, WikipersonaError
 
 
@@ -85,15 +85,7 @@ def _folds(text: str | None) -> frozenset[int] | None:
     default=None,
     help="Route the reward model is served on (default: the recipe's reward band's, else classify).",
 )
-@click.option(
-    "--recipe",
-    "recipe_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Your recipe: its [endpoints] and [prices] are used (a release never says where calls go); without it, "
-    "only the demo's simulator.",
-)
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for every recipe endpoint.")
+@release_endpoint_options
 @click.option(
     "--work",
     type=click.Path(path_type=Path),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from wikipersona_data.conventions import progress_option, quiet_library_bars, want_progress
+from wikipersona_data.conventions import progress_option, quiet_library_bars, release_endpoint_options, want_progress
 from wikipersona_data.errors import WikipersonaError
 
 
@@ -135,15 +135,7 @@ class _OrderedOptions(click.Command):
     default=None,
     help="Work dir of the build (default: work/<recipe> beside RELEASE; its path is printed).",
 )
-@click.option(
-    "--recipe",
-    "recipe_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Your recipe: its [endpoints] and [prices] are used (a release never says where calls go); without it, "
-    "only the demo's simulator.",
-)
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for every recipe endpoint.")
+@release_endpoint_options
 @click.option(
     "--cache",
     "cache_mode",
