@@ -397,3 +397,41 @@ def test_an_offline_endpoint_needs_no_server_and_gets_no_preflight(tmp_path: Pat
         build(recipe, work=tmp_path / "w", progress=False)  # nothing listens anywhere: no request was sent
     calls = batch_files.read_pending(pending_path(tmp_path / "w")).values()
     assert {c.spec["endpoint"] for c in calls} == {"sim"}  # the cache identity is the endpoint's name
+
+
+def test_a_batch_cancelled_at_the_provider_is_submitted_again_and_completes(tmp_path: Path) -> None:
+    """Someone cancels the build's batch at the provider (a dashboard, another script): its requests got no
+    reply, so they count one attempt each and go into the next round's batch; nothing is lost or paid twice."""
+    import threading
+
+    with SimServer(SimConfig(batch_delay_s=1.0)) as sim:
+        batch = _Batch(tmp_path, sim)
+        cancelled: list[str] = []
+
+        def cancel_the_first_batch() -> None:
+            with httpx2.Client(base_url=sim.base_url, timeout=5) as http:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline and not cancelled:
+                    listed = http.get("/batches").json()["data"]
+                    if listed:
+                        reply = http.post(f"/batches/{listed[-1]['id']}/cancel").json()
+                        cancelled.append(reply["status"])
+                    else:
+                        time.sleep(0.02)
+
+        canceller = threading.Thread(target=cancel_the_first_batch)
+        canceller.start()
+
+        async def run() -> list[Any]:
+            try:
+                return await batch.ask(PROMPTS[:5])
+            finally:
+                await batch.close()
+
+        results = asyncio.run(run())
+        canceller.join()
+        stats, submissions = sim.stats(), sim.batch_submissions()
+    assert cancelled == ["cancelled"]
+    assert all(r.ok for r in results) and all(batch.cache.contains(r.call_keys[0]) for r in results)
+    assert stats["batches_created"] == 2 and set(submissions.values()) == {2}
+    assert any("cancelled" in line for line in batch.lines)
