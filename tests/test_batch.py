@@ -435,3 +435,15 @@ def test_a_batch_cancelled_at_the_provider_is_submitted_again_and_completes(tmp_
     assert all(r.ok for r in results) and all(batch.cache.contains(r.call_keys[0]) for r in results)
     assert stats["batches_created"] == 2 and set(submissions.values()) == {2}
     assert any("cancelled" in line for line in batch.lines)
+
+
+def test_an_unchanged_batch_is_not_reported_on_every_poll(tmp_path: Path) -> None:
+    """A batch polled often while nothing changes gets one progress line per state, not one per poll (the
+    elapsed time alone does not make a new line; an unchanged state is repeated once a minute)."""
+    results, stats, _, batch = _ask(tmp_path, SimConfig(batch_delay_s=2.5), PROMPTS[:3])
+    assert all(r.ok for r in results)
+    polls = stats["requests_by_route"].get("/v1/batches/{batch_id}", 0)
+    progress = [line for line in batch.lines if line.startswith("batch ") and line.endswith("elapsed")]
+    assert polls >= 20, stats["requests_by_route"]  # polled every 0.02 s for 2.5 s
+    waiting = [line for line in progress if ": in_progress, 0/3 done" in line]
+    assert len(waiting) == 1 and len(progress) == len({line.rsplit(", ", 1)[0] for line in progress}), progress

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -51,6 +52,7 @@ from wikipersona_data.llm.deferral import PendingCall
 Echo = Callable[[str], None]
 
 FINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+PROGRESS_EVERY_S = 60.0  # an unchanged batch's progress line is repeated this often
 MAX_RESULT_BYTES = 4 * 1024**3
 """Largest output or error file downloaded (streamed to disk): far above 50,000 honest replies."""
 DOWNLOAD_TIMEOUT_S = 1800.0
@@ -283,7 +285,7 @@ class BatchRounds:
         failures: list[str] = []
         waiting = [e for e in entries if e.state == "submitted"]
         started = time.monotonic()
-        shown: dict[str, str] = {}
+        shown: dict[str, tuple[str, float]] = {}  # entry -> (its last state line without the time, when shown)
         while waiting:
             for entry in list(waiting):
                 sdk, headers = self._sdk_for(entry.endpoint)
@@ -292,10 +294,13 @@ class BatchRounds:
                     entry,
                     "retrieve",
                 )
-                line = self._progress(entry, batch, time.monotonic() - started)
-                if shown.get(entry.id) != line:
-                    shown[entry.id] = line
-                    self.echo(line)
+                now = time.monotonic()
+                state = self._progress(entry, batch)
+                last_state, last_time = shown.get(entry.id, ("", -math.inf))
+                if state != last_state or now - last_time >= PROGRESS_EVERY_S:
+                    shown[entry.id] = (state, now)
+                    minutes, seconds = divmod(int(now - started), 60)
+                    self.echo(f"{state}, {minutes}:{seconds:02d} elapsed")
                 if batch.status not in FINAL:
                     continue
                 waiting.remove(entry)
@@ -313,16 +318,15 @@ class BatchRounds:
         return failures
 
     @staticmethod
-    def _progress(entry: Entry, batch: Any, elapsed: float) -> str:
+    def _progress(entry: Entry, batch: Any) -> str:
+        """The batch's state as a progress line (the caller adds the elapsed time): printed when it changes,
+        and otherwise once every ``PROGRESS_EVERY_S``, so a day-long batch polled every few seconds does not
+        print a line per poll."""
         counts = batch.request_counts
         done = counts.completed if counts is not None else 0
         failed = counts.failed if counts is not None else 0
         total = counts.total if counts is not None and counts.total else entry.requests
-        minutes, seconds = divmod(int(elapsed), 60)
-        return (
-            f"batch {entry.batch_id} (model {entry.model}): {batch.status}, {done}/{total} done, {failed} failed, "
-            f"{minutes}:{seconds:02d} elapsed"
-        )
+        return f"batch {entry.batch_id} (model {entry.model}): {batch.status}, {done}/{total} done, {failed} failed"
 
     def _failed_line(self, entry: Entry, batch: Any) -> str:
         errors = getattr(batch, "errors", None)
