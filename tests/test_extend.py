@@ -359,3 +359,53 @@ def test_default_work_dir_is_beside_the_release_and_named(
     assert "release OK" in out and "written to" in out
     assert list(elsewhere.iterdir()) == []
     assert (home / "demo-release-v0.2.0" / "manifest.json").is_file()
+
+
+def test_extend_in_batch_mode_gives_the_online_extension_at_the_batch_price(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same extension, once online and once with the recipe's endpoint in batch mode (rounds of the
+    simulator's batch API), from two copies of the release and its work dir: the same data files; the batch
+    one paid through batches only, at half the price."""
+    base = demo_build(tmp_path_factory)
+    title, category = extension_person(AXIS)
+    recipe_text = (ROOT / "builders" / "demo.toml").read_text(encoding="utf-8")
+    anchor = "max_concurrency = 16\n"
+    assert anchor in recipe_text
+    results = {}
+    for mode in ("online", "batch"):
+        root = tmp_path_factory.mktemp(f"extend-{mode}")
+        shutil.copytree(base["work"], root / "work")
+        shutil.copytree(base["release"], root / "release-v0.1.0")
+        recipe = root / "recipe.toml"
+        recipe.write_text(recipe_text.replace(anchor, f'{anchor}mode = "{mode}"\nbatch_poll_s = 0.02\n'), "utf-8")
+        with SimServer(SimConfig(**SIM)) as sim:
+            out = extend_release(
+                root / "release-v0.1.0",
+                [Addition(title, ((AXIS, category),))],
+                out=root / "release-v0.2.0",
+                work=root / "work",
+                base_url=sim.base_url,
+                recipe_path=recipe,
+                progress=False,
+                echo=lambda _msg: None,
+            )
+            stats = sim.stats()
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        data = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
+        results[mode] = (stats, manifest, data)
+    (online_stats, online_manifest, online_data), (batch_stats, batch_manifest, batch_data) = results.values()
+    assert batch_data == online_data and len(batch_data) == 3
+    assert online_stats.get("batches_created", 0) == 0 and batch_stats["batches_created"] > 0
+    assert set(batch_stats["requests_by_route"]) <= {
+        "/v1/files", "/v1/files/{file_id}/content", "/v1/batches", "/v1/batches/{batch_id}", "/v1/models",
+        "/v1/chat/completions", "/v1/embeddings",  # the preflight's tiny online calls
+    }  # fmt: skip
+    assert batch_stats["requests_by_route"].get("/v1/chat/completions", 0) <= 2
+    online_modes = {m["mode"]: m for m in online_manifest["data"]["ledger"]["by_mode"]}
+    batch_modes = {m["mode"]: m for m in batch_manifest["data"]["ledger"]["by_mode"]}
+    assert set(online_modes) == {"online"} and set(batch_modes) == {"online", "batch"}
+    added = online_modes["online"]["calls"] - batch_modes["online"]["calls"]  # the release's own calls are online
+    assert batch_modes["batch"]["calls"] == added > 0
+    online_cost = online_modes["online"]["cost_usd"] - batch_modes["online"]["cost_usd"]
+    assert 0.4 * online_cost < batch_modes["batch"]["cost_usd"] < 0.6 * online_cost  # half, up to cache hits
