@@ -340,3 +340,20 @@ def test_answers_cut_at_the_token_limit_are_judged_and_counted(
     rows = [json.loads(line) for line in (tmp_path / "o" / "outcomes.jsonl").read_text().splitlines()]
     assert all(r["truncated"] and r["score"] is not None and len(r["answer"].split()) <= 5 for r in rows)
     assert "name: 6 answer(s) cut at --policy-max-tokens, judged as cut" in table
+
+
+def test_a_rerun_without_charts_leaves_no_stale_chart(
+    demo: dict[str, Any], full_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Charts describe the eval.json beside them: a rerun into the same folder that draws fewer (here none)
+    removes the earlier run's, instead of leaving figures of another run next to the new numbers."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(full_run["root"] / "out", out)
+    assert sorted((out / "charts").glob("*.png"))  # the full run drew some
+    args = [str(demo["release"]), "--policy", "respond", "--prefix", "none", "--work", str(full_run["root"] / "work")]
+    code, _, err = _run([*args, "--out", str(out), "--cache", "only", "--no-charts"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "eval.json").read_text(encoding="utf-8"))["win_rate"]["by_mode"].keys() == {"none"}
+    assert not list((out / "charts").glob("*.png"))

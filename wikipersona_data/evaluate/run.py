@@ -124,6 +124,8 @@ def evaluate(options: EvalOptions, echo: Echo = _quiet) -> EvalResult:
     report = build_report(options, release, pairs, targets, outcomes, summaries, ledger)
     result = EvalResult(out=out, report=report, table=table_lines(report))
     _write(out, report, outcomes)
+    for stale in sorted((out / "charts").glob("*.png")):  # an earlier run's charts must not outlive its eval.json
+        stale.unlink()
     if options.charts:
         result.charts, note = _charts(out, report)
         if note:
