@@ -231,33 +231,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return await _serve(request, state, key, frozenset(FAULT_KINDS), build, arrived)
 
 
-async def embeddings(request: web.Request) -> web.StreamResponse:
-    arrived = asyncio.get_running_loop().time()
-    state = _state(request)
-    try:
-        body, key = await _read_json(request)
-        reply = embeddings_body(body, state.cfg)
-    except RequestError as err:
-        state.by_outcome[str(err.status)] += 1
-        return _error(err)
-    state.by_model[body["model"]] += 1
-
-    def build(outcome: str) -> str:
-        text = json.dumps(reply)
-        return text[: len(text) // 2] if outcome == "malformed" else text
-
-    return await _serve(request, state, key, EMBEDDING_FAULTS, build, arrived)
-
-
-def _reward_route(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """vLLM's ``/classify`` or ``/pooling`` (chat form) with the simulated reward model (``sim/reward.py``)."""
+def _json_route(
+    reply_for: Callable[[dict[str, Any], SimConfig], dict[str, Any]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A route answered with one JSON body built from the request (embeddings, reward models), under the
+    embeddings' faults (a malformed reply is the body cut in half)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         arrived = asyncio.get_running_loop().time()
         state = _state(request)
         try:
             body, key = await _read_json(request)
-            reply = reward_body(body, state.cfg, route)
+            reply = reply_for(body, state.cfg)
         except RequestError as err:
             state.by_outcome[str(err.status)] += 1
             return _error(err)
@@ -270,6 +255,14 @@ def _reward_route(route: str) -> Callable[[web.Request], Awaitable[web.StreamRes
         return await _serve(request, state, key, EMBEDDING_FAULTS, build, arrived)
 
     return handler
+
+
+embeddings = _json_route(embeddings_body)
+
+
+def _reward_route(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """vLLM's ``/classify``, ``/pooling`` or ``/rerank`` with the simulated reward model (``sim/reward.py``)."""
+    return _json_route(lambda body, cfg: reward_body(body, cfg, route))
 
 
 async def _serve(
