@@ -83,6 +83,11 @@ def test_v1_recipe_has_the_papers_shape() -> None:
         ),
         ('version = "0.1.0"', 'version = "one"', "version:"),
         ('name = "demo"', 'name = "demo" "x"', "invalid TOML"),
+        (
+            'profile = "sim"\nbase_url = ""',
+            'profile = "vllm"\nmode = "batch"\nbase_url = "http://127.0.0.1:9/v1"',
+            "endpoints.sim: mode 'batch' needs a server with the OpenAI Batch API (/v1/batches); profile 'vllm'",
+        ),
     ],
 )
 def test_recipe_errors_are_one_line_naming_the_key(

@@ -24,6 +24,15 @@ the endpoint's profile instead of guessing:
   vLLM's automatic prefix caching reuses 16-token blocks; the simulator follows OpenAI's rule unless its
   ``cache_*`` options say otherwise. ``None``: not modelled (ollama, llama.cpp's per-slot cache), expected 0.
 
+* ``batch_api``: whether the server has the OpenAI Batch API (``/v1/files``, ``/v1/batches``, at half the
+  list price): OpenAI and the simulator. vLLM has none (``vllm run-batch`` reads the same JSONL offline, on
+  your own GPUs: an endpoint's ``mode = "offline"``), nor have llama.cpp and Ollama; a recipe that puts such an
+  endpoint in ``mode = "batch"`` is refused at load, and ``wikipersona estimate`` gives its calls no discount.
+* ``schema_in_prompt``: whether an enforced ``response_format`` schema is part of the prompt the server counts
+  (and caches): OpenAI places it before the system message, and the simulator does the same; vLLM and
+  llama.cpp compile it into a decoding grammar and never show it to the model. A schema stated in the prompt
+  (``json_schema = "instructed"``) is prompt text on every server. ``wikipersona estimate`` counts it.
+
 * ``alternates_roles``: the server applies the model's own chat template, and many (Gemma, Mistral, Llama 2)
   refuse two messages of one role in a row ("Conversation roles must alternate"). A template may split its
   user part for prompt caching (shared part first), so for these servers the client joins consecutive user
@@ -84,6 +93,10 @@ class Profile:
     llama.cpp only ``/rerank`` (a server started with ``rank`` pooling); OpenAI and Ollama none."""
     alternates_roles: bool = False
     """Join consecutive same-role messages before sending (servers that apply open models' chat templates)."""
+    batch_api: bool = False
+    """The server has the OpenAI Batch API (``/v1/files``, ``/v1/batches``) at the batch price."""
+    schema_in_prompt: bool = False
+    """An enforced ``response_format`` schema counts as prompt tokens, ahead of the messages."""
 
     def sendable_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """``schema`` without this server's unsupported keywords (the same object when there are none)."""
@@ -133,6 +146,8 @@ PROFILES: dict[str, Profile] = {
         300.0,
         OPENAI_UNSUPPORTED,
         prompt_cache=(1024, 128),
+        batch_api=True,
+        schema_in_prompt=True,
     ),
     "vllm": Profile(
         "vllm",
@@ -161,7 +176,18 @@ PROFILES: dict[str, Profile] = {
         alternates_roles=True,
     ),
     "sim": Profile(
-        "sim", True, True, "max_tokens", True, False, 60.0, 300.0, reward_routes=REWARD_ROUTES, prompt_cache=(1024, 128)
+        "sim",
+        True,
+        True,
+        "max_tokens",
+        True,
+        False,
+        60.0,
+        300.0,
+        reward_routes=REWARD_ROUTES,
+        prompt_cache=(1024, 128),
+        batch_api=True,
+        schema_in_prompt=True,
     ),
 }
 

@@ -133,6 +133,19 @@ class EndpointSpec(_Strict):
         description="Bytes per batch input file (the OpenAI limit: 200 MB).",
     )
 
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> EndpointSpec:
+        """Refused at load, not after the first round's requests were collected: vLLM, llama.cpp and Ollama
+        have no ``/v1/batches`` (an offline ``vllm run-batch`` is ``mode = "offline"``)."""
+        from wikipersona_data.llm.profiles import get_profile
+
+        if self.mode == "batch" and not get_profile(self.profile).batch_api:
+            raise ValueError(
+                f"mode 'batch' needs a server with the OpenAI Batch API (/v1/batches); profile {self.profile!r} "
+                'has none: use mode = "offline" (vllm run-batch, docs/batch.md) or "online"'
+            )
+        return self
+
     @field_validator("sim")
     @classmethod
     def _sim_stays_on_loopback(cls, value: dict[str, Any]) -> dict[str, Any]:
