@@ -1,10 +1,11 @@
 """What batch APIs and prompt caching do to the cost of a build (issue 13, items 5 and 6).
 
 Part 1, the v1 recipe (builders/wikipersona-v1.toml), estimated: upper-bound cost per stage online, through
-a batch API (50 % of list prices), and through a batch API with the prompt-cache hits the endpoint's rule
-gives on the prompts' shared leading messages (rendered from the real templates: `wikipersona estimate`).
-The v1 endpoints are OpenAI's, whose cache starts at 1024 shared tokens; the same prompts on a vLLM server
-(16-token blocks) are shown beside it, to say how much of the share the 1024-token minimum costs.
+a batch API where the server has one (50 % of list prices), with the prompt-cache hits the endpoint's rule
+gives on the prompts' shared leading parts (rendered from the real templates and reply schemas: `wikipersona
+estimate`), and as configured (OpenAI through its Batch API, zephyr-7b-beta answering offline on vLLM at
+GPU-time prices, the reward model online). Beside it, the same build with every call bought from OpenAI
+(answers by gpt-4.1-mini), online, batch, batch + OpenAI's cache, and its prompts under vLLM's cache rule.
 
 Part 2, the demo recipe built against the simulator: the cached-input share per stage the simulator measured
 (``usage.prompt_tokens_details.cached_tokens`` summed in the manifest's ledger) next to the share the
@@ -40,42 +41,62 @@ def _usd(value: float | None) -> str:
     return "n/a" if value is None else f"{value:9.2f}"
 
 
+def _all_api(text: str) -> str:
+    """The v1 recipe with every LLM call on OpenAI (answers by gpt-4.1-mini at its list price), as v1 was
+    before its answers moved to zephyr-7b-beta on vLLM: what the same build costs bought entirely from an API."""
+    text = text.replace(
+        'endpoint = "gen"\nmodel = "HuggingFaceH4/zephyr-7b-beta"', 'endpoint = "openai"\nmodel = "gpt-4.1-mini"'
+    )
+    return text + '\n[prices."gpt-4.1-mini"]\ninput = 0.4\ncached_input = 0.1\noutput = 1.6\n'
+
+
 def _vllm_endpoints(text: str) -> str:
     """The recipe with every OpenAI endpoint modelled as vLLM (same prices): only the cache rule changes."""
-    return text.replace('profile = "openai"', 'profile = "vllm"')
+    return text.replace('profile = "openai"', 'profile = "vllm"').replace('mode = "batch"', 'mode = "online"')
 
 
 def part_v1() -> None:
-    recipe = load_recipe(V1, check_dump=False)
-    openai_table = estimate(recipe)
-    vllm_table = estimate(parse_recipe(_vllm_endpoints(V1.read_text(encoding="utf-8")), V1))
-    vllm_rows = {(r["stage"], r["model"]): r for r in vllm_table["by_stage_model"]}
-    print("v1 recipe, estimated upper bound (output at max_tokens), USD")
+    table = estimate(load_recipe(V1, check_dump=False))
+    text = V1.read_text(encoding="utf-8")
+    api = estimate(parse_recipe(_all_api(text), V1))
+    api_vllm = estimate(parse_recipe(_vllm_endpoints(_all_api(text)), V1))
+    print("v1 recipe as configured, estimated upper bound (output at max_tokens), USD")
     head = (
-        f"{'stage':<10}{'model':<32}{'online':>9}{'batch':>9}{'cache':>7}{'batch+cache':>12}"
-        f"{'| vLLM rule: cache':>19}{'batch+cache':>12}"
+        f"{'stage':<10}{'model':<32}{'mode':>8}{'online':>9}{'batch':>9}{'cache':>7}{'batch+cache':>12}"
+        f"{'configured':>11}"
     )
     print(head)
     print("-" * len(head))
-    rows = sorted(openai_table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"]))
+    rows = sorted(table["by_stage_model"], key=lambda r: (pipeline_rank(r["stage"]), r["model"]))
     for row in rows:
-        v = vllm_rows[(row["stage"], row["model"])]
         print(
-            f"{row['stage']:<10}{row['model'][:31]:<32}{_usd(row['cost_usd'])}{_usd(row['batch_cost_usd'])}"
-            f"{row['cache_share']:>7.0%}{_usd(row['batch_cached_cost_usd']):>12}"
-            f"{v['cache_share']:>19.0%}{_usd(v['batch_cached_cost_usd']):>12}"
+            f"{row['stage']:<10}{row['model'][:31]:<32}{row['mode']:>8}{_usd(row['cost_usd'])}"
+            f"{_usd(row['batch_cost_usd'])}{row['cache_share']:>7.0%}{_usd(row['batch_cached_cost_usd']):>12}"
+            f"{_usd(row['configured_cost_usd']):>11}"
         )
-    t, v = openai_table["totals"], vllm_table["totals"]
+    t = table["totals"]
     print("-" * len(head))
     print(
-        f"{'total':<42}{_usd(t['cost_usd'])}{_usd(t['batch_cost_usd'])}{t['cache_share']:>7.0%}"
-        f"{_usd(t['batch_cached_cost_usd']):>12}{v['cache_share']:>19.0%}{_usd(v['batch_cached_cost_usd']):>12}"
+        f"{'total':<50}{_usd(t['cost_usd'])}{_usd(t['batch_cost_usd'])}{t['cache_share']:>7.0%}"
+        f"{_usd(t['batch_cached_cost_usd']):>12}{_usd(t['configured_cost_usd']):>11}"
+    )
+    by_mode = ", ".join(f"{mode} ${cost:.2f}" for mode, cost in t["modes"].items())
+    print(
+        f"configured = each endpoint's mode ({by_mode}); goal <= $150: "
+        f"{'met' if t['configured_cost_usd'] <= 150 else 'NOT met'} (${t['configured_cost_usd']:.2f})"
+    )
+    a, v = api["totals"], api_vllm["totals"]
+    print()
+    print("the same build with every call on OpenAI (answers by gpt-4.1-mini), side by side")
+    print(f"  online               : {_usd(a['cost_usd'])}")
+    print(f"  batch                : {_usd(a['batch_cost_usd'])}  (x{a['batch_cost_usd'] / a['cost_usd']:.3f})")
+    print(f"  batch + cache, OpenAI: {_usd(a['batch_cached_cost_usd'])}  (cache {a['cache_share']:.0%})")
+    print(
+        f"  online + cache, vLLM rule, same prices: {_usd(v['online_cached_cost_usd'])}  (cache {v['cache_share']:.0%})"
     )
     print(
-        f"ratios to online: batch x{t['batch_cost_usd'] / t['cost_usd']:.3f}, batch+cache (OpenAI rule) "
-        f"x{t['batch_cached_cost_usd'] / t['cost_usd']:.3f}, batch+cache (vLLM rule) "
-        f"x{v['batch_cached_cost_usd'] / t['cost_usd']:.3f}; goal <= $150: "
-        f"{'met' if t['batch_cached_cost_usd'] <= 150 else 'NOT met'} (${t['batch_cached_cost_usd']:.2f})"
+        f"  v1 as configured     : {_usd(t['configured_cost_usd'])}  "
+        f"(x{t['configured_cost_usd'] / a['cost_usd']:.3f} of all-API online)"
     )
 
 

@@ -349,6 +349,52 @@ def test_offline_export_and_import_round_trip_continues_the_build(tmp_path: Path
     assert bad["custom_id"] in now and not set(now) & (set(first) - {bad["custom_id"]})  # the build went on
 
 
+def test_the_v1_shape_api_calls_in_batches_and_answers_from_vllm_files_gives_the_online_bytes(tmp_path: Path) -> None:
+    """builders/wikipersona-v1.toml's shape on the demo: the API endpoint in batch mode, the answers from an
+    offline vLLM endpoint (``vllm run-batch`` files, answered here over HTTP as vLLM would), in rounds, to the
+    same recipe's online build's bytes (the vLLM profile joins the templates' user messages before sending, for
+    chat templates that want alternating roles, so its answers are not the sim profile's golden ones)."""
+    text = _recipe(tmp_path, "batch", "batch_poll_s = 0.02\n").read_text(encoding="utf-8")
+    gen = '[endpoints.gen]\nprofile = "vllm"\nmode = "offline"\nalias = "sim"\n\n'
+    text = text.replace("[prices.sim-large]", gen + "[prices.sim-large]", 1)
+    text = text.replace('[stages.respond]\nendpoint = "sim"', '[stages.respond]\nendpoint = "gen"', 1)
+    recipe, work = tmp_path / "v1-shape.toml", tmp_path / "work"
+    recipe.write_text(text, encoding="utf-8")
+    offline_rounds, exported = 0, 0
+    with SimServer(SimConfig(**SIM)) as sim:
+        while True:
+            try:
+                release = build(recipe, work=work, base_url=sim.base_url, progress=False, echo=lambda _line: None)
+                break
+            except RepliesPending as pending:
+                assert "(stage respond)" in str(pending)  # only the answers wait for files
+                offline_rounds += 1
+                assert offline_rounds <= 6, "the offline rounds do not end"
+                files = export(work, 2)
+                bodies = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+                exported += len(bodies)
+                assert {b["body"]["model"] for b in bodies} == {"sim-small"}
+                chats = [b["body"]["messages"] for b in bodies if b["url"] == CHAT_URL]
+                assert chats and all(m[i]["role"] != m[i + 1]["role"] for m in chats for i in range(len(m) - 1))
+                results = tmp_path / f"results-{offline_rounds}.jsonl"
+                _answer(sim.base_url, files, results)
+                report = import_results(work, [results])
+                assert report.imported == len(bodies) and not report.failed
+        stats, submissions = sim.stats(), sim.batch_submissions()
+        online = tmp_path / "v1-shape-online.toml"
+        online.write_text(text.replace('mode = "batch"\n', "").replace('mode = "offline"\n', ""), encoding="utf-8")
+        online_release = build(online, work=tmp_path / "online", base_url=sim.base_url, progress=False)
+
+    def data(folder: Path) -> dict[str, str]:
+        return {str(p.relative_to(folder / "data")): _sha256(p) for p in (folder / "data").rglob("*.parquet")}
+
+    assert data(release) == data(online_release) and len(data(release)) == 3
+    ledger = json.loads((release / "manifest.json").read_text(encoding="utf-8"))["data"]["ledger"]
+    modes = {m["mode"]: m["calls"] for m in ledger["by_mode"]}
+    assert modes == {"batch": len(submissions), "offline": exported} and stats["batches_created"] >= 4
+    assert set(submissions.values()) == {1}  # nothing paid twice
+
+
 def test_import_refuses_bad_lines_in_one_line_and_imports_nothing(tmp_path: Path, capsys) -> None:
     work = tmp_path / "work"
     calls = [_call(f"{i:064x}", "sim-small") for i in range(2)]

@@ -77,7 +77,7 @@ def test_estimate_json_in_pipeline_order(capsys: pytest.CaptureFixture[str]) -> 
     assert stages == sorted(stages, key=order.index)
     assert data["totals"]["calls"] == sum(r["calls"] for r in data["by_stage_model"])
     assert main(["estimate", str(DEMO)]) == 0
-    text_stages = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-3]]  # - rule, total, note
+    text_stages = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-4]]  # rule, total, 2 notes
     assert text_stages == stages
 
 

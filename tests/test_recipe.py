@@ -50,7 +50,10 @@ def test_v1_recipe_has_the_papers_shape() -> None:
     assert "Elizabeth II" not in titles
     assert recipe.counts.personal_questions == 100 and recipe.counts.divergent_questions == 100
     assert recipe.counts.candidates_kept == 4 and recipe.split.persona_folds == 5
-    assert {n: e.profile for n, e in recipe.endpoints.items()} == {"openai": "openai", "rm": "vllm"}
+    assert {n: e.profile for n, e in recipe.endpoints.items()} == {"openai": "openai", "gen": "vllm", "rm": "vllm"}
+    # the paper's generator answers, offline on vLLM; the OpenAI calls go through its Batch API
+    assert recipe.stage("respond").model == "HuggingFaceH4/zephyr-7b-beta" and recipe.stage("respond").endpoint == "gen"
+    assert (recipe.endpoints["gen"].mode, recipe.endpoints["openai"].mode) == ("offline", "batch")
     reward = recipe.stages.reward  # the paper's 50 -> 20 -> 4: reward band, then diversity
     assert reward is not None and reward.endpoint == "rm" and reward.band_position == "tightest"
     assert (recipe.counts.candidates_generated, reward.band, recipe.counts.candidates_kept) == (50, 20, 4)

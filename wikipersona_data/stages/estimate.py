@@ -17,9 +17,12 @@ turns that into cached tokens, the first call of every group paying in full (:fu
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from wikipersona_data.stages.recipe import AxisSpec, Recipe
 from wikipersona_data.stages.templates import load_template
@@ -76,9 +79,45 @@ class LossFree:
     def q_divergent(self) -> int:
         return len(self.divergent_axes) * self.recipe.counts.divergent_questions
 
-    def group(self, stage: str, n: int, tokens: int, levels: tuple[CacheLevel, ...] = ()) -> list[CallGroup]:
+    def group(
+        self,
+        stage: str,
+        n: int,
+        tokens: int,
+        levels: tuple[CacheLevel, ...] = (),
+        schema: type[BaseModel] | None = None,
+        schema_shared: bool = True,
+    ) -> list[CallGroup]:
+        """``n`` calls of ``tokens`` prompt tokens (the rendered messages), plus their reply ``schema`` where the
+        stage's server reads it as prompt (:func:`schema_tokens`). The schema leads the prompt, so a schema
+        shared by the group lengthens every shared level, and one that differs per call (describe's ``enum``
+        of the article's sentence ids) leaves nothing shared."""
+        if not n:
+            return []
         spec = self.recipe.stage(stage)
-        return [(stage, spec.model, tokens, spec.max_tokens, n, levels)] if n else []
+        extra = schema_tokens(self.recipe, stage, schema) if schema is not None else 0
+        if extra:
+            levels = tuple((t + extra, calls) for t, calls in levels) if schema_shared else ()
+        return [(stage, spec.model, tokens + extra, spec.max_tokens, n, levels)]
+
+
+def schema_tokens(recipe: Recipe, stage: str, schema: type[BaseModel]) -> int:
+    """Prompt tokens the reply schema adds to each call of ``stage`` on its endpoint: the strict schema as sent,
+    where the server counts it (``Profile.schema_in_prompt``: OpenAI, the simulator) or where it is stated in
+    the prompt (a server that does not enforce schemas, or ``json_schema = "instructed"``); none where it only
+    steers decoding (vLLM, llama.cpp)."""
+    from wikipersona_data.llm.ledger import estimate_tokens
+    from wikipersona_data.llm.profiles import get_profile
+    from wikipersona_data.llm.structured import strict_schema
+
+    endpoint = recipe.endpoints.get(recipe.stage(stage).endpoint)
+    if endpoint is None:
+        return 0
+    profile = get_profile(endpoint.profile)
+    enforced = profile.enforces_json_schema if endpoint.json_schema is None else endpoint.json_schema == "enforced"
+    if enforced and not profile.schema_in_prompt:
+        return 0
+    return estimate_tokens(json.dumps(profile.sendable_schema(strict_schema(schema))))
 
 
 def shared(leading: list[int], calls_sharing: list[float]) -> tuple[CacheLevel, ...]:
@@ -123,6 +162,8 @@ def plan(recipe: Recipe) -> list[CallGroup]:
 
 
 def personas_calls(sizes: LossFree) -> list[CallGroup]:
+    from wikipersona_data.stages.personas import CategoryEvidence, candidates_schema
+
     out: list[CallGroup] = []
     for axis in sizes.recipe.axes:
         if axis.auto_select is None:
@@ -130,15 +171,18 @@ def personas_calls(sizes: LossFree) -> list[CallGroup]:
         sel = axis.auto_select
         lead = _leading_tokens("personas_candidates", axis=axis.name, category="x", n=sel.candidates)
         n = len(axis.categories)
-        out += sizes.group("personas", n, lead[-1], shared(lead, [n]))
+        schema = candidates_schema(sizes.recipe.stage("personas").max_tokens, sel.candidates)
+        out += sizes.group("personas", n, lead[-1], shared(lead, [n]), schema)
         sentences = [{"id": f"{i}.0", "text": _text(WORDS_PER_SENTENCE)} for i in range(60)]
         lead = _leading_tokens("personas_evidence", title="x", name="x", axis="x", category="x", sentences=sentences)
         n = len(axis.categories) * sel.candidates  # one article per candidate: only the system text is shared
-        out += sizes.group("personas", n, lead[-1], shared(lead, [n]))
+        out += sizes.group("personas", n, lead[-1], shared(lead, [n]), CategoryEvidence)
     return out
 
 
 def describe_calls(sizes: LossFree) -> list[CallGroup]:
+    from wikipersona_data.stages.describe import description_schema
+
     n = sizes.recipe.counts.description_max_sentences
     sentences = [{"id": f"{i}.0", "text": _text(WORDS_PER_SENTENCE)} for i in range(n)]
     lead = _leading_tokens(
@@ -151,12 +195,17 @@ def describe_calls(sizes: LossFree) -> list[CallGroup]:
         max_claims=16,
         claim_words=30,
     )
+    schema = description_schema(sizes.recipe.stage("describe").max_tokens, tuple(s["id"] for s in sentences))
     n = sizes.n_personas  # one call per article (a regenerated description would share the article)
-    return sizes.group("describe", n, lead[-1], shared(lead, [n, 1]))
+    # the schema lists the article's sentence ids and leads the prompt: nothing is shared across articles
+    return sizes.group("describe", n, lead[-1], shared(lead, [n, 1]), schema, schema_shared=False)
 
 
 def questions_calls(sizes: LossFree) -> list[CallGroup]:
+    from wikipersona_data.stages.questions import question_schema
+
     counts = sizes.recipe.counts
+    schema = question_schema(sizes.recipe.stage("questions").max_tokens, counts.question_batch)
     batches = math.ceil(counts.personal_questions / counts.question_batch)
     lead = _leading_tokens(
         "questions_personal",
@@ -169,7 +218,7 @@ def questions_calls(sizes: LossFree) -> list[CallGroup]:
         question_words=30,
     )
     n = sizes.n_personas * batches  # system + examples shared by all, the card by one persona's batches
-    out = sizes.group("questions", n, lead[-1], shared(lead, [n, n, batches]))
+    out = sizes.group("questions", n, lead[-1], shared(lead, [n, n, batches]), schema)
     div_batches = math.ceil(counts.divergent_questions / counts.question_batch)
     for axis in sizes.divergent_axes:
         lead = _leading_tokens(
@@ -182,19 +231,23 @@ def questions_calls(sizes: LossFree) -> list[CallGroup]:
             focus="x",
             question_words=30,
         )
-        out += sizes.group("questions", div_batches, lead[-1], shared(lead, [div_batches, div_batches]))
+        out += sizes.group("questions", div_batches, lead[-1], shared(lead, [div_batches, div_batches]), schema)
     return out
 
 
 def respond_calls(sizes: LossFree) -> list[CallGroup]:
+    from wikipersona_data.stages.respond import answer_schema, categories_schema
+
     recipe, counts = sizes.recipe, sizes.recipe.counts
     axes_view = [{"name": a.name, "categories": [c.name for c in a.categories]} for a in recipe.axes]
-    lead = _leading_tokens("respond_categories", question=sizes.question, axes=axes_view, n_min=2, n_max=8)
+    n_max = max(2, min(8, counts.candidates_generated))  # as stages/respond.py asks
+    lead = _leading_tokens("respond_categories", question=sizes.question, axes=axes_view, n_min=2, n_max=n_max)
     n = sizes.q_personal  # system + the recipe's axes shared by all
-    out = sizes.group("respond", n, lead[-1], shared(lead, [n, n]))
+    out = sizes.group("respond", n, lead[-1], shared(lead, [n, n]), categories_schema(2, n_max))
     lead = _leading_tokens("respond", question=sizes.question, axis="x", category="x", variant=1, style="x")
     n = (sizes.q_personal + sizes.q_divergent) * counts.candidates_generated  # the question: by its candidates
-    out += sizes.group("respond", n, lead[-1], shared(lead, [n, counts.candidates_generated]))
+    schema = answer_schema(recipe.stage("respond").max_tokens)
+    out += sizes.group("respond", n, lead[-1], shared(lead, [n, counts.candidates_generated]), schema)
     # one embedding call per question for the diversity selection (with a reward band, the reward stage embeds
     # the band instead)
     if recipe.stages.reward is None and sizes.q_personal + sizes.q_divergent:
@@ -223,6 +276,8 @@ def reward_calls(sizes: LossFree) -> list[CallGroup]:
 
 
 def judge_calls(sizes: LossFree) -> list[CallGroup]:
+    from wikipersona_data.stages.judge import verdict_schema
+
     recipe, counts = sizes.recipe, sizes.recipe.counts
     judgments = sizes.q_personal + sum(sizes.members[a.name] * counts.divergent_questions for a in sizes.divergent_axes)
     votes_per = (counts.candidates_kept - 1) * (2 if recipe.judge.both_orders else 1)
@@ -237,13 +292,17 @@ def judge_calls(sizes: LossFree) -> list[CallGroup]:
         allow_ties=True,
     )
     n = judgments * votes_per  # the persona card: shared by all of one persona's votes (units run persona-major)
-    return sizes.group("judge", n, lead[-1], shared(lead, [n, n / max(1, sizes.n_personas)]))
+    schema = verdict_schema(recipe.stage("judge").max_tokens, recipe.judge.allow_ties)
+    return sizes.group("judge", n, lead[-1], shared(lead, [n, n / max(1, sizes.n_personas)]), schema)
 
 
 def prefixes_calls(sizes: LossFree) -> list[CallGroup]:
+    from wikipersona_data.stages.prefixes import persona_schema
+
+    schema = persona_schema(sizes.recipe.stage("prefixes").max_tokens)
     shot = {"question": sizes.question, "chosen": _text(sizes.answer_words), "rejected": _text(sizes.answer_words)}
     lead = _leading_tokens("prefixes_infer", shots=[shot] * sizes.recipe.counts.inference_shots)
-    return sizes.group("prefixes", sizes.n_personas, lead[-1], shared(lead, [sizes.n_personas]))
+    return sizes.group("prefixes", sizes.n_personas, lead[-1], shared(lead, [sizes.n_personas]), schema)
 
 
 def cached_tokens(prefix_tokens: int, rule: tuple[int, int] | None) -> int:
@@ -285,11 +344,44 @@ def cache_rule(recipe: Recipe, stage: str) -> tuple[int, int] | None:
     return rule
 
 
+def row_endpoint(recipe: Recipe, stage: str, model: str) -> str:
+    """The endpoint a row's calls go to: the stage's, or the embed stage's for the embedding calls a stage
+    makes with the embed model (respond's diversity selection, reward's band)."""
+    embed = recipe.stages.embed
+    if model != recipe.stage(stage).model and embed is not None and model == embed.model:
+        return embed.endpoint
+    return recipe.stage(stage).endpoint
+
+
+def price_mode(recipe: Recipe, stage: str, model: str) -> str:
+    """How a row's calls are bought as the recipe sets its endpoints: ``batch`` or ``offline`` where the
+    endpoint's ``mode`` says so and the stage's calls may wait for a batch (``Stage.deferrable``; the reward
+    stage's calls, its band's embeddings included, are always sent at once), else ``online``."""
+    from wikipersona_data.stages.registry import deferrable_stages
+
+    mode = recipe.endpoints[row_endpoint(recipe, stage, model)].mode
+    return mode if mode != "online" and stage in deferrable_stages() else "online"
+
+
+def batch_priced(recipe: Recipe, stage: str, model: str) -> bool:
+    """Whether the row's calls could be bought through a batch API: its server has one
+    (``Profile.batch_api``) and the stage's calls may wait for it."""
+    from wikipersona_data.llm.profiles import get_profile
+    from wikipersona_data.stages.registry import deferrable_stages
+
+    endpoint = recipe.endpoints[row_endpoint(recipe, stage, model)]
+    return get_profile(endpoint.profile).batch_api and stage in deferrable_stages()
+
+
 def estimate(recipe: Recipe) -> dict[str, Any]:
     """The ledger's estimate table (per stage and model, plus totals) for :func:`plan`, with each row's cost
-    online (``cost_usd``), through a batch API (``batch_cost_usd``), the expected prompt-cache hits
-    (``cached_input_tokens``, ``cache_share`` of the input) and both with them (``online_cached_cost_usd``,
-    ``batch_cached_cost_usd``)."""
+    online (``cost_usd``), through a batch API where its server has one and the stage may wait for it
+    (``batch_cost_usd``; no discount elsewhere), the expected prompt-cache hits (``cached_input_tokens``,
+    ``cache_share`` of the input) and both with them (``online_cached_cost_usd``, ``batch_cached_cost_usd``).
+
+    ``configured_cost_usd`` is the figure to plan with: each row bought as the recipe sets its endpoints
+    (``mode``: online, batch or offline at the recipe's price for the model), with the expected cache hits;
+    the totals add ``modes``, that cost by mode."""
     from wikipersona_data.llm.ledger import Ledger
     from wikipersona_data.stages.pipeline import price_table
 
@@ -302,26 +394,38 @@ def estimate(recipe: Recipe) -> dict[str, Any]:
         levels = group[5] if len(group) > 5 else ()
         hits = expected_cached(calls, levels, cache_rule(recipe, stage)) if levels else 0.0
         cached[(stage, model)] = cached.get((stage, model), 0.0) + hits
-    totals = {"batch_cost_usd": 0.0, "online_cached_cost_usd": 0.0, "batch_cached_cost_usd": 0.0, "cached": 0}
+    names = ("batch_cost_usd", "online_cached_cost_usd", "batch_cached_cost_usd", "configured_cost_usd")
+    totals: dict[str, Any] = {name: 0.0 for name in names}
+    totals["cached"], modes = 0, {}
     for row in table["by_stage_model"]:
-        hit = round(cached.get((row["stage"], row["model"]), 0.0))
+        stage, model = row["stage"], row["model"]
+        hit = round(cached.get((stage, model), 0.0))
         row["cached_input_tokens"] = hit
         row["cache_share"] = round(hit / row["input_tokens"], 4) if row["input_tokens"] else 0.0
+        row["mode"] = price_mode(recipe, stage, model)
+        batch = "batch" if batch_priced(recipe, stage, model) else "online"
         prices = {
-            "batch_cost_usd": (0, "batch"),
+            "batch_cost_usd": (0, batch),
             "online_cached_cost_usd": (hit, "online"),
-            "batch_cached_cost_usd": (hit, "batch"),
+            "batch_cached_cost_usd": (hit, batch),
+            "configured_cost_usd": (hit, row["mode"]),
         }
         for name, (hits, mode) in prices.items():
-            cost = ledger.cost(row["model"], row["input_tokens"], row["max_output_tokens"], hits, mode=mode)
+            cost = ledger.cost(model, row["input_tokens"], row["max_output_tokens"], hits, mode=mode)
             row[name] = None if cost is None else round(cost, 6)
             totals[name] = None if cost is None or totals[name] is None else totals[name] + cost
+        paid = row["configured_cost_usd"]
+        modes[row["mode"]] = (
+            None if paid is None or modes.get(row["mode"], 0.0) is None else modes.get(row["mode"], 0.0) + paid
+        )
         totals["cached"] += hit
     t = table["totals"]
     t["cached_input_tokens"] = totals.pop("cached")
     t["cache_share"] = round(t["cached_input_tokens"] / t["input_tokens"], 4) if t["input_tokens"] else 0.0
     for name, value in totals.items():
         t[name] = None if value is None else round(value, 6)
+    t["modes"] = {mode: None if cost is None else round(cost, 6) for mode, cost in sorted(modes.items())}
+    t["endpoint_modes"] = {name: spec.mode for name, spec in sorted(recipe.endpoints.items())}
     return table
 
 
@@ -353,9 +457,16 @@ def format_estimate(table: dict[str, Any]) -> str:
         f"{'total':<{10 + width}}{t['calls']:>9}{t['input_tokens']:>12}{t['max_output_tokens']:>12}"
         f"{_usd(t['cost_usd']):>10}{_usd(t['batch_cost_usd']):>10}{t['cache_share']:>7.0%}"
         f"{_usd(t['batch_cached_cost_usd']):>15}",
-        "cost: upper bound (output at max_tokens); batch: a batch API at 50 % of list prices; cache: share of input "
-        "tokens the endpoint's prompt cache is expected to serve (at the cached-input price)",
+        "cost: upper bound (output at max_tokens); batch: a batch API at 50 % of list prices where the server has "
+        "one and the stage can wait for it; cache: share of input tokens the endpoint's prompt cache is expected "
+        "to serve (at the cached-input price)",
     ]
     if t["cost_usd"] is None:
         lines.append("n/a: a model has no price in the recipe")
+    endpoints = ", ".join(f"{name}: {mode}" for name, mode in t["endpoint_modes"].items())
+    by_mode = ", ".join(f"{mode} ${_usd(cost)}" for mode, cost in t["modes"].items())
+    lines.append(
+        f"as the recipe sets its endpoints ({endpoints}), with the expected cache: "
+        f"${_usd(t['configured_cost_usd'])} ({by_mode})"
+    )
     return "\n".join(lines)
