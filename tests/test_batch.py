@@ -301,6 +301,65 @@ def test_a_journaled_batch_whose_id_was_lost_is_adopted_not_created_again(tmp_pa
     assert any("adopted batch_sim000001" in line for line in again.lines)
 
 
+def test_a_batch_file_that_never_reached_the_provider_is_dropped_and_its_requests_asked_anew(tmp_path: Path) -> None:
+    """Killed after journaling an input file but before the upload: nothing was paid, so the rerun does not
+    submit that old file (written under the earlier run's recipe and --max-usd); the stages collect the
+    requests again and they go out once, in this run's batch."""
+    with SimServer(SimConfig(batch_delay_s=0.02)) as sim:
+        batch = _Batch(tmp_path, sim)
+
+        async def kill_before_upload() -> None:
+            async def killed(*_args: Any) -> None:
+                raise RuntimeError("killed")
+
+            batch.rounds._submit = killed  # type: ignore[method-assign]
+            with pytest.raises(RuntimeError, match="killed"):
+                await batch.ask(PROMPTS[:3])
+            await batch.close()
+
+        asyncio.run(kill_before_upload())
+        (old,) = Journal.load(tmp_path / "batch" / "journal.json").entries.values()
+        assert old.state == "prepared" and sim.stats()["batches_created"] == 0
+        again = _Batch(tmp_path, sim)
+
+        async def resume() -> list[Any]:
+            try:
+                await again.rounds.resume()
+                return await again.ask(PROMPTS[:3])
+            finally:
+                await again.close()
+
+        results = asyncio.run(resume())
+        submissions, created = sim.batch_submissions(), sim.stats()["batches_created"]
+    assert all(r.ok for r in results) and created == 1
+    assert len(submissions) == 3 and set(submissions.values()) == {1}
+    states = {e.id: e.state for e in Journal.load(tmp_path / "batch" / "journal.json").entries.values()}
+    assert states[old.id] == "dropped" and sorted(states.values()) == ["dropped", "imported"]
+    assert any("never reached the provider; dropped" in line for line in again.lines)
+
+
+def test_a_paid_batch_whose_endpoint_left_the_recipe_is_one_line(tmp_path: Path) -> None:
+    with SimServer(SimConfig(batch_delay_s=3600)) as sim:
+        batch = _Batch(tmp_path, sim)
+        batch.rounds._wait_all = _never  # type: ignore[method-assign]
+
+        async def submit_then_die() -> None:
+            with pytest.raises(RuntimeError, match="killed"):
+                await batch.ask(PROMPTS[:2])
+            await batch.close()
+
+        asyncio.run(submit_then_die())
+        again = _Batch(tmp_path, sim)
+        again.rounds.specs = {}  # the recipe of the rerun has no endpoint "sim" any more
+        with pytest.raises(ConfigError) as err:
+            asyncio.run(again.rounds.resume())
+        asyncio.run(again.close())
+        created = sim.stats()["batches_created"]
+    line = str(err.value)
+    assert "\n" not in line and "batch_sim000001 (2 requests, model sim-small)" in line
+    assert "endpoint 'sim', which the recipe no longer has" in line and created == 1
+
+
 async def _never(*_args: Any) -> list[str]:
     raise RuntimeError("killed")
 

@@ -22,8 +22,9 @@ Batch mode, per round (``BatchRounds.answer``):
 
 A build killed at any point resumes from the journal (``BatchRounds.resume``, before the stages run): a batch
 with an id is polled, never created again; an entry killed between "create" and journaling the id is looked
-up by its metadata among the endpoint's batches and adopted; only an entry that never reached the provider is
-created. So a request is never paid for twice.
+up by its metadata among the endpoint's batches and adopted; an entry that never reached the provider is
+dropped (its requests are not cached, so this run's stages collect them again). So a request is never paid
+for twice.
 
 Offline mode: the round's requests are written to ``<work>/batch/pending.jsonl`` and the build stops with
 :class:`RepliesPending` (exit 3); ``wikipersona batch export`` / ``import`` (``llm/batch_offline.py``) do the rest.
@@ -82,7 +83,8 @@ class Entry:
     input_file_id: str | None = None
     batch_id: str | None = None
     state: str = "prepared"
-    """prepared -> creating -> submitted -> imported | failed"""
+    """prepared -> creating -> submitted -> imported | failed; prepared -> dropped (a killed run's file that
+    never reached the provider, see :meth:`BatchRounds.resume`)"""
     status: str | None = None
 
     @classmethod
@@ -113,7 +115,7 @@ class Journal:
         write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def open_entries(self) -> list[Entry]:
-        return [e for e in self.entries.values() if e.state not in ("imported", "failed")]
+        return [e for e in self.entries.values() if e.state not in ("imported", "failed", "dropped")]
 
 
 class BatchRounds:
@@ -130,18 +132,31 @@ class BatchRounds:
 
     # ------------------------------------------------------------------ the round
     async def resume(self) -> None:
-        """Finish the batches an earlier (killed) run journaled: poll the same batches, import their replies."""
+        """Finish the batches an earlier (killed) run journaled: poll the same batches, import their replies.
+
+        An entry that never reached a batch (``prepared``: killed before or during the upload; an uploaded
+        file alone costs nothing) is dropped, not submitted: its requests are not cached, so the stages collect
+        them again in this run's first round, under today's recipe and ``--max-usd``, instead of a file written
+        for the earlier run's. A paid batch whose endpoint the recipe no longer has is one line: its replies
+        cannot be filed without the endpoint's identity and key."""
         journal = Journal.load(self.dir / "journal.json")
-        entries = journal.open_entries()
-        unsent = [e for e in entries if e.state == "prepared"]  # never reached the provider: not paid yet
+        unsent = [e for e in journal.open_entries() if e.state == "prepared"]
+        for entry in unsent:
+            entry.state = "dropped"
         if unsent:
-            self._check_budget(
-                [
-                    c
-                    for e in unsent
-                    for c in batch_files.read_pending(self.dir / "inputs" / f"{e.id}.calls.jsonl").values()
-                ]
+            journal.save()
+            self.echo(
+                f"batch: {len(unsent)} journaled batch file(s) of an earlier run never reached the provider; "
+                "dropped (their requests are collected again)"
             )
+        entries = journal.open_entries()
+        for entry in entries:
+            if entry.endpoint not in self.specs or entry.endpoint not in self.client.endpoints:
+                raise ConfigError(
+                    f"{journal.path}: batch {entry.batch_id or entry.id} ({entry.requests} requests, model "
+                    f"{entry.model}) was submitted to endpoint {entry.endpoint!r}, which the recipe no longer has; "
+                    "put the endpoint back to import what was paid for, or build in a new work dir"
+                )
         if entries:
             self.echo(f"batch: resuming {len(entries)} journaled batch(es) of an earlier run")
             await self._run(journal, entries)
