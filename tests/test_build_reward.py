@@ -231,3 +231,14 @@ def test_extend_scores_only_the_added_personas_candidates(built: dict, tmp_path:
         assert r["chosen_reward"] == before[r["chosen_id"]].reward_score
     card = (out / "README.md").read_text(encoding="utf-8")
     assert f"Reward gap between chosen and rejected over {len(rows):,} pairs" in card
+    # the band's spreads are figures of every scored candidate behind the release, the added ones included
+    from wikipersona_data.stages.assemble import band_spreads
+
+    band = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["data"]["ledger"]["build"]["reward_band"]
+    expected = band_spreads([*built["reward"], *added])
+    assert {k: band[k] for k in expected} == expected
+    assert (
+        band["questions"]
+        == len({c.question_id for c in [*built["reward"], *added]})
+        > len({c.question_id for c in built["reward"]})
+    )

@@ -43,7 +43,7 @@ from wikipersona_data.errors import ConfigError, InputError
 from wikipersona_data.release import manifest as mf
 from wikipersona_data.release.tables import SPLITS, split_glob, to_table
 from wikipersona_data.release.versions import bump, with_entry
-from wikipersona_data.stages.assemble import release_rows, reward_gap
+from wikipersona_data.stages.assemble import band_spreads, release_rows, reward_gap
 from wikipersona_data.stages.context import STAGE_REASONS, BuildContext
 from wikipersona_data.stages.divergence import divergence_rates
 from wikipersona_data.stages.fingerprint import prepare_stage_dirs, stage_fingerprints
@@ -419,7 +419,7 @@ def extended_manifest(
             "online_pages": _merge_online_pages(old.data.online_pages, pages_read(ctx.reader)),
         }
     )
-    data = _with_reward_gap(data, result.pairs)
+    data = _with_reward_band(data, result.pairs, recipe, row_dirs)
     names = ", ".join(result.new_names)
     data = with_entry(
         data,
@@ -432,15 +432,27 @@ def extended_manifest(
     return mf.Manifest(data=data, run=run_info(result.stats, started))
 
 
-def _with_reward_gap(data: mf.ManifestData, pairs: dict[str, list[dict[str, Any]]]) -> mf.ManifestData:
+def _with_reward_band(
+    data: mf.ManifestData, pairs: dict[str, list[dict[str, Any]]], recipe: Recipe, row_dirs: Sequence[Path]
+) -> mf.ManifestData:
     """A release built with the reward band: its reward gap recomputed over every released pair (the added ones
-    too); the band's spreads stay the build's (they are figures of its candidates)."""
+    too), and the band's score spreads over every scored candidate behind them, read from the rows of
+    ``row_dirs`` (the build's and each extension's), so the card's band figures describe the whole release."""
+    from wikipersona_data.stages import registry
+    from wikipersona_data.stages.store import iter_rows
+
     build = data.ledger.get("build")
     band = build.get("reward_band") if isinstance(build, dict) else None
     if not isinstance(band, dict):
         return data
     scored = [(r["chosen_reward"], r["rejected_reward"]) for rows in pairs.values() for r in rows]
-    band = {**band, **reward_gap(scored)}
+    last = [s for s in registry.active(recipe) if s.shared_as == "candidates"][-1]
+    candidates = {
+        getattr(row, last.id_field): row
+        for folder in row_dirs
+        for row in iter_rows(folder / last.name / "rows.jsonl", last.row)
+    }
+    band = {**band, **band_spreads(candidates.values()), **reward_gap(scored)}
     return data.model_copy(update={"ledger": {**data.ledger, "build": {**build, "reward_band": band}}})
 
 

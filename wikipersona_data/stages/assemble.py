@@ -147,7 +147,7 @@ def judge_stats(judgments: Iterable[JudgmentRow]) -> dict[str, float]:
     }
 
 
-def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) -> dict[str, Any]:
+def reward_band_stats(pairs: list[PairRow], candidates: Iterable[Any], spec: Any) -> dict[str, Any]:
     """The reward band's facts for the manifest and the card (empty without a band): the band's setting, the
     spread of the scores kept in it, and the reward gap between chosen and rejected over the released pairs.
 
@@ -156,6 +156,19 @@ def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) ->
     scored = [(p.chosen_reward, p.rejected_reward) for p in pairs if p.chosen_reward is not None]
     if spec is None or not scored:
         return {}
+    return {
+        "model": spec.model,
+        "route": spec.route,
+        "band": spec.band,
+        "band_position": spec.band_position,
+        **band_spreads(candidates),
+        **reward_gap(scored),  # type: ignore[arg-type]
+    }
+
+
+def band_spreads(candidates: Iterable[Any]) -> dict[str, Any]:
+    """Per question, the spread (max - min) of all scored candidates and of those in the band, averaged:
+    figures of the candidates, so an extended release recomputes them over the build's and its extensions'."""
     by_q: dict[str, list[Any]] = {}
     for c in candidates:
         if c.reward_score is not None:
@@ -166,16 +179,7 @@ def reward_band_stats(pairs: list[PairRow], candidates: list[Any], spec: Any) ->
         for cs in by_q.values()
         if (band := [x for x in cs if x.in_band])
     ]
-    return {
-        "model": spec.model,
-        "route": spec.route,
-        "band": spec.band,
-        "band_position": spec.band_position,
-        "questions": len(by_q),
-        "mean_spread_all": _mean(spread_all),
-        "mean_spread_band": _mean(spread_band),
-        **reward_gap(scored),  # type: ignore[arg-type]
-    }
+    return {"questions": len(by_q), "mean_spread_all": _mean(spread_all), "mean_spread_band": _mean(spread_band)}
 
 
 def _mean(xs: list[float]) -> float | None:
