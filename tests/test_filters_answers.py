@@ -81,6 +81,14 @@ CONTEXT = {
         ("As an atheist you might prefer a secular ceremony.", "vegan", None),  # another axis: not this answer's
         ("Adaeze Okafor swears by lentils, and so should you.", "vegan", "names_persona_in_answer"),
         ("Vegan recipes with lentils are quick: try a dal tonight.", "vegan", None),  # names food, not the asker
+        ("Your favorite diet is a vegan diet, so lentils fit.", "vegan", "addresses_category"),
+        ("Since your diet is vegan, lentils fit.", "vegan", "addresses_category"),
+        ("Because you follow a vegan diet, skip the cheese.", "vegan", "addresses_category"),
+        ("You are a vegan. Lentil curry is a good start.", "vegan", "addresses_category"),
+        ("Great question! You're a vegan, so tofu works.", "vegan", "addresses_category"),
+        ("Many people who are vegan like lentils; you may too.", "vegan", None),  # people in general
+        ("If friends follow a vegan diet, cook dal for them.", "vegan", None),  # not the asker's habit
+        ("Lentils suit a vegan diet and yours too.", "vegan", None),
         (GOOD, "vegan", None),
     ],
 )

@@ -97,8 +97,19 @@ class TruncationFilter(Filter):
         return FilterResult.keep()
 
 
+TOPICS = (
+    r"(?:diet|eating style|way of eating|faith|religion|beliefs?|politics|political views|party|sport|team|"
+    r"lifestyle|profession|job|career)"
+)
+"""What an answer may say the asker's category is *of*: 'your favourite diet is a ketogenic diet'."""
+HABITS = r"(?:follow|practi[cs]e|observe|keep|identify as|live)"
+"""Verbs that make a category the asker's own: 'you follow a vegan diet', 'you observe Orthodox Jewish law'."""
+
+
 def address_patterns(forms: list[str]) -> list[re.Pattern[str]]:
-    """'As a vegan', 'since you are Catholic', 'for an atheist like you', 'your Buddhist faith'."""
+    """'As a vegan', 'since you are Catholic', 'for an atheist like you', 'your Buddhist faith', 'your
+    favourite diet is a ketogenic diet', 'you follow a vegan diet', 'You are a vegan.' (a sentence's subject:
+    said of the asker, not of people in general)."""
     alt = "|".join(re.escape(f).replace(r"\ ", r"[\s-]+") for f in forms)
     cat = rf"(?:{alt})"
     return [
@@ -110,6 +121,9 @@ def address_patterns(forms: list[str]) -> list[re.Pattern[str]]:
             rf"\byou,? (?:being|as) (?:an? )?{cat}\b",
             rf"\byour {cat} (?:faith|beliefs?|diet|lifestyle|values|views|principles|convictions)\b",
             rf"\bfellow {cat}\b",
+            rf"\byour (?:favou?rite |preferred |chosen |own )?{TOPICS} (?:is|of) (?:an? |the )?{cat}\b",
+            rf"\byou {HABITS} (?:an? |the )?{cat}\b",
+            rf"(?:^|[.!?:]\s+)you(?:'re| are)(?: an?)? {cat}\b",
         )
     ]
 
