@@ -25,10 +25,10 @@ from test_build_demo import DEMO, GOLDEN_PARQUET, GOLDEN_STAGE_FILES, SIM, _sha2
 
 from wikipersona_data.api import build
 from wikipersona_data.cli import main
-from wikipersona_data.errors import BudgetExceeded, ConfigError, InputError
+from wikipersona_data.errors import BudgetExceeded, ConfigError, InputError, LLMError
 from wikipersona_data.llm import batch_files
 from wikipersona_data.llm.batch_offline import export, import_results, pending_path
-from wikipersona_data.llm.batches import BatchRounds, Journal, RepliesPending
+from wikipersona_data.llm.batches import MAX_QUEUE_REFUSALS, BatchRounds, Journal, RepliesPending
 from wikipersona_data.llm.cache import CallCache
 from wikipersona_data.llm.client import LLMClient
 from wikipersona_data.llm.config import EndpointConfig, ModelPrice, PriceTable
@@ -238,6 +238,62 @@ def test_max_usd_is_checked_at_batch_prices_before_anything_is_submitted(tmp_pat
         assert sim.stats()["batches_created"] == 0 and sim.stats()["requests_by_route"] == {}
 
 
+def _file_tokens() -> int:
+    """The simulator's count of one 6-request input file of PROMPTS (what its enqueued-token limit sees)."""
+    from wikipersona_data.llm.sim.batch_api import line_tokens
+
+    lines = [{"body": {"messages": [{"role": "user", "content": p}]}} for p in PROMPTS[:6]]
+    return sum(line_tokens(line) for line in lines)
+
+
+def test_batches_refused_for_the_enqueued_token_limit_wait_and_are_created_again(tmp_path: Path) -> None:
+    """OpenAI refuses a batch whose tokens would pass the model's enqueued-token limit (status failed,
+    token_limit_exceeded, nothing run). Without a limit in the recipe, 4 files are submitted at once, the
+    refused ones wait for one to finish and are created again on the same file: every request answered,
+    none paid twice."""
+    cfg = SimConfig(batch_delay_s=0.2, batch_enqueued_token_limit=2 * _file_tokens())
+    results, stats, submissions, batch = _ask(tmp_path, cfg, PROMPTS, batch_max_requests=6)
+    assert all(r.ok for r in results) and len(submissions) == len(PROMPTS)
+    assert set(submissions.values()) == {1}  # a refused batch ran nothing
+    assert stats["batch_status"]["failed"] >= 1 and stats["batch_status"]["completed"] == 4
+    refused = [line for line in batch.lines if "refused for the enqueued token limit" in line]
+    assert len(refused) == stats["batch_status"]["failed"]
+    entries = Journal.load(tmp_path / "batch" / "journal.json").entries.values()
+    assert [e.state for e in entries] == ["imported"] * 4 and sum(e.requests for e in entries) == len(PROMPTS)
+
+
+def test_batch_max_enqueued_tokens_keeps_the_queue_below_the_limit(tmp_path: Path) -> None:
+    """With the limit set (by our estimate, kept below the provider's count), files are cut by tokens and
+    submitted only while they fit: the provider refuses nothing."""
+    cfg = SimConfig(batch_delay_s=0.05, batch_enqueued_token_limit=2 * _file_tokens())
+    results, stats, submissions, _ = _ask(tmp_path, cfg, PROMPTS, batch_max_enqueued_tokens=40)
+    assert all(r.ok for r in results) and set(submissions.values()) == {1}
+    assert "failed" not in stats["batch_status"]
+    entries = list(Journal.load(tmp_path / "batch" / "journal.json").entries.values())
+    assert len(entries) > 1 and all(0 < e.tokens <= 40 for e in entries)  # cut by tokens, not by requests
+    with pytest.raises(ConfigError, match="~5 prompt tokens, over batch_max_enqueued_tokens 4: no batch could hold"):
+        batch_files.split_files([_call("a" * 64, "m")], max_tokens=4)
+
+
+def test_a_batch_the_queue_never_takes_fails_in_one_line(tmp_path: Path) -> None:
+    cfg = SimConfig(batch_enqueued_token_limit=_file_tokens() // 2)  # less than the one file holds
+    with SimServer(cfg) as sim:
+        batch = _Batch(tmp_path, sim, batch_max_requests=6)
+
+        async def run() -> None:
+            try:
+                await batch.ask(PROMPTS[:6])
+            finally:
+                await batch.close()
+
+        with pytest.raises(LLMError) as err:
+            asyncio.run(run())
+        created = sim.stats()["batches_created"]
+    line = str(err.value)
+    assert "\n" not in line and "refused a batch of 6 requests" in line and "5 times in a row" in line
+    assert "set batch_max_enqueued_tokens" in line and created == MAX_QUEUE_REFUSALS
+
+
 def test_input_files_hold_one_model_and_respect_the_request_limit(tmp_path: Path) -> None:
     with SimServer(SimConfig()) as sim:
         batch = _Batch(tmp_path, sim, batch_max_requests=3)
@@ -285,7 +341,7 @@ def test_a_journaled_batch_whose_id_was_lost_is_adopted_not_created_again(tmp_pa
             journal.save()
             await batch.close()
 
-        batch.rounds._wait_all = _never  # type: ignore[method-assign]
+        batch.rounds._poll = _never  # type: ignore[method-assign]
         asyncio.run(kill_after_create())
         again = _Batch(tmp_path, sim)
 
@@ -341,7 +397,7 @@ def test_a_batch_file_that_never_reached_the_provider_is_dropped_and_its_request
 def test_a_paid_batch_whose_endpoint_left_the_recipe_is_one_line(tmp_path: Path) -> None:
     with SimServer(SimConfig(batch_delay_s=3600)) as sim:
         batch = _Batch(tmp_path, sim)
-        batch.rounds._wait_all = _never  # type: ignore[method-assign]
+        batch.rounds._poll = _never  # type: ignore[method-assign]
 
         async def submit_then_die() -> None:
             with pytest.raises(RuntimeError, match="killed"):

@@ -46,17 +46,23 @@ class InputFile:
     url: str
     calls: list[PendingCall] = field(default_factory=list)
     size: int = 0
+    tokens: int = 0
+    """Prompt tokens of its requests (the client's estimate): what a provider's enqueued-token limit counts."""
 
     def content(self) -> bytes:
         return b"".join(request_line(call) for call in self.calls)
 
 
 def split_files(
-    calls: Iterable[PendingCall], max_requests: int = MAX_FILE_REQUESTS, max_bytes: int = MAX_FILE_BYTES
+    calls: Iterable[PendingCall],
+    max_requests: int = MAX_FILE_REQUESTS,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_tokens: int | None = None,
 ) -> list[InputFile]:
     """Calls grouped by (endpoint, model, url), in key order, cut into files of at most ``max_requests``
-    lines and ``max_bytes`` bytes (one model per file, as the OpenAI Batch API requires). Each custom_id
-    is in exactly one file: ``calls`` come from a dict keyed by it."""
+    lines, ``max_bytes`` bytes and (when given) ``max_tokens`` prompt tokens (one model per file, as the
+    OpenAI Batch API requires; a file over the provider's enqueued-token limit would be refused whole). Each
+    custom_id is in exactly one file: ``calls`` come from a dict keyed by it."""
     files: list[InputFile] = []
     current: dict[tuple[str, str, str], InputFile] = {}
     seen: set[str] = set()
@@ -70,14 +76,21 @@ def split_files(
                 f"a request of stage {call.stage} (model {call.model}) is {size} bytes, over batch_max_bytes "
                 f"{max_bytes}: it cannot go in a batch file"
             )
+        if max_tokens is not None and call.prompt_tokens > max_tokens:
+            raise ConfigError(
+                f"a request of stage {call.stage} (model {call.model}) has ~{call.prompt_tokens} prompt tokens, "
+                f"over batch_max_enqueued_tokens {max_tokens}: no batch could hold it"
+            )
         group = (call.endpoint, call.model, call.record.url)
         file = current.get(group)
-        if file is None or len(file.calls) >= max_requests or file.size + size > max_bytes:
+        full = max_tokens is not None and file is not None and file.tokens + call.prompt_tokens > max_tokens
+        if file is None or full or len(file.calls) >= max_requests or file.size + size > max_bytes:
             file = InputFile(call.endpoint, call.model, call.record.url)
             current[group] = file
             files.append(file)
         file.calls.append(call)
         file.size += size
+        file.tokens += call.prompt_tokens
     return files
 
 

@@ -12,7 +12,9 @@ Batch mode, per round (``BatchRounds.answer``):
    (``/v1/batches``, with the journal entry's id in its ``metadata``) and its id journaled **before anything is
    waited on**;
 4. the batches are polled every ``batch_poll_s`` with a progress line (requests done / failed, elapsed, the
-   provider's status); the output and error files are downloaded (streamed to disk, bounded in size and
+   provider's status), while at most ``batch_max_enqueued_tokens`` of a model's prompt tokens are in progress
+   at once, and a batch the provider refuses for its enqueued-token limit waits and is created again
+   (:meth:`BatchRounds._run`); the output and error files are downloaded (streamed to disk, bounded in size and
    time: they are not trusted) and every reply goes through the client's envelope check into the cache
    (``LLMClient.accept_reply``), priced as ``batch``;
 5. a request that failed (an error line, ``batch_expired``, missing from the output) is asked again in the
@@ -64,6 +66,43 @@ ADOPT_PAGES = 10
 """Pages of ``GET /v1/batches`` searched for a batch created just before a kill."""
 
 
+QUEUE_FULL = "token_limit_exceeded"
+"""The code of a batch the provider refused because its queue for the model is full (OpenAI: "Enqueued token
+limit reached for <model> ..."); nothing of it runs or is paid."""
+MAX_QUEUE_REFUSALS = 5
+"""Refusals in a row, with nothing of the build in that queue, after which the batch fails with one line."""
+
+
+def _queue(entry: Entry) -> tuple[str, str]:
+    """What a provider's enqueued-token limit is per: the endpoint (an organisation's key) and the model."""
+    return entry.endpoint, entry.model
+
+
+def _refused_for_queue(batch: Any) -> bool:
+    if batch.status != "failed":
+        return False
+    data = getattr(getattr(batch, "errors", None), "data", None) or []
+    return any(getattr(e, "code", None) == QUEUE_FULL for e in data)
+
+
+class _Progress:
+    """Progress lines of running batches: a line when a batch's state changes, else once every
+    ``PROGRESS_EVERY_S``, so a day-long batch polled every few seconds does not print a line per poll."""
+
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.started = time.monotonic()
+        self.shown: dict[str, tuple[str, float]] = {}  # entry -> (its last state line, when shown)
+
+    def show(self, entry: Entry, state: str) -> None:
+        now = time.monotonic()
+        last_state, last_time = self.shown.get(entry.id, ("", -math.inf))
+        if state != last_state or now - last_time >= PROGRESS_EVERY_S:
+            self.shown[entry.id] = (state, now)
+            minutes, seconds = divmod(int(now - self.started), 60)
+            self.echo(f"{state}, {minutes}:{seconds:02d} elapsed")
+
+
 class RepliesPending(WikipersonaError):
     """The build stopped because requests wait for offline replies (``wikipersona batch import``)."""
 
@@ -82,6 +121,10 @@ class Entry:
     created: float
     input_file_id: str | None = None
     batch_id: str | None = None
+    tokens: int = 0
+    """Prompt tokens of its requests (the client's estimate), for the endpoint's enqueued-token limit."""
+    refused: int = 0
+    """Times in a row the provider refused it for its enqueued-token limit (nothing paid)."""
     state: str = "prepared"
     """prepared -> creating -> submitted -> imported | failed; prepared -> dropped (a killed run's file that
     never reached the provider, see :meth:`BatchRounds.resume`)"""
@@ -223,25 +266,126 @@ class BatchRounds:
             by_endpoint.setdefault(call.endpoint, []).append(call)
         for endpoint, group in sorted(by_endpoint.items()):
             spec = self.specs[endpoint]
-            for file in batch_files.split_files(group, spec.batch_max_requests, spec.batch_max_bytes):
+            files = batch_files.split_files(
+                group, spec.batch_max_requests, spec.batch_max_bytes, spec.batch_max_enqueued_tokens
+            )
+            for file in files:
                 entry_id = f"{len(journal.entries) + 1:05d}-{os.getpid()}-{int(time.time())}"
                 write_atomic(inputs / f"{entry_id}.jsonl", file.content())
                 batch_files.write_pending(inputs / f"{entry_id}.calls.jsonl", file.calls)
-                entry = Entry(entry_id, endpoint, file.model, file.url, len(file.calls), time.time())
+                entry = Entry(
+                    entry_id, endpoint, file.model, file.url, len(file.calls), time.time(), tokens=file.tokens
+                )
                 journal.entries[entry_id] = entry
                 entries.append(entry)
         journal.save()
         return entries
 
     async def _run(self, journal: Journal, entries: list[Entry]) -> None:
-        """Submit what is not submitted, then poll and import every entry; a batch failed as a whole is
-        reported after the others were imported."""
-        for entry in entries:
-            if entry.state in ("prepared", "creating"):
+        """Submit, poll and import every entry; a batch failed as a whole is reported after the others were
+        imported.
+
+        One scheduling loop, because a provider queues a limited number of tokens per model (OpenAI's
+        "enqueued token limit" of a usage tier, which the v1 judge's 68M prompt tokens pass many times): an
+        entry is submitted only while it fits the endpoint's ``batch_max_enqueued_tokens`` next to the same
+        queue's batches in progress, and a batch the provider refuses for its queue (``token_limit_exceeded``,
+        nothing paid) waits until one of them finishes, or a poll interval when none runs, and is created again
+        on the same uploaded file. Refused ``MAX_QUEUE_REFUSALS`` times in a row with nothing of its queue in
+        progress, it fails with one line."""
+        queued = [e for e in entries if e.state in ("prepared", "creating")]
+        running = [e for e in entries if e.state == "submitted"]
+        held: dict[str, int] = {}  # refused entry -> batches of its queue to finish before it is tried again
+        not_before: dict[str, float] = {}  # refused entry, nothing of its queue running -> when to try again
+        failures: list[str] = []
+        progress = _Progress(self.echo)
+        while queued or running:
+            now = time.monotonic()
+            for entry in list(queued):
+                if held.get(entry.id, 0) > 0 or not_before.get(entry.id, now) > now or not self._fits(entry, running):
+                    continue
                 await self._submit(journal, entry)
-        failures = await self._wait_all(journal, entries)
+                queued.remove(entry)
+                running.append(entry)
+            if not running:  # every queued entry waits out a refusal
+                held.clear()
+                await asyncio.sleep(max(0.0, min(not_before.get(e.id, now) for e in queued) - now))
+                continue
+            for entry, batch in await self._poll(running, progress):
+                running.remove(entry)
+                for other in queued:
+                    if held.get(other.id, 0) > 0 and _queue(other) == _queue(entry):
+                        held[other.id] -= 1
+                if _refused_for_queue(batch):
+                    busy = any(_queue(r) == _queue(entry) for r in running)
+                    line = self._requeue(journal, entry, busy)
+                    if line:
+                        failures.append(line)
+                        continue
+                    queued.append(entry)
+                    held[entry.id] = int(busy)
+                    not_before[entry.id] = time.monotonic() + (0.0 if busy else self.specs[entry.endpoint].batch_poll_s)
+                    continue
+                entry.refused = 0
+                entry.status = batch.status
+                if batch.status == "failed":
+                    entry.state = "failed"
+                    journal.save()
+                    failures.append(self._failed_line(entry, batch))
+                    continue
+                await self._import(entry, batch)
+                entry.state = "imported"
+                journal.save()
+            if running:
+                await asyncio.sleep(min(self.specs[e.endpoint].batch_poll_s for e in running))
         if failures:
             raise LLMError("; ".join(failures))
+
+    def _fits(self, entry: Entry, running: list[Entry]) -> bool:
+        """Whether ``entry`` may be submitted now: its queue (endpoint, model) holds nothing, or its tokens
+        and those of the queue's batches in progress are within the endpoint's ``batch_max_enqueued_tokens``."""
+        limit = getattr(self.specs.get(entry.endpoint), "batch_max_enqueued_tokens", None)
+        same = [r for r in running if _queue(r) == _queue(entry)]
+        return limit is None or not same or entry.tokens + sum(r.tokens for r in same) <= limit
+
+    def _requeue(self, journal: Journal, entry: Entry, busy: bool) -> str | None:
+        """A batch refused for the provider's enqueued-token limit goes back to the queue (its file stays
+        uploaded; a new batch will be created on it). Refusals count only while none of the build's batches of
+        that queue runs (``busy``: the queue is ours, and frees when they finish); ``MAX_QUEUE_REFUSALS`` such
+        refusals in a row make it fail, and the returned line says why."""
+        entry.refused = 0 if busy else entry.refused + 1
+        if entry.refused >= MAX_QUEUE_REFUSALS:
+            entry.state = "failed"
+            journal.save()
+            limit = getattr(self.specs.get(entry.endpoint), "batch_max_enqueued_tokens", None)
+            return (
+                f"batch API of endpoint {entry.endpoint!r} refused a batch of {entry.requests} requests "
+                f"(~{entry.tokens} prompt tokens, model {entry.model}) {entry.refused} times in a row for its "
+                "enqueued token limit with none of this build's batches in progress: set "
+                f"batch_max_enqueued_tokens on the endpoint below your organisation's limit (now "
+                f"{limit if limit is not None else 'unset'}); nothing of it was paid, run the build again to continue"
+            )
+        self.echo(
+            f"batch {entry.batch_id}: refused for the enqueued token limit of model {entry.model} (nothing paid); "
+            f"created again {'when an earlier batch finishes' if busy else 'after a pause'}"
+        )
+        entry.batch_id, entry.state = None, "prepared"
+        journal.save()
+        return None
+
+    async def _poll(self, running: list[Entry], progress: _Progress) -> list[tuple[Entry, Any]]:
+        """One look at every running batch (a progress line when its state changes); the finished ones."""
+        done = []
+        for entry in running:
+            sdk, headers = self._sdk_for(entry.endpoint)
+            batch = await self._call(
+                sdk.batches.retrieve(str(entry.batch_id), extra_headers=headers, timeout=REQUEST_TIMEOUT_S),
+                entry,
+                "retrieve",
+            )
+            progress.show(entry, self._progress(entry, batch))
+            if batch.status in FINAL:
+                done.append((entry, batch))
+        return done
 
     async def _submit(self, journal: Journal, entry: Entry) -> None:
         sdk, headers = self._sdk_for(entry.endpoint)
@@ -296,47 +440,9 @@ class BatchRounds:
             page = await self._call(page.get_next_page(), entry, "list")
         return None
 
-    async def _wait_all(self, journal: Journal, entries: list[Entry]) -> list[str]:
-        failures: list[str] = []
-        waiting = [e for e in entries if e.state == "submitted"]
-        started = time.monotonic()
-        shown: dict[str, tuple[str, float]] = {}  # entry -> (its last state line without the time, when shown)
-        while waiting:
-            for entry in list(waiting):
-                sdk, headers = self._sdk_for(entry.endpoint)
-                batch = await self._call(
-                    sdk.batches.retrieve(str(entry.batch_id), extra_headers=headers, timeout=REQUEST_TIMEOUT_S),
-                    entry,
-                    "retrieve",
-                )
-                now = time.monotonic()
-                state = self._progress(entry, batch)
-                last_state, last_time = shown.get(entry.id, ("", -math.inf))
-                if state != last_state or now - last_time >= PROGRESS_EVERY_S:
-                    shown[entry.id] = (state, now)
-                    minutes, seconds = divmod(int(now - started), 60)
-                    self.echo(f"{state}, {minutes}:{seconds:02d} elapsed")
-                if batch.status not in FINAL:
-                    continue
-                waiting.remove(entry)
-                entry.status = batch.status
-                if batch.status == "failed":
-                    entry.state = "failed"
-                    journal.save()
-                    failures.append(self._failed_line(entry, batch))
-                    continue
-                await self._import(entry, batch)
-                entry.state = "imported"
-                journal.save()
-            if waiting:
-                await asyncio.sleep(min(self.specs[e.endpoint].batch_poll_s for e in waiting))
-        return failures
-
     @staticmethod
     def _progress(entry: Entry, batch: Any) -> str:
-        """The batch's state as a progress line (the caller adds the elapsed time): printed when it changes,
-        and otherwise once every ``PROGRESS_EVERY_S``, so a day-long batch polled every few seconds does not
-        print a line per poll."""
+        """The batch's state as a progress line (:class:`_Progress` adds the elapsed time and decides when)."""
         counts = batch.request_counts
         done = counts.completed if counts is not None else 0
         failed = counts.failed if counts is not None else 0

@@ -57,6 +57,13 @@ from wikipersona_data.llm.sim.config import FAULT_KINDS, JSON_STYLES, SimConfig,
 )
 @click.option("--batch-fail", is_flag=True, help="Batch API: every batch fails as a whole.")
 @click.option(
+    "--batch-enqueued-token-limit",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Batch API: prompt tokens a model's batches in progress may hold (0: no limit).",
+)
+@click.option(
     "--cache-block-tokens", default=128, show_default=True, type=int, help="Prompt cache: block size (vLLM: 16)."
 )
 @click.option(
@@ -82,6 +89,7 @@ def llm_sim(
     batch_fail_rate: float,
     batch_expire_rate: float,
     batch_fail: bool,
+    batch_enqueued_token_limit: int,
     cache_block_tokens: int,
     cache_min_tokens: int,
     allow_remote: bool,
@@ -116,6 +124,7 @@ def llm_sim(
         batch_fail_rate=batch_fail_rate,
         batch_expire_rate=batch_expire_rate,
         batch_fail=batch_fail,
+        batch_enqueued_token_limit=batch_enqueued_token_limit,
         cache_block_tokens=cache_block_tokens,
         cache_min_tokens=cache_min_tokens,
     )

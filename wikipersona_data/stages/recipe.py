@@ -132,6 +132,14 @@ class EndpointSpec(_Strict):
         le=200 * 1024 * 1024,
         description="Bytes per batch input file (the OpenAI limit: 200 MB).",
     )
+    batch_max_enqueued_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Prompt tokens of this endpoint's batches in progress at once, per model (the provider's "
+        "'enqueued token limit' of your usage tier; set it below that limit, as it is counted by our estimate). "
+        "Unset: batches are submitted at once and one the provider refuses for its queue is submitted again "
+        "when an earlier one finishes.",
+    )
 
     @model_validator(mode="after")
     def _batch_needs_a_batch_api(self) -> EndpointSpec:

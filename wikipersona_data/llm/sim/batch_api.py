@@ -8,7 +8,10 @@ resubmitted request has a new draw and every run draws the same:
 
 * ``batch_fail_rate``: a request's line in the error file is an HTTP 500 (``response.status_code`` 500);
 * ``batch_expire_rate``: a request is left unanswered as ``batch_expired`` and the batch ends ``expired``;
-* ``batch_fail``: every batch fails as a whole (status ``failed``, an ``errors`` list, no output file).
+* ``batch_fail``: every batch fails as a whole (status ``failed``, an ``errors`` list, no output file);
+* ``batch_enqueued_token_limit``: a batch whose prompt tokens (:func:`line_tokens`), with those of the same
+  model's batches in progress, pass the limit fails at once with ``token_limit_exceeded``, as OpenAI's
+  "Enqueued token limit reached for <model>" does; nothing of it runs or counts as submitted.
 
 The input is validated as OpenAI does: JSON lines with a unique ``custom_id``, ``method`` POST, the batch's
 ``url``, one model per file; a file that breaks a rule makes the batch ``failed`` with the line named.
@@ -35,6 +38,7 @@ from wikipersona_data.llm.sim.config import FAULT_KINDS
 from wikipersona_data.llm.sim.embeddings import embeddings_body
 from wikipersona_data.llm.sim.faults import EMBEDDING_FAULTS
 from wikipersona_data.llm.sim.protocol import RequestError, request_hash
+from wikipersona_data.llm.sim.textgen import count_tokens
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 """Largest upload (the OpenAI limit per batch input file)."""
@@ -82,6 +86,9 @@ class SimBatch:
     error_file_id: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     times: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+    tokens: int = 0
+    """Prompt tokens of its requests, counted against ``batch_enqueued_token_limit`` while it runs."""
     task: asyncio.Task[None] | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -219,6 +226,19 @@ def add_routes(app: web.Application, state_of: StateOf) -> None:
         lines, problem = _validated(stored.content, batch.endpoint)
         if problem is not None:
             batch.status, batch.errors = "failed", [problem]
+            batch.times["failed"] = int(time.time())
+            return _json(200, batch.as_json())
+        batch.model = str(lines[0]["body"].get("model", "")) if lines else ""
+        batch.tokens = sum(line_tokens(line) for line in lines)
+        limit = state.cfg.batch_enqueued_token_limit
+        enqueued = sum(b.tokens for b in book.batches.values() if b.status == "in_progress" and b.model == batch.model)
+        if limit and enqueued + batch.tokens > limit:
+            message = (
+                f"Enqueued token limit reached for {batch.model} in organization org-sim. Limit: {limit:,} enqueued "
+                f"tokens. Please try submitting again once some in_progress batches have been completed."
+            )
+            batch.status, batch.errors = "failed", [{"code": "token_limit_exceeded", "message": message}]
+            batch.errors[0].update(param=None, line=None)
             batch.times["failed"] = int(time.time())
             return _json(200, batch.as_json())
         occurrence = {}
@@ -367,6 +387,12 @@ async def _run(state: Any, batch: SimBatch, lines: list[dict[str, Any]], occurre
     batch.completed, batch.failed = len(outputs), len(errors)
     batch.status = "expired" if expired else "completed"
     batch.times["finalizing"] = batch.times[batch.status] = int(time.time())
+
+
+def line_tokens(line: dict[str, Any]) -> int:
+    """A request's prompt tokens as the limit counts them: the simulator's tokens of its messages or input."""
+    body = line["body"]
+    return count_tokens(json.dumps(body.get("messages", body.get("input", "")), ensure_ascii=False))
 
 
 def _lines(lines: list[str]) -> bytes:

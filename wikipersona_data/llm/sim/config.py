@@ -73,6 +73,9 @@ class SimConfig:
     """Share of a batch's requests left unanswered as ``batch_expired`` (the batch then ends ``expired``)."""
     batch_fail: bool = False
     """Every batch fails as a whole (status ``failed``, no output file)."""
+    batch_enqueued_token_limit: int = 0
+    """Prompt tokens a model's batches in progress may hold at once (OpenAI's "enqueued token limit"); a batch
+    created past it fails at once with ``token_limit_exceeded``, nothing of it run. 0: no limit."""
 
     def __post_init__(self) -> None:
         # Tuples may arrive as lists from callers; normalise so the config stays hashable.
@@ -89,6 +92,8 @@ class SimConfig:
                 raise ConfigError(f"{name} must be within [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.violation_rate <= 1.0:
             raise ConfigError(f"violation_rate must be within [0, 1], got {self.violation_rate}")
+        if self.batch_enqueued_token_limit < 0:
+            raise ConfigError(f"batch_enqueued_token_limit must not be negative, got {self.batch_enqueued_token_limit}")
         if min(self.latency_ms, self.jitter_ms, self.slow_s, self.retry_after_s, self.batch_delay_s) < 0:
             raise ConfigError("latency_ms, jitter_ms, slow_s, retry_after_s and batch_delay_s must not be negative")
         for fault in self.faults:
