@@ -132,3 +132,18 @@ def test_the_reply_schema_is_prompt_where_the_server_reads_it() -> None:
     assert [t - judge_schema for t, _ in on_openai["judge"][5]] == [t for t, _ in on_vllm["judge"][5]]
     assert on_openai["describe"][2] > on_vllm["describe"][2] and on_openai["describe"][5] == ()
     assert on_vllm["describe"][5] != ()
+
+
+def test_evaluate_estimate_counts_the_verdict_schema_where_the_judge_reads_it() -> None:
+    from wikipersona_data.evaluate.endpoints import Target
+    from wikipersona_data.evaluate.estimate import _schema_tokens
+    from wikipersona_data.llm.config import EndpointConfig
+    from wikipersona_data.stages.judge import verdict_schema
+
+    recipe, verdict = load_recipe(DEMO), verdict_schema(200, True)
+    on_sim = _schema_tokens(recipe, None, "sim", verdict)  # the demo's judge: the simulator, OpenAI's rule
+    assert 30 < on_sim < 200
+    vllm = EndpointConfig(name="accuracy", base_url="http://127.0.0.1:9/v1", profile="vllm")
+    assert _schema_tokens(recipe, Target("accuracy", "accuracy", "m", vllm, "x"), "accuracy", verdict) == 0
+    stated = EndpointConfig(name="a", base_url="http://127.0.0.1:9/v1", profile="vllm", json_schema="instructed")
+    assert _schema_tokens(recipe, Target("accuracy", "a", "m", stated, "x"), "a", verdict) == on_sim

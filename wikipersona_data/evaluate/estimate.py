@@ -2,7 +2,9 @@
 
 Every prompt is rendered as the run would render it (the release's pairs, personas and prefixes), except that
 the policy's answer, unknown before the run, is stood in for by the pair's chosen answer in the judge's
-prompt; the policy and judge replies are counted at their ``max_tokens``. Priced by the ledger's own rule with
+prompt, and a verdict's reply schema counts where the judge's server reads it as prompt (OpenAI, the
+simulator: ``stages.estimate.schema_prompt_tokens``); the policy and judge replies are counted at their
+``max_tokens``. Priced by the ledger's own rule with
 the recipe's prices (``--recipe``): a model without a price (a policy at a URL) shows "n/a".
 """
 
@@ -15,7 +17,8 @@ from wikipersona_data.evaluate.data import EvalRelease
 from wikipersona_data.evaluate.endpoints import Target
 from wikipersona_data.evaluate.prompts import answer_text, messages_for, question_text
 from wikipersona_data.llm.ledger import Ledger, estimate_tokens
-from wikipersona_data.stages.judge import persona_card
+from wikipersona_data.stages.estimate import schema_prompt_tokens
+from wikipersona_data.stages.judge import persona_card, verdict_schema
 from wikipersona_data.stages.templates import load_template
 
 
@@ -29,6 +32,12 @@ def plan(
     judge_template = load_template("judge")
     preference = accuracy.load_eval_template(accuracy.TEMPLATE)
     calls: list[tuple[str, str, int, int, int]] = []
+    verdict = verdict_schema(judge_spec.max_tokens, recipe.judge.allow_ties)
+    judge_schema = _schema_tokens(recipe, None, judge_spec.endpoint, verdict)
+    accuracy_schema = 0
+    if "accuracy" in targets:
+        target = targets["accuracy"]
+        accuracy_schema = _schema_tokens(recipe, target, target.endpoint, verdict_schema(judge_spec.max_tokens, True))
     for mode in options.modes:
         for pair in pairs:
             persona = release.personas[pair["persona_id"]]
@@ -40,14 +49,16 @@ def plan(
                 who = release.card_persona(pair["persona_id"])
                 card = persona_card(ctx, who, release.description(pair["persona_id"]))  # type: ignore[arg-type]
                 values = {**card, "question": question_text(pair), "answer_a": chosen, "answer_b": chosen}
-                shown = estimate_tokens(judge_template.render(**values, allow_ties=recipe.judge.allow_ties))
+                shown = (
+                    estimate_tokens(judge_template.render(**values, allow_ties=recipe.judge.allow_ties)) + judge_schema
+                )
                 votes = 2 if recipe.judge.both_orders else 1
                 calls.append((winrate.JUDGE_STAGE, judge_spec.model, shown, judge_spec.max_tokens, votes))
             if "accuracy" in targets:
                 values = {"context": persona.get(f"prefix_{mode}") if mode != "none" else "", "allow_ties": True}
                 messages = preference.render(**values, question=question_text(pair), answer_a=chosen, answer_b=rejected)
                 calls.append(
-                    (accuracy.ACCURACY_STAGE, targets["accuracy"].model, estimate_tokens(messages),
+                    (accuracy.ACCURACY_STAGE, targets["accuracy"].model, estimate_tokens(messages) + accuracy_schema,
                      judge_spec.max_tokens, 2)
                 )  # fmt: skip
             if "reward" in targets:
@@ -55,6 +66,15 @@ def plan(
                     messages = [*messages_for(pair, persona, mode), {"role": "assistant", "content": side}]
                     calls.append((accuracy.REWARD_STAGE, targets["reward"].model, estimate_tokens(messages), 0, 1))
     return calls
+
+
+def _schema_tokens(recipe: Any, target: Target | None, endpoint: str, schema: Any) -> int:
+    """Prompt tokens a verdict schema adds on the server that answers: a target given by URL has its own
+    profile; a recipe endpoint or stage, the recipe's."""
+    if target is not None and target.config is not None:
+        return schema_prompt_tokens(target.config.profile, target.config.json_schema, schema)
+    spec = recipe.endpoints.get(endpoint)
+    return 0 if spec is None else schema_prompt_tokens(spec.profile, spec.json_schema, schema)
 
 
 def estimate_table(

@@ -106,15 +106,19 @@ def schema_tokens(recipe: Recipe, stage: str, schema: type[BaseModel]) -> int:
     where the server counts it (``Profile.schema_in_prompt``: OpenAI, the simulator) or where it is stated in
     the prompt (a server that does not enforce schemas, or ``json_schema = "instructed"``); none where it only
     steers decoding (vLLM, llama.cpp)."""
+    endpoint = recipe.endpoints.get(recipe.stage(stage).endpoint)
+    return 0 if endpoint is None else schema_prompt_tokens(endpoint.profile, endpoint.json_schema, schema)
+
+
+def schema_prompt_tokens(profile_name: str, json_schema: str | None, schema: type[BaseModel]) -> int:
+    """:func:`schema_tokens` for a server of profile ``profile_name`` with the endpoint's ``json_schema``
+    override (``wikipersona evaluate --estimate`` asks it for targets outside the recipe too)."""
     from wikipersona_data.llm.ledger import estimate_tokens
     from wikipersona_data.llm.profiles import get_profile
     from wikipersona_data.llm.structured import strict_schema
 
-    endpoint = recipe.endpoints.get(recipe.stage(stage).endpoint)
-    if endpoint is None:
-        return 0
-    profile = get_profile(endpoint.profile)
-    enforced = profile.enforces_json_schema if endpoint.json_schema is None else endpoint.json_schema == "enforced"
+    profile = get_profile(profile_name)
+    enforced = profile.enforces_json_schema if json_schema is None else json_schema == "enforced"
     if enforced and not profile.schema_in_prompt:
         return 0
     return estimate_tokens(json.dumps(profile.sendable_schema(strict_schema(schema))))
