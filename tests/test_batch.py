@@ -174,18 +174,24 @@ class _Batch:
         await self.client.aclose()
         self.cache.close()
 
+    def run(self, prompts: list[str], resume: bool = False) -> list[Any]:
+        """:meth:`ask`, then close; with ``resume``, as a rerun of a killed build: the journaled batches first."""
+
+        async def run() -> list[Any]:
+            try:
+                if resume:
+                    await self.rounds.resume()
+                return await self.ask(prompts)
+            finally:
+                await self.close()
+
+        return asyncio.run(run())
+
 
 def _ask(tmp_path: Path, cfg: SimConfig, prompts: list[str], **kw: Any) -> tuple[list[Any], dict, dict, _Batch]:
     with SimServer(cfg) as sim:
         batch = _Batch(tmp_path, sim, **kw)
-
-        async def run() -> list[Any]:
-            try:
-                return await batch.ask(prompts)
-            finally:
-                await batch.close()
-
-        results = asyncio.run(run())
+        results = batch.run(prompts)
         return results, sim.stats(), sim.batch_submissions(), batch
 
 
@@ -226,15 +232,8 @@ def test_a_reply_that_is_not_a_completion_is_never_cached_and_is_asked_again(tmp
 def test_max_usd_is_checked_at_batch_prices_before_anything_is_submitted(tmp_path: Path) -> None:
     with SimServer(SimConfig()) as sim:
         batch = _Batch(tmp_path, sim, max_usd=0.000001)
-
-        async def run() -> None:
-            try:
-                await batch.ask(PROMPTS[:2])
-            finally:
-                await batch.close()
-
         with pytest.raises(BudgetExceeded, match=r"batch prices; nothing submitted"):
-            asyncio.run(run())
+            batch.run(PROMPTS[:2])
         assert sim.stats()["batches_created"] == 0 and sim.stats()["requests_by_route"] == {}
 
 
@@ -279,15 +278,8 @@ def test_a_batch_the_queue_never_takes_fails_in_one_line(tmp_path: Path) -> None
     cfg = SimConfig(batch_enqueued_token_limit=_file_tokens() // 2)  # less than the one file holds
     with SimServer(cfg) as sim:
         batch = _Batch(tmp_path, sim, batch_max_requests=6)
-
-        async def run() -> None:
-            try:
-                await batch.ask(PROMPTS[:6])
-            finally:
-                await batch.close()
-
         with pytest.raises(LLMError) as err:
-            asyncio.run(run())
+            batch.run(PROMPTS[:6])
         created = sim.stats()["batches_created"]
     line = str(err.value)
     assert "\n" not in line and "refused a batch of 6 requests" in line and "5 times in a row" in line
@@ -344,15 +336,7 @@ def test_a_journaled_batch_whose_id_was_lost_is_adopted_not_created_again(tmp_pa
         batch.rounds._poll = _never  # type: ignore[method-assign]
         asyncio.run(kill_after_create())
         again = _Batch(tmp_path, sim)
-
-        async def resume() -> list[Any]:
-            try:
-                await again.rounds.resume()
-                return await again.ask(PROMPTS[:2])
-            finally:
-                await again.close()
-
-        results = asyncio.run(resume())
+        results = again.run(PROMPTS[:2], resume=True)
         assert all(r.ok for r in results) and sim.stats()["batches_created"] == 1
     assert any("adopted batch_sim000001" in line for line in again.lines)
 
@@ -365,10 +349,7 @@ def test_a_batch_file_that_never_reached_the_provider_is_dropped_and_its_request
         batch = _Batch(tmp_path, sim)
 
         async def kill_before_upload() -> None:
-            async def killed(*_args: Any) -> None:
-                raise RuntimeError("killed")
-
-            batch.rounds._submit = killed  # type: ignore[method-assign]
+            batch.rounds._submit = _never  # type: ignore[method-assign]
             with pytest.raises(RuntimeError, match="killed"):
                 await batch.ask(PROMPTS[:3])
             await batch.close()
@@ -377,15 +358,7 @@ def test_a_batch_file_that_never_reached_the_provider_is_dropped_and_its_request
         (old,) = Journal.load(tmp_path / "batch" / "journal.json").entries.values()
         assert old.state == "prepared" and sim.stats()["batches_created"] == 0
         again = _Batch(tmp_path, sim)
-
-        async def resume() -> list[Any]:
-            try:
-                await again.rounds.resume()
-                return await again.ask(PROMPTS[:3])
-            finally:
-                await again.close()
-
-        results = asyncio.run(resume())
+        results = again.run(PROMPTS[:3], resume=True)
         submissions, created = sim.batch_submissions(), sim.stats()["batches_created"]
     assert all(r.ok for r in results) and created == 1
     assert len(submissions) == 3 and set(submissions.values()) == {1}
@@ -423,10 +396,11 @@ async def _never(*_args: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------- offline files
 
 
-def _answer(base_url: str, files: list[Path], out: Path) -> None:
-    """What `vllm run-batch` does with the exported files, done against the simulator over HTTP."""
+def _answer(base_url: str, files: list[Path], out: Path, timeout: float = 30) -> None:
+    """What `vllm run-batch` does with the exported files, done against a server (the simulator, or a real
+    llama.cpp in tests/test_real_llm_offline.py) over HTTP, one line after the other."""
     lines = []
-    with httpx2.Client(timeout=30) as http:
+    with httpx2.Client(timeout=timeout) as http:
         for path in files:
             for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines()):
                 request = json.loads(raw)

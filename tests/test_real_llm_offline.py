@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx2
 import pytest
+from test_batch import _answer
 
 from wikipersona_data.api import build
 from wikipersona_data.cli import main
@@ -23,19 +23,6 @@ from wikipersona_data.llm.batches import RepliesPending
 from wikipersona_data.llm.cache import CallCache
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run_batch(chat_url: str, files: list[Path], out: Path) -> None:
-    """``vllm run-batch``'s output format, each line answered by the real server over HTTP."""
-    lines = []
-    with httpx2.Client(timeout=300) as http:
-        for path in files:
-            for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines()):
-                request = json.loads(raw)
-                reply = http.post(chat_url.removesuffix("/v1") + request["url"], json=request["body"])
-                response = {"status_code": reply.status_code, "request_id": f"run-{number}", "body": reply.json()}
-                lines.append({"id": f"run-{number}", "custom_id": request["custom_id"], "response": response})
-    out.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
 
 
 @pytest.mark.real_llm
@@ -58,7 +45,7 @@ def test_exported_requests_answered_by_a_real_server_import_and_the_build_goes_o
     assert bodies and {b["model"] for b in bodies} == {"SmolLM2-135M-Instruct"}
     assert all(b["response_format"]["type"] == "json_schema" for b in bodies)
     results = tmp_path / "results.jsonl"
-    _run_batch(real_llm.chat_url, files, results)
+    _answer(real_llm.chat_url, files, results, timeout=300)  # as `vllm run-batch` would
     capsys.readouterr()
     assert main(["batch", "import", str(work), str(results)]) == 0
     said = capsys.readouterr().out
