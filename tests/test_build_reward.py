@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wikipersona_data.cli import main
-from wikipersona_data.errors import ConfigError
+from wikipersona_data.errors import ConfigError, LLMError
 from wikipersona_data.stages.estimate import plan
 from wikipersona_data.stages.pipeline import build_recipe
 from wikipersona_data.stages.recipe import load_recipe, parse_recipe
@@ -241,4 +241,30 @@ def test_extend_scores_only_the_added_personas_candidates(built: dict, tmp_path:
         band["questions"]
         == len({c.question_id for c in [*built["reward"], *added]})
         > len({c.question_id for c in built["reward"]})
+    )
+
+
+def test_a_reward_server_checked_at_first_use_need_not_run_when_its_calls_are_cached(tmp_path: Path) -> None:
+    """``preflight = "first_use"`` on the reward model's endpoint (v1's ``rm``, a GPU): the server is checked
+    just before the first request sent to it, so a run whose reward calls are all cached (v1's judge rounds)
+    builds with it switched off, and a run that needs it and finds it down stops at the reward stage with one
+    line, the stages before it done and kept."""
+    rm = '[endpoints.rm]\nprofile = "sim"\nbase_url = ""\npreflight = "first_use"\n\n'
+    text = variant_text().replace("[prices.sim-reward]", rm + "[prices.sim-reward]", 1)
+    text = text.replace('[stages.reward]\nendpoint = "sim"', '[stages.reward]\nendpoint = "rm"', 1)
+    recipe = tmp_path / "reward-rm.toml"
+    recipe.write_text(text, encoding="utf-8")
+    quiet = {"progress": False, "echo": lambda _m: None, "report": lambda _m: None}
+    first = build_recipe(recipe, work_dir=tmp_path / "w", out_dir=tmp_path / "r1", **quiet)
+    down = {"rm": "http://127.0.0.1:9/v1"}  # nothing listens there
+    again = build_recipe(recipe, work_dir=tmp_path / "w", out_dir=tmp_path / "r2", endpoint_urls=down, **quiet)
+    data = sorted(p.relative_to(first) for p in (first / "data").rglob("*.parquet"))
+    assert data and all((first / p).read_bytes() == (again / p).read_bytes() for p in data)
+    with pytest.raises(LLMError) as err:
+        build_recipe(recipe, work_dir=tmp_path / "fresh", endpoint_urls=down, **quiet)
+    line = str(err.value)
+    assert "\n" not in line and "'rm'" in line and "127.0.0.1:9" in line
+    assert (tmp_path / "fresh" / "respond" / "rows.jsonl").stat().st_size > 0  # the stages before it ran
+    assert not (tmp_path / "fresh" / "reward" / "rows.jsonl").exists() or not read_jsonl(
+        tmp_path / "fresh" / "reward" / "rows.jsonl", CandidateRow
     )

@@ -300,6 +300,11 @@ class LLMClient:
         self._bought: dict[str, str] = {}  # key -> mode of a reply imported from a batch, not yet replayed
         self._active = 0  # public calls in progress (``settle``)
         self._counted: set[str] = set()  # batch mode: keys the ledger has counted in this run (rounds replay them)
+        self.checks_before_first_send: dict[str, Callable[[], Awaitable[None]]] = {}
+        """endpoint -> its preflight, when the recipe defers it to the first request sent there (``preflight =
+        "first_use"``): a server a later stage needs (a reward model's GPU) is checked when it is needed, and
+        not at all in a run that finds that stage's calls in the cache."""
+        self._checks: dict[str, asyncio.Future[None]] = {}
 
     def __repr__(self) -> str:
         return f"LLMClient(endpoints={sorted(self.endpoints)}, cache={self.cache!r}, max_usd={self.max_usd})"
@@ -760,6 +765,7 @@ class LLMClient:
         future: asyncio.Future[_Fetched] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
+            await self._checked(ep.name)
             reserved = await self._reserve(stage, model, prompt_tokens, max_out)
             try:
                 fetched = await self._send_with_retries(
@@ -779,6 +785,18 @@ class LLMClient:
             return fetched
         finally:
             self._pending.pop(key, None)
+
+    async def _checked(self, endpoint: str) -> None:
+        """Run the endpoint's deferred preflight once, before the first request sent to it (concurrent first
+        calls wait for the same check; a failed check fails every one of them with its line)."""
+        check = self.checks_before_first_send.get(endpoint)
+        if check is None:
+            return
+        running = self._checks.get(endpoint)
+        if running is None:
+            running = self._checks[endpoint] = asyncio.ensure_future(check())
+        await asyncio.shield(running)
+        self.checks_before_first_send.pop(endpoint, None)
 
     async def _send_with_retries(
         self,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -216,16 +217,24 @@ async def _build(
 
 async def check_endpoints(ctx: BuildContext) -> None:
     """The preflight (``llm/preflight.py``): every endpoint answers, takes the key, serves the stage models
-    and embeddings, before stage 1 spends anything; one line and a non-zero exit otherwise."""
+    and embeddings, before stage 1 spends anything; one line and a non-zero exit otherwise. An endpoint with
+    ``preflight = "first_use"`` is checked the same way just before the first request sent to it
+    (``LLMClient.checks_before_first_send``)."""
     from wikipersona_data.llm.preflight import preflight
 
-    uses = []
+    now: list[tuple[str, str, str]] = []
+    later: dict[str, list[tuple[str, str, str]]] = {}
     for stage in registry.call_specs():
         spec = getattr(ctx.recipe.stages, stage)
-        if spec is not None and ctx.recipe.endpoints[spec.endpoint].mode != "offline":  # no server to ask
-            api = {"embed": "embed", "reward": f"reward:{getattr(spec, 'route', '')}"}.get(stage, "chat")
-            uses.append((spec.endpoint, spec.model, api))
-    await preflight(ctx.client, uses)
+        endpoint = ctx.recipe.endpoints[spec.endpoint] if spec is not None else None
+        if endpoint is None or endpoint.mode == "offline":  # no server to ask
+            continue
+        api = {"embed": "embed", "reward": f"reward:{getattr(spec, 'route', '')}"}.get(stage, "chat")
+        use = (spec.endpoint, spec.model, api)
+        (later.setdefault(spec.endpoint, []) if endpoint.preflight == "first_use" else now).append(use)
+    await preflight(ctx.client, now)
+    for name, uses in later.items():
+        ctx.client.checks_before_first_send[name] = functools.partial(preflight, ctx.client, uses)
 
 
 @contextlib.asynccontextmanager

@@ -122,6 +122,12 @@ class EndpointSpec(_Strict):
         "in rounds, at the batch price; offline: the build writes the pending requests and stops, for "
         "`wikipersona batch export` / `vllm run-batch` / `wikipersona batch import` (docs/batch.md).",
     )
+    preflight: Literal["start", "first_use"] = Field(
+        default="start",
+        description="start: the server is checked before stage 1 (fail in seconds); first_use: just before the "
+        "first request sent to it, so a server only a later stage needs (a reward model's GPU) need not run "
+        "until then, nor in a run that finds that stage's calls in the cache.",
+    )
     batch_poll_s: float = Field(default=30.0, gt=0, description="Seconds between two looks at a running batch.")
     batch_max_requests: int = Field(
         default=50_000, ge=1, le=50_000, description="Requests per batch input file (the OpenAI limit: 50,000)."
