@@ -230,6 +230,24 @@ def test_truncated_and_refused_replies_are_not_accepted(outcome, reason):
         assert not r_text.ok and r_text.text is None and r_text.failure.startswith(reason)
 
 
+def test_a_length_cut_is_reasked_with_more_tokens_a_new_seed_and_a_frequency_penalty(tmp_path):
+    """A reply cut at max_tokens by a small model is mostly a loop ("2.2.2.2...", seen on SmolLM2-135M): more
+    tokens alone only lengthen it, so the re-ask also penalises repeated tokens."""
+    with SimServer(SimConfig(script=("length", "ok"))) as sim:
+
+        async def run():
+            async with _client(sim, tmp_path) as client:
+                return await _ask(client, max_reasks=1)
+
+        result = asyncio.run(run())
+    assert result.ok and len(result.call_keys) == 2
+    cache = CallCache(tmp_path)
+    first, reask = (cache.get(k)["spec"]["params"] for k in result.call_keys)
+    assert "frequency_penalty" not in first  # the recipe's request is sent as asked
+    assert reask["frequency_penalty"] == 0.5 and reask["max_tokens"] > first["max_tokens"]
+    assert reask["seed"] != first.get("seed")
+
+
 @pytest.mark.parametrize(
     ("profile", "style", "override"), [("ollama", "fenced", None), ("llamacpp", "preamble", "instructed")]
 )

@@ -110,6 +110,11 @@ PLACEHOLDER_KEY = "sk-read-from-env-per-request"  # what the SDK object holds in
 DEFAULT_OUTPUT_TOKENS = 1024  # budget projection for a call without max_tokens
 SEED_STRIDE = 1000  # re-ask n sends seed + 1000 * n: a deterministic server must be able to answer differently
 LENGTH_GROWTH = 1.5  # a re-ask after a `length` cut may use this many times the tokens (within the context)
+LENGTH_FREQUENCY_PENALTY = 0.5
+"""``frequency_penalty`` of a re-ask after a ``length`` cut (at least; a recipe's own higher one is kept). A reply
+that runs out of tokens is most often a loop on a small model ("2.2.2.2...", one emoji repeated: SmolLM2-135M
+under a schema that still had room), which more tokens only lengthen; a penalty on repeated tokens breaks it.
+Every server we support takes it (OpenAI, vLLM, llama.cpp, Ollama)."""
 CONTEXT_MARGIN_TOKENS = 32  # room for the chat template's own tokens around the messages
 
 
@@ -1079,7 +1084,7 @@ def _reask_params(
     """Sampling params of re-ask ``attempt``: a new seed (an identical request gets an identical answer
     from a deterministic server), a temperature above 0 (greedy decoding ignores the seed: llama.cpp gave
     byte-identical re-asks at temperature 0), and after a ``length`` cut a larger ``max_tokens``, bounded
-    by the context left after the prompt."""
+    by the context left after the prompt, and a frequency penalty (:data:`LENGTH_FREQUENCY_PENALTY`)."""
     out = dict(last)
     out["seed"] = int(first.get("seed") or 0) + SEED_STRIDE * attempt
     out["temperature"] = resample_temperature(first.get("temperature"))
@@ -1088,6 +1093,8 @@ def _reask_params(
         if context is not None:
             grown = min(grown, context - prompt - CONTEXT_MARGIN_TOKENS)
         out["max_tokens"] = max(int(last["max_tokens"]), grown)
+    if failure == "length":
+        out["frequency_penalty"] = max(float(last.get("frequency_penalty") or 0.0), LENGTH_FREQUENCY_PENALTY)
     return out
 
 

@@ -51,6 +51,8 @@ class StageLLM:
         params: dict[str, Any] = {"temperature": temperature, "max_tokens": spec.max_tokens, "seed": seed}
         if spec.top_p is not None:
             params["top_p"] = spec.top_p
+        if spec.frequency_penalty is not None:
+            params["frequency_penalty"] = spec.frequency_penalty
         params.update({k: v for k, v in overrides.items() if v is not None})
         return params
 

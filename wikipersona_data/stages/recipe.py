@@ -187,6 +187,13 @@ class StageSpec(_Strict):
     model: str
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    frequency_penalty: float | None = Field(
+        default=None,
+        ge=-2,
+        le=2,
+        description="Penalty on tokens by how often they already appear (every OpenAI-compatible server takes "
+        "it); breaks a small model's loops ('2.2.2.2...'). Unset: not sent.",
+    )
     max_tokens: int = Field(default=1024, ge=1)
     max_reasks: int = Field(default=2, ge=0, le=5)
 
