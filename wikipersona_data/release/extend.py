@@ -438,20 +438,14 @@ def _with_reward_band(
     """A release built with the reward band: its reward gap recomputed over every released pair (the added ones
     too), and the band's score spreads over every scored candidate behind them, read from the rows of
     ``row_dirs`` (the build's and each extension's), so the card's band figures describe the whole release."""
-    from wikipersona_data.stages import registry
-    from wikipersona_data.stages.store import iter_rows
+    from wikipersona_data.stages.pipeline import stored_candidates
 
     build = data.ledger.get("build")
     band = build.get("reward_band") if isinstance(build, dict) else None
     if not isinstance(band, dict):
         return data
     scored = [(r["chosen_reward"], r["rejected_reward"]) for rows in pairs.values() for r in rows]
-    last = [s for s in registry.active(recipe) if s.shared_as == "candidates"][-1]
-    candidates = {
-        getattr(row, last.id_field): row
-        for folder in row_dirs
-        for row in iter_rows(folder / last.name / "rows.jsonl", last.row)
-    }
+    candidates = {row.candidate_id: row for folder in row_dirs for row in stored_candidates(recipe, folder)}
     band = {**band, **band_spreads(candidates.values()), **reward_gap(scored)}
     return data.model_copy(update={"ledger": {**data.ledger, "build": {**build, "reward_band": band}}})
 

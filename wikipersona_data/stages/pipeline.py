@@ -442,19 +442,20 @@ def build_manifest(
         "grounding_method": grounding_method(descriptions),
         **filter_extras(ctx, pairs),
     }
-    band = reward_band_stats(pairs, list(stored_candidates(ctx)), recipe.stages.reward)
+    band = reward_band_stats(pairs, list(stored_candidates(ctx.recipe, ctx.work_dir)), recipe.stages.reward)
     if band:  # only a recipe with the reward band has this part: the manifest of others stays as it was
         extra["reward_band"] = band
     data = data.model_copy(update={"ledger": {**data.ledger, "build": extra}})
     return mf.Manifest(data=data, run=run_info(ctx.stats, started))
 
 
-def stored_candidates(ctx: BuildContext) -> Iterable[Any]:
-    """The candidates later stages saw (the reward stage's when it ran, else respond's), read from its store."""
+def stored_candidates(recipe: Recipe, work_dir: Path) -> Iterable[Any]:
+    """The candidates later stages saw (the reward stage's when it ran, else respond's), read from the store of
+    ``work_dir`` (a build's work dir, or an extension's folder)."""
     from wikipersona_data.stages.store import StoredRows
 
-    last = [s for s in registry.active(ctx.recipe) if s.shared_as == "candidates"][-1]
-    return StoredRows(ctx.work_dir / last.name / "rows.jsonl", last.row)
+    last = [s for s in registry.active(recipe) if s.shared_as == "candidates"][-1]
+    return StoredRows(work_dir / last.name / "rows.jsonl", last.row)
 
 
 def stage_models(ctx: BuildContext) -> dict[str, ModelUse]:
