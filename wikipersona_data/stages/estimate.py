@@ -357,24 +357,18 @@ def row_endpoint(recipe: Recipe, stage: str, model: str) -> str:
     return recipe.stage(stage).endpoint
 
 
-def price_mode(recipe: Recipe, stage: str, model: str) -> str:
-    """How a row's calls are bought as the recipe sets its endpoints: ``batch`` or ``offline`` where the
-    endpoint's ``mode`` says so and the stage's calls may wait for a batch (``Stage.deferrable``; the reward
-    stage's calls, its band's embeddings included, are always sent at once), else ``online``."""
-    from wikipersona_data.stages.registry import deferrable_stages
-
-    mode = recipe.endpoints[row_endpoint(recipe, stage, model)].mode
-    return mode if mode != "online" and stage in deferrable_stages() else "online"
-
-
-def batch_priced(recipe: Recipe, stage: str, model: str) -> bool:
-    """Whether the row's calls could be bought through a batch API: its server has one
-    (``Profile.batch_api``) and the stage's calls may wait for it."""
+def price_modes(recipe: Recipe, stage: str, model: str) -> tuple[str, str]:
+    """How a row's calls are bought: ``(as configured, at best through a batch API)``. Only a stage whose calls
+    may wait for a batch (``Stage.deferrable``; the reward stage's, its band's embeddings included, are sent at
+    once) is bought in its endpoint's ``mode`` (``batch`` or ``offline``), and only a server with a batch API
+    (``Profile.batch_api``) sells at the batch price; everything else is ``online``."""
     from wikipersona_data.llm.profiles import get_profile
     from wikipersona_data.stages.registry import deferrable_stages
 
     endpoint = recipe.endpoints[row_endpoint(recipe, stage, model)]
-    return get_profile(endpoint.profile).batch_api and stage in deferrable_stages()
+    if stage not in deferrable_stages():
+        return "online", "online"
+    return endpoint.mode, "batch" if get_profile(endpoint.profile).batch_api else "online"
 
 
 def estimate(recipe: Recipe) -> dict[str, Any]:
@@ -400,14 +394,14 @@ def estimate(recipe: Recipe) -> dict[str, Any]:
         cached[(stage, model)] = cached.get((stage, model), 0.0) + hits
     names = ("batch_cost_usd", "online_cached_cost_usd", "batch_cached_cost_usd", "configured_cost_usd")
     totals: dict[str, Any] = {name: 0.0 for name in names}
-    totals["cached"], modes = 0, {}
+    totals["cached"] = 0
+    modes: dict[str, float | None] = {}
     for row in table["by_stage_model"]:
         stage, model = row["stage"], row["model"]
         hit = round(cached.get((stage, model), 0.0))
         row["cached_input_tokens"] = hit
         row["cache_share"] = round(hit / row["input_tokens"], 4) if row["input_tokens"] else 0.0
-        row["mode"] = price_mode(recipe, stage, model)
-        batch = "batch" if batch_priced(recipe, stage, model) else "online"
+        row["mode"], batch = price_modes(recipe, stage, model)
         prices = {
             "batch_cost_usd": (0, batch),
             "online_cached_cost_usd": (hit, "online"),
@@ -418,10 +412,8 @@ def estimate(recipe: Recipe) -> dict[str, Any]:
             cost = ledger.cost(model, row["input_tokens"], row["max_output_tokens"], hits, mode=mode)
             row[name] = None if cost is None else round(cost, 6)
             totals[name] = None if cost is None or totals[name] is None else totals[name] + cost
-        paid = row["configured_cost_usd"]
-        modes[row["mode"]] = (
-            None if paid is None or modes.get(row["mode"], 0.0) is None else modes.get(row["mode"], 0.0) + paid
-        )
+        paid, so_far = row["configured_cost_usd"], modes.get(row["mode"], 0.0)
+        modes[row["mode"]] = None if paid is None or so_far is None else so_far + paid
         totals["cached"] += hit
     t = table["totals"]
     t["cached_input_tokens"] = totals.pop("cached")
