@@ -225,8 +225,7 @@ def add_routes(app: web.Application, state_of: StateOf) -> None:
         book.batches[batch.id] = batch
         lines, problem = _validated(stored.content, batch.endpoint)
         if problem is not None:
-            batch.status, batch.errors = "failed", [problem]
-            batch.times["failed"] = int(time.time())
+            _fail(batch, problem)
             return _json(200, batch.as_json())
         batch.model = str(lines[0]["body"].get("model", "")) if lines else ""
         batch.tokens = sum(line_tokens(line) for line in lines)
@@ -237,9 +236,7 @@ def add_routes(app: web.Application, state_of: StateOf) -> None:
                 f"Enqueued token limit reached for {batch.model} in organization org-sim. Limit: {limit:,} enqueued "
                 f"tokens. Please try submitting again once some in_progress batches have been completed."
             )
-            batch.status, batch.errors = "failed", [{"code": "token_limit_exceeded", "message": message}]
-            batch.errors[0].update(param=None, line=None)
-            batch.times["failed"] = int(time.time())
+            _fail(batch, _batch_error("token_limit_exceeded", message))
             return _json(200, batch.as_json())
         occurrence = {}
         for line in lines:
@@ -308,7 +305,7 @@ def _validated(content: bytes, endpoint: str) -> tuple[list[dict[str, Any]], dic
     """The input file's request lines, or the first problem as an OpenAI batch error (``line`` 1-based)."""
 
     def problem(line: int | None, code: str, message: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        return [], {"code": code, "message": message, "param": None, "line": line}
+        return [], _batch_error(code, message, line)
 
     lines: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -349,11 +346,7 @@ async def _run(state: Any, batch: SimBatch, lines: list[dict[str, Any]], occurre
     while not book.released and time.monotonic() < due:
         await asyncio.sleep(min(0.05, max(due - time.monotonic(), 0.0)))
     if cfg.batch_fail:
-        batch.status = "failed"
-        batch.errors = [
-            {"code": "server_error", "message": "The batch failed (simulated).", "param": None, "line": None}
-        ]
-        batch.times["failed"] = int(time.time())
+        _fail(batch, _batch_error("server_error", "The batch failed (simulated)."))
         return
     outputs: list[str] = []
     errors: list[str] = []
@@ -387,6 +380,17 @@ async def _run(state: Any, batch: SimBatch, lines: list[dict[str, Any]], occurre
     batch.completed, batch.failed = len(outputs), len(errors)
     batch.status = "expired" if expired else "completed"
     batch.times["finalizing"] = batch.times[batch.status] = int(time.time())
+
+
+def _batch_error(code: str, message: str, line: int | None = None) -> dict[str, Any]:
+    """One entry of a batch's ``errors.data``, as OpenAI writes it."""
+    return {"code": code, "message": message, "param": None, "line": line}
+
+
+def _fail(batch: SimBatch, error: dict[str, Any]) -> None:
+    """The batch fails as a whole, now (nothing of it runs)."""
+    batch.status, batch.errors = "failed", [error]
+    batch.times["failed"] = int(time.time())
 
 
 def line_tokens(line: dict[str, Any]) -> int:
